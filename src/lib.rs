@@ -1,0 +1,13 @@
+//! calsaga: durable sagas that book composite services through Cal.com API v2.
+//!
+//! The binary (`src/main.rs`) is a thin CLI over this library; integration
+//! tests and benchmarks use the same modules. See docs/ARCHITECTURE.md for the
+//! codemap and the invariants every module keeps.
+
+pub mod calcom;
+pub mod catalog;
+pub mod clock;
+pub mod mock;
+pub mod runtime;
+pub mod saga;
+pub mod store;
