@@ -48,7 +48,8 @@ impl SimClock {
     }
 
     pub fn advance(&self, d: Duration) {
-        let step = chrono::Duration::from_std(d).expect("a simulated step fits in chrono::Duration");
+        let step =
+            chrono::Duration::from_std(d).expect("a simulated step fits in chrono::Duration");
         *self.now.lock().expect("clock lock") += step;
     }
 
@@ -79,7 +80,9 @@ mod tests {
 
     #[tokio::test]
     async fn sim_clock_sleep_advances_time_and_records_the_wait() {
-        let t0 = DateTime::parse_from_rfc3339("2050-09-05T07:00:00Z").unwrap().to_utc();
+        let t0 = DateTime::parse_from_rfc3339("2050-09-05T07:00:00Z")
+            .unwrap()
+            .to_utc();
         let clock = SimClock::new(t0);
         clock.sleep(Duration::from_secs(61)).await;
         assert_eq!(clock.now(), t0 + chrono::Duration::seconds(61));

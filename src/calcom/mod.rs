@@ -16,11 +16,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-
-pub use transport::{ApiRequest, ApiResponse, Method, Transport, TransportError};
+pub use transport::{ApiRequest, ApiResponse, Method, Poster, Transport, TransportError};
 use wire::{
     Booking, BookingFilter, BookingPage, CancelBooking, CreateBooking, RescheduleBooking,
-    ReserveSlot, Reservation, SlotsByDay, SlotsQuery,
+    Reservation, ReserveSlot, SlotsByDay, SlotsQuery,
 };
 
 /// What went wrong with a Cal.com call, split by what the caller must do next.
@@ -52,8 +51,13 @@ impl CalcomError {
     /// booking", 409 booking_conflict_error, 422 reservation overlap).
     pub fn is_slot_taken(&self) -> bool {
         match self {
-            CalcomError::Permanent { status: 409 | 422, .. } => true,
-            CalcomError::Permanent { status: 400, message } => {
+            CalcomError::Permanent {
+                status: 409 | 422, ..
+            } => true,
+            CalcomError::Permanent {
+                status: 400,
+                message,
+            } => {
                 let m = message.to_ascii_lowercase();
                 m.contains("already has booking") || m.contains("not available")
             }
@@ -85,6 +89,9 @@ pub trait CalcomApi: Send + Sync {
         input: &RescheduleBooking,
     ) -> Result<Booking, CalcomError>;
     /// `POST /v2/bookings/{uid}/cancel`.
-    async fn cancel_booking(&self, uid: &str, input: &CancelBooking)
-    -> Result<Booking, CalcomError>;
+    async fn cancel_booking(
+        &self,
+        uid: &str,
+        input: &CancelBooking,
+    ) -> Result<Booking, CalcomError>;
 }

@@ -70,7 +70,9 @@ fn find_header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a st
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TransportError {
     /// The request never left (connection refused, DNS failure, bad URL).
-    #[error("could not reach Cal.com at {url}: {reason}; check the Cal.com base URL and that it is up")]
+    #[error(
+        "could not reach Cal.com at {url}: {reason}; check the Cal.com base URL and that it is up"
+    )]
     NotSent { url: String, reason: String },
     /// The request may have been delivered (timeout, reset, reply dropped).
     #[error("no reply from Cal.com after sending the request: {reason}")]
@@ -83,4 +85,16 @@ pub enum TransportError {
 #[async_trait]
 pub trait Transport: Send + Sync {
     async fn send(&self, request: ApiRequest) -> Result<ApiResponse, TransportError>;
+}
+
+/// A blocking outbound POST of a finished body to any URL: the mock's webhook
+/// deliveries and calsaga's alerts. Called from worker threads, never from
+/// inside an async task. Returns the HTTP status the receiver answered.
+pub trait Poster: Send + Sync {
+    fn post(
+        &self,
+        url: &str,
+        headers: &[(String, String)],
+        body: &[u8],
+    ) -> Result<u16, TransportError>;
 }

@@ -44,7 +44,10 @@ pub mod ts {
     pub mod option {
         use super::*;
 
-        pub fn serialize<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
+        pub fn serialize<S: Serializer>(
+            t: &Option<DateTime<Utc>>,
+            s: S,
+        ) -> Result<S::Ok, S::Error> {
             match t {
                 Some(t) => s.serialize_str(&format(t)),
                 None => s.serialize_none(),
@@ -526,14 +529,18 @@ mod tests {
 
     #[test]
     fn timestamps_are_written_with_milliseconds_like_calcom() {
-        let t = DateTime::parse_from_rfc3339("2050-09-05T09:00:00+02:00").unwrap().to_utc();
+        let t = DateTime::parse_from_rfc3339("2050-09-05T09:00:00+02:00")
+            .unwrap()
+            .to_utc();
         assert_eq!(ts::format(&t), "2050-09-05T07:00:00.000Z");
     }
 
     #[test]
     fn create_booking_omits_empty_optionals_because_calcom_rejects_unknown_fields() {
         let body = CreateBooking {
-            start: DateTime::parse_from_rfc3339("2050-09-05T07:00:00Z").unwrap().to_utc(),
+            start: DateTime::parse_from_rfc3339("2050-09-05T07:00:00Z")
+                .unwrap()
+                .to_utc(),
             event_type_id: 101,
             attendee: NewAttendee {
                 name: "Jo".into(),
