@@ -1,1 +1,147 @@
-fn main() {}
+//! The calsaga command line. Arguments are parsed once into typed values and
+//! dispatched with one `match`; each subcommand lives in the library and this
+//! file only wires flags to it. Exit codes: 0 ok, 1 error, 2 usage (clap).
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use calsaga::catalog::Catalog;
+use calsaga::mock::{self, MockOptions};
+
+const EXIT_ERROR: u8 = 1;
+
+#[derive(Parser)]
+#[command(
+    name = "calsaga",
+    version,
+    about = "Durable sagas that book composite services through Cal.com API v2",
+    after_help = "Exit codes: 0 success, 1 error (the message says what to do), 2 usage error.\n\
+                  Logging: RUST_LOG (e.g. RUST_LOG=calsaga=debug) and --log-format."
+)]
+struct Cli {
+    /// How log lines on stderr are written.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "CALSAGA_LOG_FORMAT")]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start a standalone Cal.com API v2 mock (slots, reservations, bookings,
+    /// event types, webhooks) loaded from a fixture, with scenarios and faults.
+    Mock(MockArgs),
+    /// Check and show the service catalogue (workflows/*.json).
+    #[command(subcommand)]
+    Catalog(CatalogCommand),
+}
+
+#[derive(clap::Args)]
+struct MockArgs {
+    /// TCP port to listen on (0 picks a free one).
+    #[arg(long, default_value_t = 5555)]
+    port: u16,
+    /// Address to bind; keep the loopback default unless you know why not.
+    #[arg(long, default_value = "127.0.0.1")]
+    bind: IpAddr,
+    /// Fixture with users, working hours, event types and existing bookings.
+    #[arg(long, default_value = "fixtures/mock/salon.json")]
+    fixture: PathBuf,
+    /// Preset fault scenario: healthy, flaky, slow, rate-limited, reply-lost, outage.
+    #[arg(long)]
+    scenario: Option<String>,
+    /// Seed of the fault RNG, so a faulty run can be repeated exactly.
+    #[arg(long, default_value_t = 0)]
+    fault_seed: u64,
+    /// Persist the mock's state here after every change and load it on start.
+    #[arg(long)]
+    state_file: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum CatalogCommand {
+    /// Validate every service file and print the services with their segments.
+    Check {
+        /// Folder of service files.
+        #[arg(long, default_value = "workflows", env = "CALSAGA_WORKFLOWS")]
+        workflows: PathBuf,
+    },
+}
+
+type CliResult = Result<(), Box<dyn std::error::Error>>;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    let result = match cli.command {
+        Command::Mock(args) => run_mock(args),
+        Command::Catalog(CatalogCommand::Check { workflows }) => run_catalog_check(&workflows),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn run_mock(args: MockArgs) -> CliResult {
+    mock::run(MockOptions {
+        fixture: args.fixture,
+        bind: SocketAddr::new(args.bind, args.port),
+        scenario: args.scenario,
+        fault_seed: args.fault_seed,
+        state_file: args.state_file,
+    })?;
+    Ok(())
+}
+
+fn run_catalog_check(dir: &std::path::Path) -> CliResult {
+    let catalog = Catalog::load_dir(dir)?;
+    for service in catalog.services() {
+        println!(
+            "{} ({}): {} min",
+            service.id,
+            service.name,
+            service.total_min()
+        );
+        for (i, seg) in service.segments.iter().enumerate() {
+            let staff: Vec<String> = seg
+                .staff
+                .iter()
+                .map(|o| format!("host {} via event type {}", o.host, o.event_type_id))
+                .collect();
+            println!(
+                "  {i}. {} {} min at +{} min, pause {} min; staff: {}",
+                seg.name,
+                seg.duration_min,
+                service.offset_min(i),
+                seg.pause_after_min,
+                staff.join(", ")
+            );
+        }
+    }
+    Ok(())
+}

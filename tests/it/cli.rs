@@ -1,0 +1,67 @@
+//! The command line as a user meets it: help, exit codes, and clear errors.
+
+use crate::support::run;
+
+#[test]
+fn help_names_every_subcommand_and_the_exit_codes() {
+    let (code, out, _) = run(&["--help"], None);
+    assert_eq!(code, 0);
+    for word in [
+        "mock",
+        "catalog",
+        "Exit codes: 0 success, 1 error",
+        "RUST_LOG",
+    ] {
+        assert!(out.contains(word), "{word:?} missing from --help:\n{out}");
+    }
+    for sub in [&["mock", "--help"][..], &["catalog", "check", "--help"]] {
+        let (code, out, _) = run(sub, None);
+        assert_eq!(code, 0, "{sub:?}");
+        assert!(out.len() > 80, "{sub:?} --help says what it does:\n{out}");
+    }
+}
+
+#[test]
+fn an_unknown_subcommand_is_a_usage_error_with_exit_code_2() {
+    let (code, _, err) = run(&["frobnicate"], None);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("unrecognized subcommand 'frobnicate'"),
+        "{err}"
+    );
+}
+
+#[test]
+fn catalog_check_lists_the_shipped_services_with_offsets() {
+    let (code, out, err) = run(&["catalog", "check"], None);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("colour-and-cut (Colour and cut): 115 min"),
+        "{out}"
+    );
+    assert!(out.contains("1. cut 45 min at +70 min"), "{out}");
+}
+
+#[test]
+fn a_broken_service_file_is_named_with_its_field_and_exit_code_1() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("bad.json"),
+        r#"{"id":"x","name":"X","segments":[{"name":"s","duration_min":0,"staff":[{"host":1,"event_type_id":2}]}]}"#,
+    )
+    .unwrap();
+    let (code, _, err) = run(
+        &[
+            "catalog",
+            "check",
+            "--workflows",
+            dir.path().to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("bad.json: segments[0] (\"s\").duration_min"),
+        "{err}"
+    );
+}
