@@ -45,7 +45,8 @@ pub struct ClientConfig {
     pub request_timeout: Duration,
     pub reply_bytes_max: usize,
     pub retry: RetryPolicy,
-    /// Sends per minute this client allows itself (Cal.com: 120 per API key).
+    /// Sends per minute this client allows itself (Cal.com: 120 per API key;
+    /// 0 is treated as 1).
     pub requests_per_minute_max: u32,
 }
 
