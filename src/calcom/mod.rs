@@ -16,6 +16,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+pub use client::{CallObserver, CallOutcome, CallRecord, Client, ClientConfig};
+pub use http::{HttpLimits, HttpPoster, HttpSetupError, HttpTransport};
+pub use retry::RetryPolicy;
 pub use transport::{ApiRequest, ApiResponse, Method, Poster, Transport, TransportError};
 use wire::{
     Booking, BookingFilter, BookingPage, CancelBooking, CreateBooking, RescheduleBooking,
@@ -61,6 +64,19 @@ impl CalcomError {
                 let m = message.to_ascii_lowercase();
                 m.contains("already has booking") || m.contains("not available")
             }
+            _ => false,
+        }
+    }
+
+    /// True for Cal.com's 400 on cancelling a booking that is already
+    /// cancelled ("... because it has been cancelled already"): for a caller
+    /// that wanted it cancelled, that is success.
+    pub fn is_already_cancelled(&self) -> bool {
+        match self {
+            CalcomError::Permanent {
+                status: 400,
+                message,
+            } => message.to_ascii_lowercase().contains("cancelled already"),
             _ => false,
         }
     }

@@ -188,6 +188,22 @@ pub struct Reservation {
     pub reservation_until: DateTime<Utc>,
 }
 
+/// `data` of `GET /v2/slots/reservations/{uid}` (no `reservationDuration`
+/// here); Cal.com answers `data: null` for an unknown or expired uid.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ReservedSlot {
+    pub reservation_uid: String,
+    pub event_type_id: u64,
+    #[serde(with = "ts")]
+    pub slot_start: DateTime<Utc>,
+    #[serde(with = "ts")]
+    pub slot_end: DateTime<Utc>,
+    pub slot_duration: u32,
+    #[serde(with = "ts")]
+    pub reservation_until: DateTime<Utc>,
+}
+
 // ----------------------------------------------------------------- bookings
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
