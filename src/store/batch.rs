@@ -11,7 +11,7 @@ use rusqlite::Connection;
 use uuid::Uuid;
 
 use super::codec::Ms;
-use super::error::write_error;
+use super::sql::execute;
 use super::{
     CallStat, Claim, InboxState, MirrorEntry, NewEvent, StoreConfig, StoreError, claims,
     idempotency, inbox, log, mirror, stats, timers,
@@ -208,9 +208,7 @@ fn prune(conn: &Connection, now: DateTime<Utc>, config: &StoreConfig) -> Result<
         let sql = format!(
             "DELETE FROM {table} WHERE rowid IN (SELECT rowid FROM {table} WHERE {condition} LIMIT {PRUNE_ROWS_MAX})"
         );
-        conn.prepare_cached(&sql)
-            .and_then(|mut stmt| stmt.execute([Ms(cutoff)]))
-            .map_err(write_error)?;
+        execute(conn, &sql, [Ms(cutoff)])?;
     }
     Ok(())
 }

@@ -11,6 +11,7 @@ use uuid::Uuid;
 use super::codec::{self, Id, Ms};
 use super::error::write_error;
 use super::log::require_workflow;
+use super::sql::{execute, rows};
 use super::{Store, StoreError};
 
 /// A hold to take for one segment of a workflow.
@@ -54,12 +55,15 @@ fn overlapping(
     start: DateTime<Utc>,
     end: DateTime<Utc>,
 ) -> rusqlite::Result<Vec<ClaimRow>> {
-    conn.prepare_cached(&format!(
-        "SELECT {CLAIM_COLUMNS} FROM slot_claims
-         WHERE host = ?1 AND live = 1 AND start_ms < ?3 AND end_ms > ?2 ORDER BY start_ms, id"
-    ))?
-    .query_map(params![host, Ms(start), Ms(end)], claim_row)?
-    .collect()
+    rows(
+        conn,
+        &format!(
+            "SELECT {CLAIM_COLUMNS} FROM slot_claims
+             WHERE host = ?1 AND live = 1 AND start_ms < ?3 AND end_ms > ?2 ORDER BY start_ms, id"
+        ),
+        params![host, Ms(start), Ms(end)],
+        claim_row,
+    )
 }
 
 pub(super) fn claim(conn: &Connection, workflow: Uuid, claims: &[Claim]) -> Result<(), StoreError> {
@@ -83,20 +87,18 @@ pub(super) fn claim(conn: &Connection, workflow: Uuid, claims: &[Claim]) -> Resu
             });
         }
         release(conn, workflow, Some(claim.segment))?;
-        conn.prepare_cached(
+        execute(
+            conn,
             "INSERT INTO slot_claims (workflow_id, segment, host, start_ms, end_ms, live)
              VALUES (?1, ?2, ?3, ?4, ?5, 1)",
-        )
-        .and_then(|mut stmt| {
-            stmt.execute(params![
+            params![
                 Id(workflow),
                 claim.segment,
                 claim.host,
                 Ms(claim.start),
                 Ms(claim.end)
-            ])
-        })
-        .map_err(write_error)?;
+            ],
+        )?;
     }
     Ok(())
 }
@@ -107,11 +109,11 @@ pub(super) fn release(
     segment: Option<u16>,
 ) -> Result<(), StoreError> {
     require_workflow(conn, workflow)?;
-    conn.prepare_cached(
+    execute(
+        conn,
         "UPDATE slot_claims SET live = 0 WHERE workflow_id = ?1 AND live = 1 AND (?2 IS NULL OR segment = ?2)",
-    )
-    .and_then(|mut stmt| stmt.execute(params![Id(workflow), segment]))
-    .map_err(write_error)?;
+        params![Id(workflow), segment],
+    )?;
     Ok(())
 }
 
@@ -119,11 +121,14 @@ impl Store {
     /// Every claim the workflow ever took, live or released, oldest first.
     pub fn claims(&self, workflow: Uuid) -> Result<Vec<ClaimRow>, StoreError> {
         self.read(|conn| {
-            conn.prepare_cached(&format!(
-                "SELECT {CLAIM_COLUMNS} FROM slot_claims WHERE workflow_id = ?1 ORDER BY id"
-            ))?
-            .query_map([Id(workflow)], claim_row)?
-            .collect()
+            rows(
+                conn,
+                &format!(
+                    "SELECT {CLAIM_COLUMNS} FROM slot_claims WHERE workflow_id = ?1 ORDER BY id"
+                ),
+                [Id(workflow)],
+                claim_row,
+            )
         })
     }
 

@@ -8,12 +8,13 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, params};
 use uuid::Uuid;
 
 use super::codec::{self, Id, Ms};
 use super::error::write_error;
 use super::log::require_workflow;
+use super::sql::{execute, row};
 use super::{Store, StoreError};
 
 /// A stored key. It may have expired: check `is_expired`.
@@ -35,21 +36,22 @@ impl IdempotencyRow {
 }
 
 fn load(conn: &Connection, key: &str) -> rusqlite::Result<Option<IdempotencyRow>> {
-    conn.prepare_cached(
+    row(
+        conn,
         "SELECT key, fingerprint, workflow_id, response, created_at_ms, expires_at_ms
          FROM idempotency_keys WHERE key = ?1",
-    )?
-    .query_row([key], |row| {
-        Ok(IdempotencyRow {
-            key: row.get(0)?,
-            fingerprint: row.get(1)?,
-            workflow: codec::id(row, 2)?,
-            response: row.get(3)?,
-            created_at: codec::time(row, 4)?,
-            expires_at: codec::time(row, 5)?,
-        })
-    })
-    .optional()
+        [key],
+        |row| {
+            Ok(IdempotencyRow {
+                key: row.get(0)?,
+                fingerprint: row.get(1)?,
+                workflow: codec::id(row, 2)?,
+                response: row.get(3)?,
+                created_at: codec::time(row, 4)?,
+                expires_at: codec::time(row, 5)?,
+            })
+        },
+    )
 }
 
 pub(super) fn put(
@@ -68,17 +70,16 @@ pub(super) fn put(
             detail: format!("idempotency key ttl {ttl:?} is out of range"),
         })?;
     // Insert, or take over a key whose time is up; an unexpired key stays.
-    let stored = conn
-        .prepare_cached(
-            "INSERT INTO idempotency_keys (key, fingerprint, workflow_id, response, created_at_ms, expires_at_ms)
-             VALUES (?1, ?2, ?3, NULL, ?4, ?5)
-             ON CONFLICT (key) DO UPDATE SET fingerprint = excluded.fingerprint,
-                 workflow_id = excluded.workflow_id, response = NULL,
-                 created_at_ms = excluded.created_at_ms, expires_at_ms = excluded.expires_at_ms
-             WHERE idempotency_keys.expires_at_ms <= excluded.created_at_ms",
-        )
-        .and_then(|mut stmt| stmt.execute(params![key, fingerprint, Id(workflow), Ms(at), Ms(expires_at)]))
-        .map_err(write_error)?;
+    let stored = execute(
+        conn,
+        "INSERT INTO idempotency_keys (key, fingerprint, workflow_id, response, created_at_ms, expires_at_ms)
+         VALUES (?1, ?2, ?3, NULL, ?4, ?5)
+         ON CONFLICT (key) DO UPDATE SET fingerprint = excluded.fingerprint,
+             workflow_id = excluded.workflow_id, response = NULL,
+             created_at_ms = excluded.created_at_ms, expires_at_ms = excluded.expires_at_ms
+         WHERE idempotency_keys.expires_at_ms <= excluded.created_at_ms",
+        params![key, fingerprint, Id(workflow), Ms(at), Ms(expires_at)],
+    )?;
     if stored == 0 {
         let holder = load(conn, key).map_err(write_error)?;
         return Err(match holder {
@@ -96,10 +97,11 @@ pub(super) fn put(
 }
 
 pub(super) fn set_response(conn: &Connection, key: &str, response: &str) -> Result<(), StoreError> {
-    let updated = conn
-        .prepare_cached("UPDATE idempotency_keys SET response = ?2 WHERE key = ?1")
-        .and_then(|mut stmt| stmt.execute(params![key, response]))
-        .map_err(write_error)?;
+    let updated = execute(
+        conn,
+        "UPDATE idempotency_keys SET response = ?2 WHERE key = ?1",
+        params![key, response],
+    )?;
     if updated == 0 {
         return Err(StoreError::IdempotencyKeyMissing {
             key: key.to_string(),

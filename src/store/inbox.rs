@@ -10,7 +10,7 @@ use rusqlite::{Connection, params};
 use sha2::{Digest, Sha256};
 
 use super::codec::{self, Ms};
-use super::error::write_error;
+use super::sql::{execute, rows};
 use super::{Store, StoreError};
 
 /// Where an inbox entry is in its processing.
@@ -78,13 +78,12 @@ pub(super) fn insert(
     received_at: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     let sha = body_sha256(body);
-    let inserted = conn
-        .prepare_cached(
-            "INSERT INTO webhook_inbox (body_sha256, body, received_at_ms, state, attempts, next_attempt_at_ms)
-             VALUES (?1, ?2, ?3, 'pending', 0, ?3) ON CONFLICT (body_sha256) DO NOTHING",
-        )
-        .and_then(|mut stmt| stmt.execute(params![sha, body, Ms(received_at)]))
-        .map_err(write_error)?;
+    let inserted = execute(
+        conn,
+        "INSERT INTO webhook_inbox (body_sha256, body, received_at_ms, state, attempts, next_attempt_at_ms)
+         VALUES (?1, ?2, ?3, 'pending', 0, ?3) ON CONFLICT (body_sha256) DO NOTHING",
+        params![sha, body, Ms(received_at)],
+    )?;
     if inserted == 0 {
         return Err(StoreError::InboxDuplicate { body_sha256: sha });
     }
@@ -99,13 +98,12 @@ pub(super) fn update(
     next_attempt_at: DateTime<Utc>,
     last_error: Option<&str>,
 ) -> Result<(), StoreError> {
-    let updated = conn
-        .prepare_cached(
-            "UPDATE webhook_inbox SET state = ?2, attempts = ?3, next_attempt_at_ms = ?4, last_error = ?5
-             WHERE id = ?1",
-        )
-        .and_then(|mut stmt| stmt.execute(params![id, state, attempts, Ms(next_attempt_at), last_error]))
-        .map_err(write_error)?;
+    let updated = execute(
+        conn,
+        "UPDATE webhook_inbox SET state = ?2, attempts = ?3, next_attempt_at_ms = ?4, last_error = ?5
+         WHERE id = ?1",
+        params![id, state, attempts, Ms(next_attempt_at), last_error],
+    )?;
     if updated == 0 {
         return Err(StoreError::InboxMissing { id });
     }
@@ -116,24 +114,25 @@ impl Store {
     /// Pending entries whose next attempt is due at `now`, oldest due first.
     pub fn inbox_due(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<InboxRow>, StoreError> {
         self.read(|conn| {
-            conn.prepare_cached(
+            rows(
+                conn,
                 "SELECT id, body_sha256, body, received_at_ms, state, attempts, next_attempt_at_ms, last_error
                  FROM webhook_inbox WHERE state = 'pending' AND next_attempt_at_ms <= ?1
                  ORDER BY next_attempt_at_ms, id LIMIT ?2",
-            )?
-            .query_map(params![Ms(now), limit], |row| {
-                Ok(InboxRow {
-                    id: row.get(0)?,
-                    body_sha256: row.get(1)?,
-                    body: row.get(2)?,
-                    received_at: codec::time(row, 3)?,
-                    state: row.get(4)?,
-                    attempts: row.get(5)?,
-                    next_attempt_at: codec::time(row, 6)?,
-                    last_error: row.get(7)?,
-                })
-            })?
-            .collect()
+                params![Ms(now), limit],
+                |row| {
+                    Ok(InboxRow {
+                        id: row.get(0)?,
+                        body_sha256: row.get(1)?,
+                        body: row.get(2)?,
+                        received_at: codec::time(row, 3)?,
+                        state: row.get(4)?,
+                        attempts: row.get(5)?,
+                        next_attempt_at: codec::time(row, 6)?,
+                        last_error: row.get(7)?,
+                    })
+                },
+            )
         })
     }
 }

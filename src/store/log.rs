@@ -5,11 +5,12 @@
 //! remove an event, and nothing here knows what an event means.
 
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, params};
 use uuid::Uuid;
 
 use super::codec::{self, Id, Ms};
 use super::error::write_error;
+use super::sql::{execute, row, rows};
 use super::{Store, StoreError};
 
 /// One event to append. `payload` is JSON text.
@@ -110,10 +111,14 @@ fn workflow_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<WorkflowRow> {
 /// a workflow checks this first, so a wrong id gets a clear error instead
 /// of a foreign-key failure.
 pub(super) fn require_workflow(conn: &Connection, workflow: Uuid) -> Result<u64, StoreError> {
-    conn.prepare_cached("SELECT next_seq FROM workflows WHERE id = ?1")
-        .and_then(|mut stmt| stmt.query_row([Id(workflow)], |row| row.get(0)).optional())
-        .map_err(write_error)?
-        .ok_or(StoreError::UnknownWorkflow { workflow })
+    row(
+        conn,
+        "SELECT next_seq FROM workflows WHERE id = ?1",
+        [Id(workflow)],
+        |r| r.get(0),
+    )
+    .map_err(write_error)?
+    .ok_or(StoreError::UnknownWorkflow { workflow })
 }
 
 pub(super) fn create(
@@ -125,13 +130,12 @@ pub(super) fn create(
     at: DateTime<Utc>,
     projection: &str,
 ) -> Result<(), StoreError> {
-    let inserted = conn
-        .prepare_cached(
-            "INSERT INTO workflows (id, kind, service, state, created_at_ms, updated_at_ms, projection, next_seq)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, 0) ON CONFLICT (id) DO NOTHING",
-        )
-        .and_then(|mut stmt| stmt.execute(params![Id(id), kind, service, state, Ms(at), projection]))
-        .map_err(write_error)?;
+    let inserted = execute(
+        conn,
+        "INSERT INTO workflows (id, kind, service, state, created_at_ms, updated_at_ms, projection, next_seq)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, 0) ON CONFLICT (id) DO NOTHING",
+        params![Id(id), kind, service, state, Ms(at), projection],
+    )?;
     if inserted == 0 {
         return Err(StoreError::WorkflowExists { workflow: id });
     }
@@ -152,29 +156,22 @@ pub(super) fn append(
             actual,
         });
     }
-    let mut insert = conn
-        .prepare_cached("INSERT INTO events (workflow_id, seq, at_ms, kind, payload) VALUES (?1, ?2, ?3, ?4, ?5)")
-        .map_err(write_error)?;
     let mut seq = expected_seq;
     for event in events {
-        insert
-            .execute(params![
-                Id(workflow),
-                seq,
-                Ms(event.at),
-                event.kind,
-                event.payload
-            ])
-            .map_err(write_error)?;
+        execute(
+            conn,
+            "INSERT INTO events (workflow_id, seq, at_ms, kind, payload) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![Id(workflow), seq, Ms(event.at), event.kind, event.payload],
+        )?;
         seq += 1;
     }
     let last_at = events.iter().map(|e| e.at).max();
-    conn.prepare_cached(
+    execute(
+        conn,
         "UPDATE workflows SET next_seq = ?2, updated_at_ms = max(updated_at_ms, coalesce(?3, updated_at_ms))
          WHERE id = ?1",
-    )
-    .and_then(|mut stmt| stmt.execute(params![Id(workflow), seq, last_at.map(Ms)]))
-    .map_err(write_error)?;
+        params![Id(workflow), seq, last_at.map(Ms)],
+    )?;
     Ok(())
 }
 
@@ -185,12 +182,11 @@ pub(super) fn set_projection(
     projection: &str,
     at: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    let updated = conn
-        .prepare_cached(
-            "UPDATE workflows SET state = ?2, projection = ?3, updated_at_ms = ?4 WHERE id = ?1",
-        )
-        .and_then(|mut stmt| stmt.execute(params![Id(workflow), state, projection, Ms(at)]))
-        .map_err(write_error)?;
+    let updated = execute(
+        conn,
+        "UPDATE workflows SET state = ?2, projection = ?3, updated_at_ms = ?4 WHERE id = ?1",
+        params![Id(workflow), state, projection, Ms(at)],
+    )?;
     if updated == 0 {
         return Err(StoreError::UnknownWorkflow { workflow });
     }
@@ -201,29 +197,31 @@ impl Store {
     /// One workflow, if it exists.
     pub fn workflow(&self, id: Uuid) -> Result<Option<WorkflowRow>, StoreError> {
         self.read(|conn| {
-            conn.prepare_cached(&format!(
-                "SELECT {WORKFLOW_COLUMNS} FROM workflows WHERE id = ?1"
-            ))?
-            .query_row([Id(id)], workflow_row)
-            .optional()
+            row(
+                conn,
+                &format!("SELECT {WORKFLOW_COLUMNS} FROM workflows WHERE id = ?1"),
+                [Id(id)],
+                workflow_row,
+            )
         })
     }
 
     /// The workflow's whole event log in order (empty if it does not exist).
     pub fn events(&self, id: Uuid) -> Result<Vec<EventRow>, StoreError> {
         self.read(|conn| {
-            conn.prepare_cached(
+            rows(
+                conn,
                 "SELECT seq, at_ms, kind, payload FROM events WHERE workflow_id = ?1 ORDER BY seq",
-            )?
-            .query_map([Id(id)], |row| {
-                Ok(EventRow {
-                    seq: row.get(0)?,
-                    at: codec::time(row, 1)?,
-                    kind: row.get(2)?,
-                    payload: row.get(3)?,
-                })
-            })?
-            .collect()
+                [Id(id)],
+                |row| {
+                    Ok(EventRow {
+                        seq: row.get(0)?,
+                        at: codec::time(row, 1)?,
+                        kind: row.get(2)?,
+                        payload: row.get(3)?,
+                    })
+                },
+            )
         })
     }
 
@@ -231,14 +229,15 @@ impl Store {
     pub fn list_workflows(&self, filter: &WorkflowFilter) -> Result<Vec<WorkflowRow>, StoreError> {
         let limit = filter.limit.min(LIST_ROWS_MAX);
         self.read(|conn| {
-            conn.prepare_cached(&format!(
-                "SELECT {WORKFLOW_COLUMNS} FROM workflows
-                 WHERE (?1 IS NULL OR state = ?1) AND (?2 IS NULL OR kind = ?2) AND (?3 IS NULL OR service = ?3)
-                   AND (?4 IS NULL OR created_at_ms >= ?4)
-                   AND (?5 IS NULL OR created_at_ms < ?5 OR (created_at_ms = ?5 AND id < ?6))
-                 ORDER BY created_at_ms DESC, id DESC LIMIT ?7"
-            ))?
-            .query_map(
+            rows(
+                conn,
+                &format!(
+                    "SELECT {WORKFLOW_COLUMNS} FROM workflows
+                     WHERE (?1 IS NULL OR state = ?1) AND (?2 IS NULL OR kind = ?2)
+                       AND (?3 IS NULL OR service = ?3) AND (?4 IS NULL OR created_at_ms >= ?4)
+                       AND (?5 IS NULL OR created_at_ms < ?5 OR (created_at_ms = ?5 AND id < ?6))
+                     ORDER BY created_at_ms DESC, id DESC LIMIT ?7"
+                ),
                 params![
                     filter.state,
                     filter.kind,
@@ -249,8 +248,7 @@ impl Store {
                     limit,
                 ],
                 workflow_row,
-            )?
-            .collect()
+            )
         })
     }
 
@@ -263,12 +261,15 @@ impl Store {
     ) -> Result<Vec<WorkflowRow>, StoreError> {
         let placeholders = vec!["?"; terminal_states.len()].join(", ");
         self.read(|conn| {
-            conn.prepare_cached(&format!(
-                "SELECT {WORKFLOW_COLUMNS} FROM workflows WHERE state NOT IN ({placeholders})
-                 ORDER BY created_at_ms, id"
-            ))?
-            .query_map(rusqlite::params_from_iter(terminal_states), workflow_row)?
-            .collect()
+            rows(
+                conn,
+                &format!(
+                    "SELECT {WORKFLOW_COLUMNS} FROM workflows WHERE state NOT IN ({placeholders})
+                     ORDER BY created_at_ms, id"
+                ),
+                rusqlite::params_from_iter(terminal_states),
+                workflow_row,
+            )
         })
     }
 }

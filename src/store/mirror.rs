@@ -5,12 +5,13 @@
 //! workflow for good; this module refuses to move it.
 
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, params};
 use uuid::Uuid;
 
 use super::codec::{self, Id, Ms};
 use super::error::write_error;
 use super::log::require_workflow;
+use super::sql::{execute, row, rows};
 use super::{Store, StoreError};
 
 /// One Cal.com booking as we know it; `status` is Cal.com's word for it.
@@ -43,11 +44,12 @@ fn mirror_entry(row: &rusqlite::Row<'_>) -> rusqlite::Result<MirrorEntry> {
 }
 
 fn by_uid(conn: &Connection, uid: &str) -> rusqlite::Result<Option<MirrorEntry>> {
-    conn.prepare_cached(&format!(
-        "SELECT {MIRROR_COLUMNS} FROM booking_mirror WHERE calcom_uid = ?1"
-    ))?
-    .query_row([uid], mirror_entry)
-    .optional()
+    row(
+        conn,
+        &format!("SELECT {MIRROR_COLUMNS} FROM booking_mirror WHERE calcom_uid = ?1"),
+        [uid],
+        mirror_entry,
+    )
 }
 
 pub(super) fn upsert(conn: &Connection, entry: &MirrorEntry) -> Result<(), StoreError> {
@@ -61,14 +63,15 @@ pub(super) fn upsert(conn: &Connection, entry: &MirrorEntry) -> Result<(), Store
             holder: known.workflow,
         });
     }
-    conn.prepare_cached(&format!(
-        "INSERT INTO booking_mirror ({MIRROR_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-         ON CONFLICT (calcom_uid) DO UPDATE SET segment = excluded.segment,
-             event_type_id = excluded.event_type_id, host = excluded.host, start_ms = excluded.start_ms,
-             end_ms = excluded.end_ms, status = excluded.status"
-    ))
-    .and_then(|mut stmt| {
-        stmt.execute(params![
+    execute(
+        conn,
+        &format!(
+            "INSERT INTO booking_mirror ({MIRROR_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+             ON CONFLICT (calcom_uid) DO UPDATE SET segment = excluded.segment,
+                 event_type_id = excluded.event_type_id, host = excluded.host, start_ms = excluded.start_ms,
+                 end_ms = excluded.end_ms, status = excluded.status"
+        ),
+        params![
             Id(entry.workflow),
             entry.segment,
             entry.calcom_uid,
@@ -77,9 +80,8 @@ pub(super) fn upsert(conn: &Connection, entry: &MirrorEntry) -> Result<(), Store
             Ms(entry.start),
             Ms(entry.end),
             entry.status
-        ])
-    })
-    .map_err(write_error)?;
+        ],
+    )?;
     Ok(())
 }
 
@@ -87,11 +89,14 @@ impl Store {
     /// Every mirrored booking of the workflow, by segment then start.
     pub fn mirror(&self, workflow: Uuid) -> Result<Vec<MirrorEntry>, StoreError> {
         self.read(|conn| {
-            conn.prepare_cached(&format!(
-                "SELECT {MIRROR_COLUMNS} FROM booking_mirror WHERE workflow_id = ?1 ORDER BY segment, start_ms"
-            ))?
-            .query_map([Id(workflow)], mirror_entry)?
-            .collect()
+            rows(
+                conn,
+                &format!(
+                    "SELECT {MIRROR_COLUMNS} FROM booking_mirror WHERE workflow_id = ?1 ORDER BY segment, start_ms"
+                ),
+                [Id(workflow)],
+                mirror_entry,
+            )
         })
     }
 

@@ -10,7 +10,8 @@
 //!
 //! Files: `mod.rs` opening and the public face, `connection.rs` PRAGMAs and
 //! connections, `schema.rs` migrations, `lock.rs` one process per database,
-//! `writer.rs` group commit, `batch.rs` the write ops, then one file per
+//! `writer.rs` group commit, `batch.rs` the write ops, `sql.rs` statement
+//! helpers, `codec.rs` column encodings, then one file per
 //! area (`log`, `claims`, `timers`, `idempotency`, `inbox`, `mirror`,
 //! `stats`) holding that area's SQL, and `bench.rs` the disk baseline.
 
@@ -26,6 +27,7 @@ mod lock;
 mod log;
 mod mirror;
 mod schema;
+mod sql;
 mod stats;
 mod timers;
 mod writer;

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, params};
 
 use super::codec::{self, Ms};
-use super::error::write_error;
+use super::sql::{execute, rows};
 use super::{Store, StoreError};
 
 /// One Cal.com call. `status` is the HTTP status, `None` when no response
@@ -22,19 +22,18 @@ pub struct CallStat {
 }
 
 pub(super) fn record(conn: &Connection, calls: &[CallStat]) -> Result<(), StoreError> {
-    let mut insert = conn
-        .prepare_cached("INSERT INTO call_stats (at_ms, route, status, class, latency_ms) VALUES (?1, ?2, ?3, ?4, ?5)")
-        .map_err(write_error)?;
     for call in calls {
-        insert
-            .execute(params![
+        execute(
+            conn,
+            "INSERT INTO call_stats (at_ms, route, status, class, latency_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
                 Ms(call.at),
                 call.route,
                 call.status,
                 call.class,
                 call.latency_ms
-            ])
-            .map_err(write_error)?;
+            ],
+        )?;
     }
     Ok(())
 }
@@ -47,20 +46,21 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<CallStat>, StoreError> {
         self.read(|conn| {
-            conn.prepare_cached(
+            rows(
+                conn,
                 "SELECT at_ms, route, status, class, latency_ms FROM call_stats
                  WHERE at_ms >= ?1 ORDER BY at_ms, id LIMIT ?2",
-            )?
-            .query_map(params![Ms(since), limit], |row| {
-                Ok(CallStat {
-                    at: codec::time(row, 0)?,
-                    route: row.get(1)?,
-                    status: row.get(2)?,
-                    class: row.get(3)?,
-                    latency_ms: row.get(4)?,
-                })
-            })?
-            .collect()
+                params![Ms(since), limit],
+                |row| {
+                    Ok(CallStat {
+                        at: codec::time(row, 0)?,
+                        route: row.get(1)?,
+                        status: row.get(2)?,
+                        class: row.get(3)?,
+                        latency_ms: row.get(4)?,
+                    })
+                },
+            )
         })
     }
 }

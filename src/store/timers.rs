@@ -9,8 +9,8 @@ use rusqlite::{Connection, params};
 use uuid::Uuid;
 
 use super::codec::{self, Id, Ms};
-use super::error::write_error;
 use super::log::require_workflow;
+use super::sql::{execute, rows};
 use super::{Store, StoreError};
 
 /// A pending timer.
@@ -29,11 +29,11 @@ pub(super) fn set(
     due_at: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     clear(conn, workflow, Some(kind))?;
-    conn.prepare_cached(
+    execute(
+        conn,
         "INSERT INTO timers (workflow_id, kind, due_at_ms, fired) VALUES (?1, ?2, ?3, 0)",
-    )
-    .and_then(|mut stmt| stmt.execute(params![Id(workflow), kind, Ms(due_at)]))
-    .map_err(write_error)?;
+        params![Id(workflow), kind, Ms(due_at)],
+    )?;
     Ok(())
 }
 
@@ -43,20 +43,21 @@ pub(super) fn clear(
     kind: Option<&str>,
 ) -> Result<(), StoreError> {
     require_workflow(conn, workflow)?;
-    conn.prepare_cached(
+    execute(
+        conn,
         "DELETE FROM timers WHERE workflow_id = ?1 AND fired = 0 AND (?2 IS NULL OR kind = ?2)",
-    )
-    .and_then(|mut stmt| stmt.execute(params![Id(workflow), kind]))
-    .map_err(write_error)?;
+        params![Id(workflow), kind],
+    )?;
     Ok(())
 }
 
 pub(super) fn fire(conn: &Connection, id: i64) -> Result<(), StoreError> {
-    let fired = conn
-        .prepare_cached("UPDATE timers SET fired = 1 WHERE id = ?1 AND fired = 0")
-        .and_then(|mut stmt| stmt.execute([id]))
-        .map_err(write_error)?;
-    if fired == 0 {
+    if execute(
+        conn,
+        "UPDATE timers SET fired = 1 WHERE id = ?1 AND fired = 0",
+        [id],
+    )? == 0
+    {
         return Err(StoreError::TimerNotPending { id });
     }
     Ok(())
@@ -70,19 +71,20 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<TimerRow>, StoreError> {
         self.read(|conn| {
-            conn.prepare_cached(
+            rows(
+                conn,
                 "SELECT id, workflow_id, kind, due_at_ms FROM timers
                  WHERE fired = 0 AND due_at_ms <= ?1 ORDER BY due_at_ms, id LIMIT ?2",
-            )?
-            .query_map(params![Ms(now), limit], |row| {
-                Ok(TimerRow {
-                    id: row.get(0)?,
-                    workflow: codec::id(row, 1)?,
-                    kind: row.get(2)?,
-                    due_at: codec::time(row, 3)?,
-                })
-            })?
-            .collect()
+                params![Ms(now), limit],
+                |row| {
+                    Ok(TimerRow {
+                        id: row.get(0)?,
+                        workflow: codec::id(row, 1)?,
+                        kind: row.get(2)?,
+                        due_at: codec::time(row, 3)?,
+                    })
+                },
+            )
         })
     }
 }

@@ -2,9 +2,12 @@
 //! in a temp dir, fixed 2030 instants, one-op builders), so a change to the
 //! store's internals touches this file, not every test.
 
-mod areas;
 mod open;
+mod queries;
+mod rules;
 mod writer;
+
+use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
 use uuid::Uuid;
@@ -90,5 +93,16 @@ fn append(workflow: Uuid, expected_seq: u64, n: u64) -> WriteOp {
                 payload: format!(r#"{{"n":{}}}"#, expected_seq + i),
             })
             .collect(),
+    }
+}
+
+/// Take idempotency key `key` for a day from `now`.
+fn put_key(key: &str, fingerprint: &str, workflow: Uuid, now: DateTime<Utc>) -> WriteOp {
+    WriteOp::PutIdempotencyKey {
+        key: key.into(),
+        fingerprint: fingerprint.into(),
+        workflow,
+        at: now,
+        ttl: Duration::from_secs(24 * 3600),
     }
 }

@@ -127,6 +127,58 @@ fn a_second_open_is_refused_while_the_first_lives() {
         .expect("open after the first is dropped");
 }
 
+/// Set for the child process of `the_lock_dies_with_a_killed_process`.
+const LOCK_CHILD_DB: &str = "CALSAGA_TEST_LOCK_CHILD_DB";
+
+/// Child side: hold the store open, say so, then block on stdin until
+/// killed (or until the parent goes away and stdin closes).
+#[test]
+#[ignore = "helper process of the_lock_dies_with_a_killed_process"]
+fn lock_holder_process() {
+    let Some(db) = std::env::var_os(LOCK_CHILD_DB) else {
+        return;
+    };
+    let _store = Store::open(db, StoreConfig::default()).expect("child opens the store");
+    println!("calsaga-lock-held");
+    let mut rest = String::new();
+    let _ = std::io::Read::read_to_string(&mut std::io::stdin(), &mut rest);
+}
+
+#[test]
+fn the_lock_dies_with_a_killed_process() {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("calsaga.db");
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "store::tests::open::lock_holder_process",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env(LOCK_CHILD_DB, &db)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn the lock holder");
+    let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let held = stdout
+        .lines()
+        .map_while(Result::ok)
+        .any(|line| line.contains("calsaga-lock-held"));
+    assert!(held, "the child never reported holding the store");
+    let err = Store::open(&db, StoreConfig::default()).err();
+    assert!(
+        matches!(&err, Some(StoreError::Locked { holder: Some(h), .. }) if *h == format!("pid {}", child.id())),
+        "{err:?}"
+    );
+    child.kill().expect("SIGKILL the holder");
+    child.wait().unwrap();
+    Store::open(&db, StoreConfig::default()).expect("the lock died with its process");
+}
+
 #[test]
 fn read_only_open_reads_while_the_writer_runs_and_refuses_writes() {
     let f = Fixture::new();
