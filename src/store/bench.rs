@@ -1,0 +1,47 @@
+//! The baseline `calsaga bench engine` compares group commit against: how
+//! many single-row commits per second this disk sustains with exactly the
+//! store's settings (the same PRAGMA table, WAL, synchronous=FULL, one
+//! `BEGIN IMMEDIATE` transaction per row). Works on a scratch database of
+//! its own and never touches the store's file.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use super::connection::open_writer;
+use super::error::write_error;
+use super::{StoreConfig, StoreError};
+
+/// Measure single-row FULL-sync commits per second on the disk holding
+/// `dir` (pass the database's directory to measure the same disk). Creates a
+/// uniquely named scratch database in `dir`, commits `commits` one-row
+/// transactions (at least 1), removes the scratch files and returns
+/// commits/s.
+pub fn raw_commit_rate(dir: &Path, commits: u32) -> Result<f64, StoreError> {
+    let scratch = dir.join(format!(".calsaga-bench-{}.db", uuid::Uuid::new_v4()));
+    let measured = open_writer(&scratch, &StoreConfig::default())
+        .and_then(|conn| measure(conn, commits.max(1)));
+    for suffix in ["", "-wal", "-shm"] {
+        let mut name = scratch.clone().into_os_string();
+        name.push(suffix);
+        // Gone already is fine; anything else leaves a small scratch file.
+        let _ = std::fs::remove_file(PathBuf::from(name));
+    }
+    measured
+}
+
+fn measure(mut conn: Connection, commits: u32) -> Result<f64, StoreError> {
+    conn.execute_batch("CREATE TABLE bench (n INTEGER NOT NULL) STRICT")
+        .map_err(write_error)?;
+    let started = Instant::now();
+    for n in 0..commits {
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(write_error)?;
+        tx.execute("INSERT INTO bench (n) VALUES (?1)", [n])
+            .map_err(write_error)?;
+        tx.commit().map_err(write_error)?;
+    }
+    Ok(f64::from(commits) / started.elapsed().as_secs_f64().max(1e-9))
+}

@@ -1,0 +1,144 @@
+//! Slot claims: our own hold on a host's time `[start, end)`, which is what
+//! stops two calsaga sagas from racing for one slot (Cal.com reservations do
+//! not). Because all writes go through the one writer, the overlap check and
+//! the insert cannot interleave with another saga's. Released claims stay as
+//! a record (`live = false`); this module never deletes a claim.
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, params};
+use uuid::Uuid;
+
+use super::codec::{self, Id, Ms};
+use super::error::write_error;
+use super::log::require_workflow;
+use super::sql::{execute, rows};
+use super::{Store, StoreError};
+
+/// A hold to take for one segment of a workflow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    pub segment: u16,
+    pub host: u64,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+}
+
+/// A stored claim.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimRow {
+    pub workflow: Uuid,
+    pub segment: u16,
+    pub host: u64,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    pub live: bool,
+}
+
+const CLAIM_COLUMNS: &str = "workflow_id, segment, host, start_ms, end_ms, live";
+
+fn claim_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ClaimRow> {
+    Ok(ClaimRow {
+        workflow: codec::id(row, 0)?,
+        segment: row.get(1)?,
+        host: row.get(2)?,
+        start: codec::time(row, 3)?,
+        end: codec::time(row, 4)?,
+        live: row.get(5)?,
+    })
+}
+
+/// Live claims on `host` overlapping `[start, end)`; shared by the write-side
+/// check and the read API so both mean the same thing by "overlap".
+fn overlapping(
+    conn: &Connection,
+    host: u64,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+) -> rusqlite::Result<Vec<ClaimRow>> {
+    rows(
+        conn,
+        &format!(
+            "SELECT {CLAIM_COLUMNS} FROM slot_claims
+             WHERE host = ?1 AND live = 1 AND start_ms < ?3 AND end_ms > ?2 ORDER BY start_ms, id"
+        ),
+        params![host, Ms(start), Ms(end)],
+        claim_row,
+    )
+}
+
+pub(super) fn claim(conn: &Connection, workflow: Uuid, claims: &[Claim]) -> Result<(), StoreError> {
+    require_workflow(conn, workflow)?;
+    for claim in claims {
+        if claim.start >= claim.end {
+            return Err(StoreError::Invalid {
+                detail: format!(
+                    "claim for segment {} of workflow {workflow} starts at {} but ends at {}",
+                    claim.segment, claim.start, claim.end
+                ),
+            });
+        }
+        let taken = overlapping(conn, claim.host, claim.start, claim.end).map_err(write_error)?;
+        if let Some(other) = taken.into_iter().find(|c| c.workflow != workflow) {
+            return Err(StoreError::SlotClaimed {
+                host: other.host,
+                start: other.start,
+                end: other.end,
+                holder: other.workflow,
+            });
+        }
+        release(conn, workflow, Some(claim.segment))?;
+        execute(
+            conn,
+            "INSERT INTO slot_claims (workflow_id, segment, host, start_ms, end_ms, live)
+             VALUES (?1, ?2, ?3, ?4, ?5, 1)",
+            params![
+                Id(workflow),
+                claim.segment,
+                claim.host,
+                Ms(claim.start),
+                Ms(claim.end)
+            ],
+        )?;
+    }
+    Ok(())
+}
+
+pub(super) fn release(
+    conn: &Connection,
+    workflow: Uuid,
+    segment: Option<u16>,
+) -> Result<(), StoreError> {
+    require_workflow(conn, workflow)?;
+    execute(
+        conn,
+        "UPDATE slot_claims SET live = 0 WHERE workflow_id = ?1 AND live = 1 AND (?2 IS NULL OR segment = ?2)",
+        params![Id(workflow), segment],
+    )?;
+    Ok(())
+}
+
+impl Store {
+    /// Every claim the workflow ever took, live or released, oldest first.
+    pub fn claims(&self, workflow: Uuid) -> Result<Vec<ClaimRow>, StoreError> {
+        self.read(|conn| {
+            rows(
+                conn,
+                &format!(
+                    "SELECT {CLAIM_COLUMNS} FROM slot_claims WHERE workflow_id = ?1 ORDER BY id"
+                ),
+                [Id(workflow)],
+                claim_row,
+            )
+        })
+    }
+
+    /// Live claims of any workflow on `host` overlapping `[start, end)`.
+    pub fn live_claims_overlapping(
+        &self,
+        host: u64,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    ) -> Result<Vec<ClaimRow>, StoreError> {
+        self.read(|conn| overlapping(conn, host, start, end))
+    }
+}

@@ -1,0 +1,275 @@
+//! Workflows and their event log: create, append with the optimistic
+//! sequence check, replace the projection; read one, its events, pages of
+//! them, and the unfinished ones for recovery. Events are append-only (the
+//! schema's triggers refuse UPDATE and DELETE); nothing here may change or
+//! remove an event, and nothing here knows what an event means.
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, params};
+use uuid::Uuid;
+
+use super::codec::{self, Id, Ms};
+use super::error::write_error;
+use super::sql::{execute, row, rows};
+use super::{Store, StoreError};
+
+/// One event to append. `payload` is JSON text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEvent {
+    pub at: DateTime<Utc>,
+    pub kind: String,
+    pub payload: String,
+}
+
+/// One stored event; `seq` counts from 0 per workflow without gaps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventRow {
+    pub seq: u64,
+    pub at: DateTime<Utc>,
+    pub kind: String,
+    pub payload: String,
+}
+
+/// One workflow. `next_seq` is the number of events stored, i.e. the
+/// `expected_seq` of the next append.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkflowRow {
+    pub id: Uuid,
+    pub kind: String,
+    pub service: String,
+    pub state: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub projection: String,
+    pub next_seq: u64,
+}
+
+impl WorkflowRow {
+    /// Where the next page of a listing that ended with this row starts.
+    pub fn cursor(&self) -> WorkflowCursor {
+        WorkflowCursor {
+            created_at: self.created_at,
+            id: self.id,
+        }
+    }
+}
+
+/// Position in a listing (newest first, ties by id).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WorkflowCursor {
+    pub created_at: DateTime<Utc>,
+    pub id: Uuid,
+}
+
+/// Most rows one listing returns, whatever the filter asks.
+pub const LIST_ROWS_MAX: usize = 1000;
+
+/// Which workflows to list, newest first. `None` fields do not filter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkflowFilter {
+    pub state: Option<String>,
+    pub kind: Option<String>,
+    pub service: Option<String>,
+    /// Only workflows created at or after this instant.
+    pub since: Option<DateTime<Utc>>,
+    /// At most this many rows (capped at `LIST_ROWS_MAX`).
+    pub limit: usize,
+    /// Continue after this row (from `WorkflowRow::cursor`).
+    pub after: Option<WorkflowCursor>,
+}
+
+impl Default for WorkflowFilter {
+    fn default() -> Self {
+        WorkflowFilter {
+            state: None,
+            kind: None,
+            service: None,
+            since: None,
+            limit: 100,
+            after: None,
+        }
+    }
+}
+
+const WORKFLOW_COLUMNS: &str =
+    "id, kind, service, state, created_at_ms, updated_at_ms, projection, next_seq";
+
+fn workflow_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<WorkflowRow> {
+    Ok(WorkflowRow {
+        id: codec::id(row, 0)?,
+        kind: row.get(1)?,
+        service: row.get(2)?,
+        state: row.get(3)?,
+        created_at: codec::time(row, 4)?,
+        updated_at: codec::time(row, 5)?,
+        projection: row.get(6)?,
+        next_seq: row.get(7)?,
+    })
+}
+
+/// The workflow's `next_seq`, or `UnknownWorkflow`. Every op that refers to
+/// a workflow checks this first, so a wrong id gets a clear error instead
+/// of a foreign-key failure.
+pub(super) fn require_workflow(conn: &Connection, workflow: Uuid) -> Result<u64, StoreError> {
+    row(
+        conn,
+        "SELECT next_seq FROM workflows WHERE id = ?1",
+        [Id(workflow)],
+        |r| r.get(0),
+    )
+    .map_err(write_error)?
+    .ok_or(StoreError::UnknownWorkflow { workflow })
+}
+
+pub(super) fn create(
+    conn: &Connection,
+    id: Uuid,
+    kind: &str,
+    service: &str,
+    state: &str,
+    at: DateTime<Utc>,
+    projection: &str,
+) -> Result<(), StoreError> {
+    let inserted = execute(
+        conn,
+        "INSERT INTO workflows (id, kind, service, state, created_at_ms, updated_at_ms, projection, next_seq)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, 0) ON CONFLICT (id) DO NOTHING",
+        params![Id(id), kind, service, state, Ms(at), projection],
+    )?;
+    if inserted == 0 {
+        return Err(StoreError::WorkflowExists { workflow: id });
+    }
+    Ok(())
+}
+
+pub(super) fn append(
+    conn: &Connection,
+    workflow: Uuid,
+    expected_seq: u64,
+    events: &[NewEvent],
+) -> Result<(), StoreError> {
+    let actual = require_workflow(conn, workflow)?;
+    if actual != expected_seq {
+        return Err(StoreError::SequenceConflict {
+            workflow,
+            expected: expected_seq,
+            actual,
+        });
+    }
+    let mut seq = expected_seq;
+    for event in events {
+        execute(
+            conn,
+            "INSERT INTO events (workflow_id, seq, at_ms, kind, payload) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![Id(workflow), seq, Ms(event.at), event.kind, event.payload],
+        )?;
+        seq += 1;
+    }
+    let last_at = events.iter().map(|e| e.at).max();
+    execute(
+        conn,
+        "UPDATE workflows SET next_seq = ?2, updated_at_ms = max(updated_at_ms, coalesce(?3, updated_at_ms))
+         WHERE id = ?1",
+        params![Id(workflow), seq, last_at.map(Ms)],
+    )?;
+    Ok(())
+}
+
+pub(super) fn set_projection(
+    conn: &Connection,
+    workflow: Uuid,
+    state: &str,
+    projection: &str,
+    at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let updated = execute(
+        conn,
+        "UPDATE workflows SET state = ?2, projection = ?3, updated_at_ms = ?4 WHERE id = ?1",
+        params![Id(workflow), state, projection, Ms(at)],
+    )?;
+    if updated == 0 {
+        return Err(StoreError::UnknownWorkflow { workflow });
+    }
+    Ok(())
+}
+
+impl Store {
+    /// One workflow, if it exists.
+    pub fn workflow(&self, id: Uuid) -> Result<Option<WorkflowRow>, StoreError> {
+        self.read(|conn| {
+            row(
+                conn,
+                &format!("SELECT {WORKFLOW_COLUMNS} FROM workflows WHERE id = ?1"),
+                [Id(id)],
+                workflow_row,
+            )
+        })
+    }
+
+    /// The workflow's whole event log in order (empty if it does not exist).
+    pub fn events(&self, id: Uuid) -> Result<Vec<EventRow>, StoreError> {
+        self.read(|conn| {
+            rows(
+                conn,
+                "SELECT seq, at_ms, kind, payload FROM events WHERE workflow_id = ?1 ORDER BY seq",
+                [Id(id)],
+                |row| {
+                    Ok(EventRow {
+                        seq: row.get(0)?,
+                        at: codec::time(row, 1)?,
+                        kind: row.get(2)?,
+                        payload: row.get(3)?,
+                    })
+                },
+            )
+        })
+    }
+
+    /// A page of workflows, newest first.
+    pub fn list_workflows(&self, filter: &WorkflowFilter) -> Result<Vec<WorkflowRow>, StoreError> {
+        let limit = filter.limit.min(LIST_ROWS_MAX);
+        self.read(|conn| {
+            rows(
+                conn,
+                &format!(
+                    "SELECT {WORKFLOW_COLUMNS} FROM workflows
+                     WHERE (?1 IS NULL OR state = ?1) AND (?2 IS NULL OR kind = ?2)
+                       AND (?3 IS NULL OR service = ?3) AND (?4 IS NULL OR created_at_ms >= ?4)
+                       AND (?5 IS NULL OR created_at_ms < ?5 OR (created_at_ms = ?5 AND id < ?6))
+                     ORDER BY created_at_ms DESC, id DESC LIMIT ?7"
+                ),
+                params![
+                    filter.state,
+                    filter.kind,
+                    filter.service,
+                    filter.since.map(Ms),
+                    filter.after.map(|c| Ms(c.created_at)),
+                    filter.after.map(|c| Id(c.id)),
+                    limit,
+                ],
+                workflow_row,
+            )
+        })
+    }
+
+    /// Every workflow whose state is not one of `terminal_states`, oldest
+    /// first: what recovery must resume after a restart. One scan of the
+    /// workflows table (no event is read).
+    pub fn unfinished_workflows(
+        &self,
+        terminal_states: &[&str],
+    ) -> Result<Vec<WorkflowRow>, StoreError> {
+        let placeholders = vec!["?"; terminal_states.len()].join(", ");
+        self.read(|conn| {
+            rows(
+                conn,
+                &format!(
+                    "SELECT {WORKFLOW_COLUMNS} FROM workflows WHERE state NOT IN ({placeholders})
+                     ORDER BY created_at_ms, id"
+                ),
+                rusqlite::params_from_iter(terminal_states),
+                workflow_row,
+            )
+        })
+    }
+}

@@ -1,0 +1,223 @@
+//! Opening: migrations, reopen, schema versions, the one-process lock,
+//! read-only opens, PRAGMAs, integrity check and backup.
+
+use super::{Fixture, append, create};
+use crate::store::{SCHEMA_VERSION, Store, StoreConfig, StoreError};
+
+fn raw(path: &std::path::Path) -> rusqlite::Connection {
+    rusqlite::Connection::open(path).expect("raw connection")
+}
+
+#[test]
+fn migrates_an_empty_file_to_the_current_schema() {
+    let f = Fixture::new();
+    let conn = raw(&f.path());
+    let version: u32 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, SCHEMA_VERSION);
+    let tables: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let expected = [
+        "booking_mirror",
+        "call_stats",
+        "events",
+        "idempotency_keys",
+        "slot_claims",
+        "timers",
+        "webhook_inbox",
+        "workflows",
+    ];
+    assert_eq!(tables, expected);
+}
+
+#[test]
+fn pragmas_are_in_force_on_pooled_connections() {
+    let f = Fixture::new();
+    let (mode, sync, fks): (String, i64, i64) = f
+        .store
+        .read(|c| {
+            Ok((
+                c.query_row("PRAGMA journal_mode", [], |r| r.get(0))?,
+                c.query_row("PRAGMA synchronous", [], |r| r.get(0))?,
+                c.query_row("PRAGMA foreign_keys", [], |r| r.get(0))?,
+            ))
+        })
+        .unwrap();
+    assert_eq!((mode.as_str(), sync, fks), ("wal", 2, 1));
+}
+
+#[test]
+fn readers_cannot_write() {
+    let f = Fixture::new();
+    let id = f.workflow();
+    let tried = f
+        .store
+        .read(|c| c.execute("UPDATE workflows SET state = 'x'", []));
+    assert!(
+        matches!(tried, Err(StoreError::ReadFailed { .. })),
+        "{tried:?}"
+    );
+    assert_eq!(f.store.workflow(id).unwrap().unwrap().state, "running");
+}
+
+#[test]
+fn reopen_keeps_data() {
+    let f = Fixture::new();
+    let id = f.workflow();
+    f.store.commit_blocking(vec![append(id, 0, 3)]).unwrap();
+    let f = f.reopen();
+    let row = f
+        .store
+        .workflow(id)
+        .unwrap()
+        .expect("workflow survives reopen");
+    assert_eq!(row.next_seq, 3);
+    let seqs: Vec<u64> = f.store.events(id).unwrap().iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, [0, 1, 2]);
+}
+
+#[test]
+fn a_database_from_a_newer_build_is_refused() {
+    let f = Fixture::new();
+    let path = f.path();
+    drop(f.store);
+    raw(&path)
+        .pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+        .unwrap();
+    let expected = StoreError::SchemaTooNew {
+        found: SCHEMA_VERSION + 1,
+        known: SCHEMA_VERSION,
+    };
+    let err = Store::open(&path, StoreConfig::default())
+        .err()
+        .expect("refused");
+    assert_eq!(err, expected);
+    assert!(
+        err.to_string()
+            .contains("upgrade calsaga or restore a backup"),
+        "{err}"
+    );
+    assert_eq!(Store::open_read_only(&path).err(), Some(expected));
+}
+
+#[test]
+fn a_second_open_is_refused_while_the_first_lives() {
+    let f = Fixture::new();
+    let clone = f.store.clone();
+    drop(f.store);
+    let err = Store::open(f.dir.path().join("calsaga.db"), StoreConfig::default())
+        .err()
+        .expect("second open refused while a clone lives");
+    let StoreError::Locked { holder, .. } = &err else {
+        panic!("expected Locked, got {err:?}");
+    };
+    assert_eq!(
+        holder.as_deref(),
+        Some(format!("pid {}", std::process::id()).as_str())
+    );
+    assert!(err.to_string().contains("stop that process first"), "{err}");
+    drop(clone);
+    Store::open(f.dir.path().join("calsaga.db"), StoreConfig::default())
+        .expect("open after the first is dropped");
+}
+
+/// Set for the child process of `the_lock_dies_with_a_killed_process`.
+const LOCK_CHILD_DB: &str = "CALSAGA_TEST_LOCK_CHILD_DB";
+
+/// Child side: hold the store open, say so, then block on stdin until
+/// killed (or until the parent goes away and stdin closes).
+#[test]
+#[ignore = "helper process of the_lock_dies_with_a_killed_process"]
+fn lock_holder_process() {
+    let Some(db) = std::env::var_os(LOCK_CHILD_DB) else {
+        return;
+    };
+    let _store = Store::open(db, StoreConfig::default()).expect("child opens the store");
+    println!("calsaga-lock-held");
+    let mut rest = String::new();
+    let _ = std::io::Read::read_to_string(&mut std::io::stdin(), &mut rest);
+}
+
+#[test]
+fn the_lock_dies_with_a_killed_process() {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("calsaga.db");
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "store::tests::open::lock_holder_process",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env(LOCK_CHILD_DB, &db)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn the lock holder");
+    let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let held = stdout
+        .lines()
+        .map_while(Result::ok)
+        .any(|line| line.contains("calsaga-lock-held"));
+    assert!(held, "the child never reported holding the store");
+    let err = Store::open(&db, StoreConfig::default()).err();
+    assert!(
+        matches!(&err, Some(StoreError::Locked { holder: Some(h), .. }) if *h == format!("pid {}", child.id())),
+        "{err:?}"
+    );
+    child.kill().expect("SIGKILL the holder");
+    child.wait().unwrap();
+    Store::open(&db, StoreConfig::default()).expect("the lock died with its process");
+}
+
+#[test]
+fn read_only_open_reads_while_the_writer_runs_and_refuses_writes() {
+    let f = Fixture::new();
+    let id = f.workflow();
+    let admin = Store::open_read_only(f.path()).expect("read-only open beside the writer");
+    assert_eq!(admin.workflow(id).unwrap().map(|w| w.id), Some(id));
+    assert_eq!(
+        admin.commit_blocking(vec![append(id, 0, 1)]),
+        Err(StoreError::ReadOnly)
+    );
+    assert!(!admin.is_poisoned());
+}
+
+#[test]
+fn read_only_open_of_a_missing_file_fails_fast() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = Store::open_read_only(dir.path().join("absent.db")).err();
+    assert!(matches!(err, Some(StoreError::Open { .. })), "{err:?}");
+}
+
+#[test]
+fn integrity_check_and_backup() {
+    let f = Fixture::new();
+    let id = f.workflow();
+    assert_eq!(f.store.integrity_check().unwrap(), "ok");
+    let copy = f.dir.path().join("backup.db");
+    f.store.backup_to(&copy).unwrap();
+    let copied = Store::open_read_only(&copy).expect("backup opens");
+    assert_eq!(copied.workflow(id).unwrap().map(|w| w.id), Some(id));
+    let again = f.store.backup_to(&copy);
+    assert!(matches!(again, Err(StoreError::Backup { .. })), "{again:?}");
+}
+
+#[test]
+fn create_twice_is_refused() {
+    let f = Fixture::new();
+    let id = f.workflow();
+    assert_eq!(
+        f.store.commit_blocking(vec![create(id, "running")]),
+        Err(StoreError::WorkflowExists { workflow: id })
+    );
+}

@@ -1,0 +1,295 @@
+//! The one writer. A dedicated thread owns the only read-write connection,
+//! takes batches from a bounded queue and commits everything pending (up to
+//! `group_batches_max`) in ONE `BEGIN IMMEDIATE` transaction: group commit,
+//! so many concurrent sagas share one fsync. Each batch runs inside its own
+//! SAVEPOINT: a batch that breaks a rule is rolled back and answered with its
+//! error while the others commit. Every sender is answered only after COMMIT
+//! (I5). When the disk itself fails (or a commit does not answer in time)
+//! the store is poisoned: it refuses all further writes until restarted.
+//! This file never looks inside a batch; `batch.rs` does.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError, mpsc as std_mpsc};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use rusqlite::{Connection, DropBehavior, TransactionBehavior};
+use tokio::sync::{mpsc, oneshot};
+
+use super::{StoreConfig, StoreError, WriteBatch, batch};
+
+/// What a sender of one batch is told.
+pub(super) type Answer = Result<(), StoreError>;
+
+/// How commits have gone so far (for `calsaga bench` and metrics).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CommitStats {
+    /// Transactions committed (one fsync each).
+    pub commits: u64,
+    /// Batches answered by those commits (committed or refused alone).
+    pub batches: u64,
+    /// The most batches one commit carried.
+    pub largest_group: u64,
+}
+
+enum Reply {
+    Async(oneshot::Sender<Answer>),
+    Blocking(std_mpsc::SyncSender<Answer>),
+}
+
+impl Reply {
+    fn send(self, answer: Answer) {
+        // A receiver that is gone gave up waiting; the outcome stays in the
+        // database either way, so there is nobody left to tell.
+        match self {
+            Reply::Async(tx) => drop(tx.send(answer)),
+            Reply::Blocking(tx) => drop(tx.send(answer)),
+        }
+    }
+}
+
+struct Job {
+    batch: WriteBatch,
+    reply: Reply,
+}
+
+/// State shared by the writer thread and the senders.
+#[derive(Default)]
+struct Shared {
+    poison: OnceLock<StoreError>,
+    commits: AtomicU64,
+    batches: AtomicU64,
+    largest_group: AtomicU64,
+    /// Signalled after the writer takes jobs off a full queue, for blocking
+    /// senders waiting for room (async senders are woken by tokio).
+    room: Mutex<()>,
+    room_freed: Condvar,
+}
+
+impl Shared {
+    /// Mark the store poisoned (first cause wins) and return the refusal.
+    fn poison(&self, cause: StoreError) -> StoreError {
+        self.poison.get_or_init(|| cause).clone()
+    }
+
+    fn signal_room(&self) {
+        let _guard = self.room.lock().unwrap_or_else(PoisonError::into_inner);
+        self.room_freed.notify_all();
+    }
+
+    fn count(&self, group: usize) {
+        let group = group as u64;
+        self.commits.fetch_add(1, Ordering::Relaxed);
+        self.batches.fetch_add(group, Ordering::Relaxed);
+        self.largest_group.fetch_max(group, Ordering::Relaxed);
+    }
+}
+
+/// Handle to the writer thread. Dropping it closes the queue, lets the thread
+/// finish what is queued, and joins it (so the connection is closed).
+pub(super) struct Writer {
+    queue: Option<mpsc::Sender<Job>>,
+    thread: Option<JoinHandle<()>>,
+    shared: Arc<Shared>,
+    commit_timeout: Duration,
+}
+
+impl Writer {
+    pub(super) fn spawn(conn: Connection, config: &StoreConfig) -> std::io::Result<Writer> {
+        let (queue, jobs) = mpsc::channel(config.write_queue_max.max(1));
+        let shared = Arc::new(Shared::default());
+        let thread_shared = Arc::clone(&shared);
+        let thread_config = config.clone();
+        let thread = std::thread::Builder::new()
+            .name("calsaga-store-writer".into())
+            .spawn(move || run(conn, jobs, &thread_shared, &thread_config))?;
+        Ok(Writer {
+            queue: Some(queue),
+            thread: Some(thread),
+            shared,
+            commit_timeout: Duration::from_millis(config.commit_timeout_ms.max(1)),
+        })
+    }
+
+    pub(super) fn poisoned(&self) -> Option<&StoreError> {
+        self.shared.poison.get()
+    }
+
+    pub(super) fn stats(&self) -> CommitStats {
+        CommitStats {
+            commits: self.shared.commits.load(Ordering::Relaxed),
+            batches: self.shared.batches.load(Ordering::Relaxed),
+            largest_group: self.shared.largest_group.load(Ordering::Relaxed),
+        }
+    }
+
+    fn queue(&self) -> Result<&mpsc::Sender<Job>, StoreError> {
+        if let Some(refusal) = self.poisoned() {
+            return Err(refusal.clone());
+        }
+        self.queue.as_ref().ok_or_else(|| self.stopped())
+    }
+
+    fn stopped(&self) -> StoreError {
+        self.shared.poison(StoreError::WriteFailed {
+            detail: "the database writer thread stopped unexpectedly".into(),
+        })
+    }
+
+    fn timed_out(&self) -> StoreError {
+        self.shared.poison(StoreError::WriteFailed {
+            detail: format!(
+                "no answer from the database writer within {} ms (is the disk stalled?); the last writes may or may not be stored",
+                self.commit_timeout.as_millis()
+            ),
+        })
+    }
+
+    pub(super) async fn commit(&self, batch: WriteBatch) -> Answer {
+        let queue = self.queue()?;
+        let deadline = tokio::time::Instant::now() + self.commit_timeout;
+        let (tx, rx) = oneshot::channel();
+        let job = Job {
+            batch,
+            reply: Reply::Async(tx),
+        };
+        match queue.send_timeout(job, self.commit_timeout).await {
+            Ok(()) => {}
+            Err(mpsc::error::SendTimeoutError::Timeout(_)) => return Err(self.timed_out()),
+            Err(mpsc::error::SendTimeoutError::Closed(_)) => return Err(self.stopped()),
+        }
+        match tokio::time::timeout_at(deadline, rx).await {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(_)) => Err(self.stopped()),
+            Err(_) => Err(self.timed_out()),
+        }
+    }
+
+    pub(super) fn commit_blocking(&self, batch: WriteBatch) -> Answer {
+        let deadline = Instant::now() + self.commit_timeout;
+        let answer = self.enqueue_blocking(batch, deadline)?;
+        let left = deadline.saturating_duration_since(Instant::now());
+        match answer.recv_timeout(left) {
+            Ok(answer) => answer,
+            Err(std_mpsc::RecvTimeoutError::Timeout) => Err(self.timed_out()),
+            Err(std_mpsc::RecvTimeoutError::Disconnected) => Err(self.stopped()),
+        }
+    }
+
+    /// Queue a batch, waiting for room until `deadline`; the answer arrives
+    /// on the returned receiver after COMMIT.
+    pub(super) fn enqueue_blocking(
+        &self,
+        batch: WriteBatch,
+        deadline: Instant,
+    ) -> Result<std_mpsc::Receiver<Answer>, StoreError> {
+        let queue = self.queue()?;
+        let (tx, rx) = std_mpsc::sync_channel(1);
+        let mut job = Job {
+            batch,
+            reply: Reply::Blocking(tx),
+        };
+        let mut guard = self
+            .shared
+            .room
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        loop {
+            match queue.try_send(job) {
+                Ok(()) => return Ok(rx),
+                Err(mpsc::error::TrySendError::Closed(_)) => return Err(self.stopped()),
+                Err(mpsc::error::TrySendError::Full(back)) => job = back,
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(self.timed_out());
+            }
+            guard = self
+                .shared
+                .room_freed
+                .wait_timeout(guard, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        self.queue = None;
+        if let Some(thread) = self.thread.take() {
+            // A panicked writer has already dropped its connection; there is
+            // nothing more to release here.
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The writer thread: wait for a batch, take whatever else is pending, commit
+/// it all at once, answer. Ends when every sender is gone.
+fn run(mut conn: Connection, mut jobs: mpsc::Receiver<Job>, shared: &Shared, config: &StoreConfig) {
+    let group_max = config.group_batches_max.max(1);
+    while let Some(first) = jobs.blocking_recv() {
+        let mut group = vec![first];
+        while group.len() < group_max {
+            match jobs.try_recv() {
+                Ok(job) => group.push(job),
+                Err(_) => break,
+            }
+        }
+        shared.signal_room();
+        let answers = match shared.poison.get() {
+            Some(refusal) => Err(refusal.clone()),
+            None => commit_group(&mut conn, &group, config),
+        };
+        match answers {
+            Ok(answers) => {
+                shared.count(group.len());
+                for (job, answer) in group.into_iter().zip(answers) {
+                    job.reply.send(answer);
+                }
+            }
+            Err(failure) => {
+                let refusal = shared.poison(failure);
+                for job in group {
+                    job.reply.send(Err(refusal.clone()));
+                }
+            }
+        }
+    }
+}
+
+fn fatal(e: rusqlite::Error) -> StoreError {
+    StoreError::WriteFailed {
+        detail: e.to_string(),
+    }
+}
+
+/// One transaction for the whole group, one savepoint per batch. `Err` means
+/// the transaction as a whole failed (and was rolled back): every batch of
+/// the group gets it.
+fn commit_group(
+    conn: &mut Connection,
+    group: &[Job],
+    config: &StoreConfig,
+) -> Result<Vec<Answer>, StoreError> {
+    let mut tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(fatal)?;
+    let mut answers = Vec::with_capacity(group.len());
+    for job in group {
+        let mut savepoint = tx.savepoint().map_err(fatal)?;
+        let answer = batch::apply(&savepoint, &job.batch, config);
+        match &answer {
+            Err(e) if e.is_fatal() => return Err(e.clone()),
+            Err(_) => {
+                savepoint.set_drop_behavior(DropBehavior::Rollback);
+                savepoint.finish().map_err(fatal)?;
+            }
+            Ok(()) => savepoint.commit().map_err(fatal)?,
+        }
+        answers.push(answer);
+    }
+    tx.commit().map_err(fatal)?;
+    Ok(answers)
+}
