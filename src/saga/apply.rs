@@ -791,6 +791,14 @@ fn check_original(workflow: Uuid, original: &OriginalBooking) -> Check {
             original.segments.len()
         ));
     }
+    if let Some(k) = original
+        .segments
+        .iter()
+        .enumerate()
+        .position(|(k, s)| usize::from(s.segment.index) != k)
+    {
+        return Err(format!("original segment {k} carries another index"));
+    }
     let mut uids: Vec<&str> = original
         .segments
         .iter()

@@ -26,7 +26,7 @@ pub fn decide(saga: &Saga, now: DateTime<Utc>) -> Command {
     if let Some(c) = duplicates(saga, now) {
         return c;
     }
-    let end = |e: Event| Command::Record(e);
+    let end = Command::Record;
     match &saga.phase {
         Phase::Reserving => reserving(saga, now),
         Phase::Held { expires_at } if now >= *expires_at => end(Event::HoldExpired),

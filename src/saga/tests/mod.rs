@@ -4,6 +4,7 @@
 //! state survives a serde round trip (I7). Fixtures use the salon world.
 
 mod flows;
+mod golden;
 mod sim;
 mod transitions;
 

@@ -202,6 +202,12 @@ fn every_transition_is_checked() {
             Err("starts before segment 0 ends"),
         ),
         (
+            "misnumbered original",
+            vec![],
+            misnumbered_original(),
+            Err("original segment 0 carries another index"),
+        ),
+        (
             "changing itself",
             vec![],
             self_original(),
@@ -968,6 +974,16 @@ fn overlapping_plan() -> Event {
         workflow: WF,
         request: r,
         reserve_min: None,
+    }
+}
+
+fn misnumbered_original() -> Event {
+    let mut original = original(2);
+    original.segments.swap(0, 1);
+    Event::CancelRequested {
+        workflow: WF,
+        original,
+        reason: reason("x"),
     }
 }
 
