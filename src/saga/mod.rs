@@ -41,7 +41,9 @@ mod command;
 mod decide;
 mod event;
 mod plan;
+mod start;
 mod state;
+mod steps;
 
 pub use apply::{TransitionError, fold};
 pub use batch::{
