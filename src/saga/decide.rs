@@ -128,7 +128,7 @@ fn retry(
     if attempt >= RETRY_ATTEMPTS_MAX {
         return Step::GiveUp(format!("gave up after {attempt} attempts (last: {reason})"));
     }
-    wait_then(retry_at, now, || Step::Call(go(attempt + 1)))
+    wait_then(retry_at, now, || Step::Call(go(attempt.saturating_add(1))))
 }
 
 fn wait_then(
@@ -146,11 +146,11 @@ fn wait_then(
 fn undo_step(undo: &Undo, now: DateTime<Utc>, go: Attempt) -> Step {
     match undo {
         Undo::Live => Step::Call(go(1)),
-        Undo::Intended { attempt } => Step::Call(go(attempt + 1)),
+        Undo::Intended { attempt } => Step::Call(go(attempt.saturating_add(1))),
         Undo::Failed {
             attempt,
             failure: Failure::Retryable { retry_at, .. },
-        } => wait_then(*retry_at, now, || Step::Call(go(attempt + 1))),
+        } => wait_then(*retry_at, now, || Step::Call(go(attempt.saturating_add(1)))),
         Undo::Failed {
             failure: Failure::Permanent { reason },
             ..

@@ -83,6 +83,8 @@ pub enum PlanError {
         start: DateTime<Utc>,
         slot_interval_min: u32,
     },
+    #[error("start {start} is too far in the future to plan; pick a start in the coming months")]
+    StartOutOfRange { start: DateTime<Utc> },
     #[error(
         "host {host} does not do any part of service {service:?}; choose one of {hosts:?} or leave the host out"
     )]
@@ -143,8 +145,8 @@ pub fn plan(
     let mut segments = Vec::with_capacity(service.segments.len());
     for (k, seg) in service.segments.iter().enumerate() {
         let index = segment_index(k);
-        let start = request.start + minutes(service.offset_min(k));
-        let end = start + minutes(seg.duration_min);
+        let start = after(request.start, service.offset_min(k))?;
+        let end = after(start, seg.duration_min)?;
         let wanted = request.segment_hosts.get(&index).copied();
         let option = match wanted {
             Some(host) => pinned_option(seg, index, host, start, end, &mut is_free)?,
@@ -272,8 +274,10 @@ fn preferred_or_free(
         })
 }
 
-fn minutes(min: u32) -> Duration {
-    Duration::minutes(i64::from(min))
+/// `at` plus `min` minutes, refused instead of overflowing near the end of time.
+fn after(at: DateTime<Utc>, min: u32) -> Result<DateTime<Utc>, PlanError> {
+    at.checked_add_signed(Duration::minutes(i64::from(min)))
+        .ok_or(PlanError::StartOutOfRange { start: at })
 }
 
 /// Catalogue services have at most `SEGMENTS_MAX` (16) segments.
@@ -285,6 +289,7 @@ fn segment_index(k: usize) -> u16 {
 mod tests {
     use super::*;
     use crate::catalog::Segment;
+    use chrono::TimeZone;
 
     fn at(s: &str) -> DateTime<Utc> {
         s.parse().unwrap()
@@ -403,8 +408,12 @@ mod tests {
         late.start = at("2030-03-05T09:10:00Z");
         let mut past = request(None, &[]);
         past.start = at("2030-02-01T09:00:00Z");
+        let mut end_of_time = request(None, &[]);
+        // The cut would start after the last instant chrono can represent.
+        end_of_time.start = Utc.with_ymd_and_hms(262_142, 12, 31, 23, 0, 0).unwrap();
         let cases: Vec<(PlanRequest, &[u64], &str)> = vec![
             (past, &[], "is not in the future"),
+            (end_of_time, &[], "too far in the future"),
             (late, &[], "not on a 15-minute slot boundary"),
             (request(Some(9), &[]), &[], "host 9 does not do any part"),
             (request(None, &[(5, 2)]), &[], "no segment 5 to pin"),

@@ -119,12 +119,12 @@ impl<T> Make<T> {
     pub fn next_attempt(&self, reissue: bool) -> Option<u32> {
         match self {
             Make::Pending => Some(1),
-            Make::Intended { attempt } if reissue => Some(attempt + 1),
+            Make::Intended { attempt } if reissue => Some(attempt.saturating_add(1)),
             Make::Failed {
                 attempt,
                 failure: Failure::Retryable { .. },
             }
-            | Make::Missing { attempt } => Some(attempt + 1),
+            | Make::Missing { attempt } => Some(attempt.saturating_add(1)),
             _ => None,
         }
     }
@@ -171,7 +171,7 @@ impl Undo {
             | Undo::Failed {
                 attempt,
                 failure: Failure::Retryable { .. },
-            } => Some(attempt + 1),
+            } => Some(attempt.saturating_add(1)),
             _ => None,
         }
     }
