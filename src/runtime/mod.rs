@@ -1,1 +1,554 @@
-//! (to be written)
+//! The engine: runs sagas. It owns the I/O the pure core asks for: it starts
+//! sagas (request event + slot claims in one commit), drives them
+//! concurrently with a bound (`runner`), makes their Cal.com calls (`calls`),
+//! reconciles uncertain steps (`reconcile`), wakes them on durable timers and
+//! resumes every unfinished saga after a restart (`recovery`). It decides
+//! nothing itself: `saga::decide` does. After a failed write the disk is in
+//! doubt, so the engine stops taking work until it is restarted.
+
+mod calls;
+mod reconcile;
+mod recovery;
+mod runner;
+
+use std::collections::{BTreeMap, HashMap};
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use rand::SeedableRng;
+use rand::rngs::SmallRng;
+use tokio::sync::{Semaphore, watch};
+use uuid::Uuid;
+
+use crate::calcom::{CalcomApi, RetryPolicy};
+use crate::catalog::Catalog;
+use crate::clock::Clock;
+use crate::saga::{
+    self, AdvanceError, Attendee, BookingRequest, Event, Kind, Phase, PlanError, PlanRequest, Saga,
+    SegmentView, TransitionError,
+};
+use crate::store::{EventRow, Store, StoreError, WorkflowFilter, WorkflowRow, WriteOp};
+
+pub use recovery::RecoveryReport;
+pub use runner::WAKE_TIMER;
+
+/// Tuning of the engine. Every wait has a bound.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Sagas driven at once; more wait for a permit.
+    pub sagas_concurrent_max: usize,
+    /// Waits up to this long are slept inside the saga's task; longer ones
+    /// park the saga on a durable timer.
+    pub in_task_wait_max: Duration,
+    /// How often due timers are looked for.
+    pub timer_poll: Duration,
+    /// Reserve every segment's slot for this many minutes before booking
+    /// (None: book directly; calsaga's own claims already stop races).
+    pub reserve_min: Option<u32>,
+    /// Cal.com's slot interval of the catalogue's event types.
+    pub slot_interval_min: NonZeroU32,
+    /// Spacing of durable retries (the same formula as the client's).
+    pub retry: RetryPolicy,
+    /// Seed of the retry jitter, so a simulated run repeats exactly.
+    pub rng_seed: u64,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            sagas_concurrent_max: 64,
+            in_task_wait_max: Duration::from_secs(30),
+            timer_poll: Duration::from_secs(1),
+            reserve_min: None,
+            slot_interval_min: NonZeroU32::new(15).expect("15 > 0"),
+            retry: RetryPolicy::default(),
+            rng_seed: 0x5a6a,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum EngineError {
+    #[error("unknown service {id:?}; known services: {known}")]
+    UnknownService { id: String, known: String },
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    #[error("workflow {id} does not exist; list workflows with `calsaga workflows list`")]
+    UnknownWorkflow { id: Uuid },
+    #[error("workflow {id} is {state}; {action} needs a {needed} workflow")]
+    Illegal {
+        id: Uuid,
+        state: String,
+        action: &'static str,
+        needed: &'static str,
+    },
+    #[error("the time is taken: {0}")]
+    SlotTaken(String),
+    #[error("workflow {id}'s log is unreadable: {detail}; restore the database from a backup")]
+    CorruptLog { id: Uuid, detail: String },
+    #[error("saga rule broken: {0}")]
+    Transition(#[from] TransitionError),
+    #[error("{0}")]
+    Advance(#[from] AdvanceError),
+    #[error(
+        "the engine stopped taking work after a database write failed ({0}); fix the disk and restart calsaga"
+    )]
+    Stopped(String),
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+impl From<StoreError> for EngineError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::SlotClaimed { .. } => EngineError::SlotTaken(e.to_string()),
+            other => EngineError::Store(other),
+        }
+    }
+}
+
+/// A booking as the engine's callers see it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct WorkflowView {
+    pub id: Uuid,
+    pub kind: String,
+    pub service: String,
+    pub state: String,
+    pub terminal: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub segments: Vec<SegmentView>,
+    /// Why it was compensated or failed, when it was.
+    pub reason: Option<String>,
+}
+
+/// What a front end asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BookRequest {
+    pub service: String,
+    pub start: DateTime<Utc>,
+    pub attendee: Attendee,
+    /// A host wanted for every segment they can do.
+    pub host: Option<u64>,
+    /// Hosts pinned per segment index.
+    pub segment_hosts: BTreeMap<u16, u64>,
+    pub notes: Option<String>,
+}
+
+/// The running engine; cheap to clone.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+pub struct Inner {
+    store: Store,
+    api: Arc<dyn CalcomApi>,
+    clock: Arc<dyn Clock>,
+    catalog: Arc<Catalog>,
+    config: EngineConfig,
+    permits: Semaphore,
+    /// Sagas with a driver; `true` asks the driver to look again when done.
+    active: Mutex<HashMap<Uuid, bool>>,
+    changed: watch::Sender<u64>,
+    stopped: Mutex<Option<String>>,
+    shutting_down: AtomicBool,
+    rng: Mutex<SmallRng>,
+}
+
+impl Inner {
+    fn notify_changed(&self) {
+        self.changed.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Maps a store error; a fatal one stops the engine (the disk is in doubt).
+    fn store_failed(&self, e: StoreError) -> EngineError {
+        if e.is_fatal() {
+            let mut stopped = self.stopped.lock().expect("stopped lock");
+            if stopped.is_none() {
+                tracing::error!(error = %e, "database write failed; the engine takes no new work");
+                *stopped = Some(e.to_string());
+            }
+        }
+        e.into()
+    }
+
+    fn check_running(&self) -> Result<(), EngineError> {
+        match self.stopped.lock().expect("stopped lock").as_ref() {
+            Some(reason) => Err(EngineError::Stopped(reason.clone())),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Engine {
+    /// Builds the engine; call `start` inside a tokio runtime to resume
+    /// unfinished sagas and run the timer loop.
+    pub fn new(
+        store: Store,
+        api: Arc<dyn CalcomApi>,
+        clock: Arc<dyn Clock>,
+        catalog: Arc<Catalog>,
+        config: EngineConfig,
+    ) -> Engine {
+        let (changed, _) = watch::channel(0);
+        Engine {
+            inner: Arc::new(Inner {
+                store,
+                api,
+                clock,
+                catalog,
+                permits: Semaphore::new(config.sagas_concurrent_max.max(1)),
+                rng: Mutex::new(SmallRng::seed_from_u64(config.rng_seed)),
+                config,
+                active: Mutex::new(HashMap::new()),
+                changed,
+                stopped: Mutex::new(None),
+                shutting_down: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    /// Resumes every unfinished saga and starts the timer loop.
+    pub fn start(&self) -> Result<RecoveryReport, EngineError> {
+        let report = recovery::resume_all(self)?;
+        recovery::spawn_timer_loop(self.clone());
+        Ok(report)
+    }
+
+    /// Stops the timer loop; running drivers finish their current step.
+    pub fn shutdown(&self) {
+        self.inner.shutting_down.store(true, Ordering::SeqCst);
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    pub fn catalog(&self) -> &Catalog {
+        &self.inner.catalog
+    }
+
+    /// Plans and starts a booking saga; returns its workflow id once the
+    /// request and its slot claims are committed (I5).
+    pub async fn book(&self, req: BookRequest) -> Result<Uuid, EngineError> {
+        let id = Uuid::new_v4();
+        let request = self.plan(&req, None)?;
+        let first = Event::Requested {
+            workflow: id,
+            request,
+            reserve_min: self.inner.config.reserve_min,
+        };
+        self.start_saga(&req.service, first).await?;
+        Ok(id)
+    }
+
+    /// Starts a hold: every segment reserved for `hold_min` minutes until
+    /// `confirm` books it or the hold expires.
+    pub async fn hold(&self, req: BookRequest, hold_min: u32) -> Result<Uuid, EngineError> {
+        let id = Uuid::new_v4();
+        let request = self.plan(&req, None)?;
+        self.start_saga(
+            &req.service,
+            Event::HoldRequested {
+                workflow: id,
+                request,
+                hold_min,
+            },
+        )
+        .await?;
+        Ok(id)
+    }
+
+    /// Turns a held saga into a booking.
+    pub async fn confirm(&self, hold: Uuid) -> Result<(), EngineError> {
+        self.append(hold, Event::ConfirmRequested).await
+    }
+
+    /// Starts a make-before-break reschedule of booked workflow `of` to
+    /// `start`; the original stays untouched unless every new segment exists.
+    pub async fn reschedule(
+        &self,
+        of: Uuid,
+        start: DateTime<Utc>,
+        host: Option<u64>,
+    ) -> Result<Uuid, EngineError> {
+        let original = self.original(of, "reschedule")?;
+        let (saga, _) = runner::load(&self.inner, of)?;
+        let request = saga.request.clone().ok_or(EngineError::Illegal {
+            id: of,
+            state: saga.state_name().into(),
+            action: "reschedule",
+            needed: "booked",
+        })?;
+        let req = BookRequest {
+            service: request.plan.service_id.clone(),
+            start,
+            attendee: request.attendee.clone(),
+            host,
+            segment_hosts: BTreeMap::new(),
+            notes: request.notes.clone(),
+        };
+        let id = Uuid::new_v4();
+        let request = self.plan(&req, Some(of))?;
+        self.start_saga(
+            &req.service,
+            Event::RescheduleRequested {
+                workflow: id,
+                original,
+                request,
+                reserve_min: self.inner.config.reserve_min,
+            },
+        )
+        .await?;
+        Ok(id)
+    }
+
+    /// Starts cancelling every segment of booked workflow `of`.
+    pub async fn cancel(&self, of: Uuid, reason: String) -> Result<Uuid, EngineError> {
+        let original = self.original(of, "cancel")?;
+        let service = self.get(of)?.service;
+        let id = Uuid::new_v4();
+        self.start_saga(
+            &service,
+            Event::CancelRequested {
+                workflow: id,
+                original,
+                reason,
+            },
+        )
+        .await?;
+        Ok(id)
+    }
+
+    /// Appends an event from outside the runner (confirm, admin requests)
+    /// and wakes the saga.
+    pub async fn append(&self, id: Uuid, event: Event) -> Result<(), EngineError> {
+        self.inner.check_running()?;
+        let now = self.inner.clock.now();
+        let (mut saga, seq) = runner::load(&self.inner, id)?;
+        saga.apply(&event)?;
+        let ops = vec![
+            WriteOp::AppendEvents {
+                workflow: id,
+                expected_seq: seq,
+                events: vec![runner::new_event(&event, now)?],
+            },
+            runner::projection_op(&saga, now)?,
+        ];
+        self.inner
+            .store
+            .commit(ops)
+            .await
+            .map_err(|e| self.inner.store_failed(e))?;
+        self.inner.notify_changed();
+        self.spawn_drive(id);
+        Ok(())
+    }
+
+    /// The workflow as callers see it.
+    pub fn get(&self, id: Uuid) -> Result<WorkflowView, EngineError> {
+        let row = self
+            .inner
+            .store
+            .workflow(id)?
+            .ok_or(EngineError::UnknownWorkflow { id })?;
+        view(row)
+    }
+
+    pub fn list(&self, filter: &WorkflowFilter) -> Result<Vec<WorkflowView>, EngineError> {
+        self.inner
+            .store
+            .list_workflows(filter)?
+            .into_iter()
+            .map(view)
+            .collect()
+    }
+
+    pub fn events(&self, id: Uuid) -> Result<Vec<EventRow>, EngineError> {
+        Ok(self.inner.store.events(id)?)
+    }
+
+    /// Waits until the workflow is terminal or `deadline` passes, and
+    /// returns it as it is then.
+    pub async fn wait(&self, id: Uuid, deadline: Duration) -> Result<WorkflowView, EngineError> {
+        let mut changes = self.inner.changed.subscribe();
+        let until = tokio::time::Instant::now() + deadline;
+        loop {
+            let current = self.get(id)?;
+            if current.terminal {
+                return Ok(current);
+            }
+            match tokio::time::timeout_at(until, changes.changed()).await {
+                Ok(Ok(())) => {}
+                _ => return self.get(id),
+            }
+        }
+    }
+
+    fn plan(
+        &self,
+        req: &BookRequest,
+        replacing: Option<Uuid>,
+    ) -> Result<BookingRequest, EngineError> {
+        self.inner.check_running()?;
+        let service =
+            self.inner
+                .catalog
+                .get(&req.service)
+                .ok_or_else(|| EngineError::UnknownService {
+                    id: req.service.clone(),
+                    known: self.inner.catalog.ids().join(", "),
+                })?;
+        let plan_request = PlanRequest {
+            start: req.start,
+            host: req.host,
+            segment_hosts: req.segment_hosts.clone(),
+            slot_interval_min: self.inner.config.slot_interval_min,
+        };
+        let mut read_error = None;
+        let plan = saga::plan(
+            service,
+            &plan_request,
+            self.inner.clock.now(),
+            |o, s, e| match self.inner.store.live_claims_overlapping(o.host, s, e) {
+                Ok(claims) => claims.iter().all(|c| Some(c.workflow) == replacing),
+                Err(err) => {
+                    read_error.get_or_insert(err);
+                    false
+                }
+            },
+        );
+        if let Some(e) = read_error {
+            return Err(e.into());
+        }
+        Ok(BookingRequest {
+            plan: plan?,
+            attendee: req.attendee.clone(),
+            notes: req.notes.clone(),
+        })
+    }
+
+    fn original(
+        &self,
+        of: Uuid,
+        action: &'static str,
+    ) -> Result<saga::OriginalBooking, EngineError> {
+        let (saga, _) = runner::load(&self.inner, of)?;
+        saga.as_original().map_err(|e| EngineError::Illegal {
+            id: of,
+            state: e.state.into(),
+            action,
+            needed: "booked",
+        })
+    }
+
+    /// Commits a new saga's first event with its claims, then drives it.
+    async fn start_saga(&self, service: &str, first: Event) -> Result<(), EngineError> {
+        self.inner.check_running()?;
+        let now = self.inner.clock.now();
+        let saga = Saga::start(&first)?;
+        let mut ops = vec![
+            WriteOp::CreateWorkflow {
+                id: saga.workflow,
+                kind: kind_name(saga.kind).into(),
+                service: service.to_string(),
+                state: saga.state_name().into(),
+                at: now,
+                projection: String::new(),
+            },
+            WriteOp::AppendEvents {
+                workflow: saga.workflow,
+                expected_seq: 0,
+                events: vec![runner::new_event(&first, now)?],
+            },
+        ];
+        ops.extend(
+            saga::claim_change(&saga, &first)
+                .iter()
+                .map(runner::claim_op),
+        );
+        ops.push(runner::projection_op(&saga, now)?);
+        self.inner
+            .store
+            .commit(ops)
+            .await
+            .map_err(|e| self.inner.store_failed(e))?;
+        self.inner.notify_changed();
+        self.spawn_drive(saga.workflow);
+        Ok(())
+    }
+
+    /// Drives the saga in its own task unless a driver is already on it, in
+    /// which case that driver is asked to look again when it is done.
+    pub(crate) fn spawn_drive(&self, id: Uuid) {
+        {
+            let mut active = self.inner.active.lock().expect("active lock");
+            if let Some(again) = active.get_mut(&id) {
+                *again = true;
+                return;
+            }
+            active.insert(id, false);
+        }
+        let inner = Arc::clone(&self.inner);
+        tokio::spawn(async move {
+            let Ok(_permit) = inner.permits.acquire().await else {
+                return;
+            };
+            loop {
+                if let Err(e) = runner::drive(&inner, id).await {
+                    tracing::error!(workflow = %id, error = %e, "saga stopped; it resumes on the next start");
+                }
+                let mut active = inner.active.lock().expect("active lock");
+                if active.get(&id) == Some(&true) && inner.check_running().is_ok() {
+                    active.insert(id, false);
+                    continue;
+                }
+                active.remove(&id);
+                break;
+            }
+        });
+    }
+}
+
+fn view(row: WorkflowRow) -> Result<WorkflowView, EngineError> {
+    let saga: Saga =
+        serde_json::from_str(&row.projection).map_err(|e| EngineError::CorruptLog {
+            id: row.id,
+            detail: format!("stored projection does not parse: {e}"),
+        })?;
+    Ok(WorkflowView {
+        id: row.id,
+        kind: row.kind,
+        service: row.service,
+        state: row.state,
+        terminal: saga.is_terminal(),
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+        segments: saga.segments_view(),
+        reason: reason(&saga),
+    })
+}
+
+fn kind_name(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Book => "book",
+        Kind::Hold => "hold",
+        Kind::Reschedule => "reschedule",
+        Kind::Cancel => "cancel",
+    }
+}
+
+/// Why the saga was compensated or failed, when it was.
+fn reason(saga: &Saga) -> Option<String> {
+    match (&saga.failure, &saga.phase) {
+        (Some(failure), _) => Some(failure.clone()),
+        (None, Phase::Compensating { reason } | Phase::Compensated { reason }) => {
+            Some(reason.clone())
+        }
+        _ => None,
+    }
+}

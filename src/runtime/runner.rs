@@ -1,0 +1,231 @@
+//! Drives one saga: load its log, fold it, `advance` it, commit the batch
+//! (events, claims, projection, mirror, timer) in one transaction, make the
+//! call the batch ends with, and feed the outcome into the next `advance`,
+//! so each commit carries the outcome of step k with the intent of step k+1.
+//! Nothing is sent to Cal.com before its intent is committed (I6).
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::saga::{self, Batch, CancelTarget, ClaimChange, Event, Saga, Then};
+use crate::store::{Claim, MirrorEntry, NewEvent, StoreError, WriteBatch, WriteOp};
+
+use super::calls::Caller;
+use super::{EngineError, Inner};
+
+/// Timer kind that wakes a saga waiting for a retry or a hold's expiry.
+pub const WAKE_TIMER: &str = "wake";
+/// Reload-and-retry rounds after an append lost its sequence race (the API
+/// appended a confirm or an admin event meanwhile).
+const SEQUENCE_RETRIES_MAX: usize = 8;
+
+/// How one drive ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Driven {
+    /// Terminal, or failed and waiting for an admin.
+    Ended,
+    /// Waiting for a timer at this instant.
+    Waiting(DateTime<Utc>),
+}
+
+/// Runs the saga until it ends or must wait longer than the engine sleeps
+/// in-task. Errors stop this saga only; a fatal store error also stops the
+/// engine (the caller checks).
+pub async fn drive(inner: &Arc<Inner>, id: Uuid) -> Result<Driven, EngineError> {
+    let (mut saga, mut seq) = load(inner, id)?;
+    let mut outcomes = Vec::new();
+    let mut conflicts = 0;
+    loop {
+        let now = inner.clock.now();
+        let batch = saga::advance(&saga, outcomes.clone(), now)?;
+        match commit(inner, &batch, seq, now).await {
+            Ok(()) => {}
+            Err(StoreError::SequenceConflict { .. }) if conflicts < SEQUENCE_RETRIES_MAX => {
+                conflicts += 1;
+                (saga, seq) = load(inner, id)?;
+                continue;
+            }
+            Err(e) => return Err(inner.store_failed(e)),
+        }
+        inner.notify_changed();
+        seq += batch.events.len() as u64;
+        saga = batch.saga;
+        outcomes = match batch.then {
+            Then::Idle => return Ok(Driven::Ended),
+            Then::Call(call) => caller(inner).perform(&call, &saga.known_uids(), now).await,
+            Then::WaitUntil(at) => {
+                let wait = (at - inner.clock.now()).to_std().unwrap_or_default();
+                if wait > inner.config.in_task_wait_max {
+                    return Ok(Driven::Waiting(at));
+                }
+                inner.clock.sleep(wait).await;
+                Vec::new()
+            }
+        };
+    }
+}
+
+fn caller(inner: &Inner) -> Caller<'_> {
+    Caller {
+        api: inner.api.as_ref(),
+        retry: &inner.config.retry,
+        rng: &inner.rng,
+    }
+}
+
+/// The saga folded from its log, and the next sequence number.
+pub fn load(inner: &Inner, id: Uuid) -> Result<(Saga, u64), EngineError> {
+    let row = inner
+        .store
+        .workflow(id)?
+        .ok_or(EngineError::UnknownWorkflow { id })?;
+    let events = inner
+        .store
+        .events(id)?
+        .into_iter()
+        .map(|e| {
+            serde_json::from_str::<Event>(&e.payload).map_err(|err| EngineError::CorruptLog {
+                id,
+                detail: format!("event {} ({}) does not parse: {err}", e.seq, e.kind),
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let saga = saga::fold(&events)?;
+    Ok((saga, row.next_seq))
+}
+
+async fn commit(
+    inner: &Inner,
+    batch: &Batch,
+    seq: u64,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let ops = batch_ops(batch, seq, now)?;
+    if ops.is_empty() {
+        return Ok(());
+    }
+    inner.store.commit(ops).await
+}
+
+/// Everything one batch writes, in one transaction.
+pub fn batch_ops(batch: &Batch, seq: u64, now: DateTime<Utc>) -> Result<WriteBatch, StoreError> {
+    let workflow = batch.saga.workflow;
+    let mut ops = WriteBatch::new();
+    if !batch.events.is_empty() {
+        ops.push(WriteOp::AppendEvents {
+            workflow,
+            expected_seq: seq,
+            events: batch
+                .events
+                .iter()
+                .map(|e| new_event(e, now))
+                .collect::<Result<_, _>>()?,
+        });
+        ops.extend(batch.claims.iter().map(claim_op));
+        ops.extend(
+            batch
+                .events
+                .iter()
+                .filter_map(|e| mirror_op(&batch.saga, e)),
+        );
+        ops.push(projection_op(&batch.saga, now)?);
+    }
+    match batch.then {
+        Then::WaitUntil(due_at) => ops.push(WriteOp::SetTimer {
+            workflow,
+            kind: WAKE_TIMER.into(),
+            due_at,
+        }),
+        _ if !ops.is_empty() => ops.push(WriteOp::ClearTimers {
+            workflow,
+            kind: Some(WAKE_TIMER.into()),
+        }),
+        _ => {}
+    }
+    Ok(ops)
+}
+
+pub fn new_event(e: &Event, at: DateTime<Utc>) -> Result<NewEvent, StoreError> {
+    Ok(NewEvent {
+        at,
+        kind: e.kind().to_string(),
+        payload: to_json(e)?,
+    })
+}
+
+pub fn projection_op(saga: &Saga, at: DateTime<Utc>) -> Result<WriteOp, StoreError> {
+    Ok(WriteOp::SetProjection {
+        workflow: saga.workflow,
+        state: saga.state_name().to_string(),
+        projection: to_json(saga)?,
+        at,
+    })
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|e| StoreError::Invalid {
+        detail: format!("cannot serialise for the log: {e}"),
+    })
+}
+
+pub fn claim_op(change: &ClaimChange) -> WriteOp {
+    match change {
+        ClaimChange::Acquire { workflow, claims } => WriteOp::ClaimSlots {
+            workflow: *workflow,
+            claims: claims
+                .iter()
+                .enumerate()
+                .map(|(i, c)| Claim {
+                    segment: u16::try_from(i).unwrap_or(u16::MAX),
+                    host: c.host,
+                    start: c.start,
+                    end: c.end,
+                })
+                .collect(),
+        },
+        ClaimChange::ReleaseAll { workflow } => WriteOp::ReleaseClaims {
+            workflow: *workflow,
+            segment: None,
+        },
+    }
+}
+
+/// Keeps the booking mirror in step with what the log says of Cal.com.
+fn mirror_op(saga: &Saga, event: &Event) -> Option<WriteOp> {
+    let (workflow, segment, status) = match event {
+        Event::SegmentBooked { segment, .. } => (saga.workflow, *segment, "accepted"),
+        Event::SegmentReconciled {
+            segment,
+            found: Some(_),
+        } => (saga.workflow, *segment, "accepted"),
+        Event::BookingCancelled {
+            target: CancelTarget::Segment(segment),
+        } => (saga.workflow, *segment, "cancelled"),
+        Event::BookingCancelled {
+            target: CancelTarget::Original(segment),
+        } => (saga.original.as_ref()?.workflow, *segment, "cancelled"),
+        _ => return None,
+    };
+    let (planned, calcom_uid) = if workflow == saga.workflow {
+        let view = saga
+            .segments_view()
+            .into_iter()
+            .find(|v| v.segment.index == segment)?;
+        (view.segment, view.calcom_uid?)
+    } else {
+        let booked = saga.original.as_ref()?.segments.get(usize::from(segment))?;
+        (booked.segment.clone(), booked.calcom_uid.clone())
+    };
+    Some(WriteOp::UpsertMirror(MirrorEntry {
+        workflow,
+        segment,
+        calcom_uid,
+        event_type_id: planned.event_type_id,
+        host: planned.host,
+        start: planned.start,
+        end: planned.end,
+        status: status.into(),
+    }))
+}
