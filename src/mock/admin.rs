@@ -38,7 +38,11 @@ fn id_param(call: &Call<'_>) -> Result<u64, ApiError> {
 /// `slotInterval` and `minimumBookingNotice` from a body; the shared wire
 /// inputs leave them out because calsaga never sends them.
 fn timing(body: &Map<String, Value>) -> (Option<u32>, Option<u32>) {
-    let minutes = |k: &str| body.get(k).and_then(Value::as_u64).and_then(|v| u32::try_from(v).ok());
+    let minutes = |k: &str| {
+        body.get(k)
+            .and_then(Value::as_u64)
+            .and_then(|v| u32::try_from(v).ok())
+    };
     (minutes("slotInterval"), minutes("minimumBookingNotice"))
 }
 
@@ -126,8 +130,15 @@ pub fn update_event_type(mock: &Mock, call: &Call<'_>) -> Result<Answer, ApiErro
         ));
     }
     let et = mock.commit(|s| {
-        let owner = s.event_type(id).ok_or_else(|| event_type_missing(id))?.owner_id;
-        if input.slug.as_deref().is_some_and(|slug| slug_taken(s, owner, slug, Some(id))) {
+        let owner = s
+            .event_type(id)
+            .ok_or_else(|| event_type_missing(id))?
+            .owner_id;
+        if input
+            .slug
+            .as_deref()
+            .is_some_and(|slug| slug_taken(s, owner, slug, Some(id)))
+        {
             return Err(ApiError::bad_request(SLUG_TAKEN));
         }
         let et = s
@@ -155,7 +166,9 @@ pub fn delete_event_type(mock: &Mock, call: &Call<'_>) -> Result<Answer, ApiErro
             .event_types
             .iter()
             .position(|e| e.id == id)
-            .ok_or_else(|| ApiError::not_found(format!("Event type with ID={id} does not exist.")))?;
+            .ok_or_else(|| {
+                ApiError::not_found(format!("Event type with ID={id} does not exist."))
+            })?;
         Ok(s.event_types.remove(i))
     })?;
     Ok(Answer::ok(json!({
@@ -243,7 +256,8 @@ pub fn list_webhooks(mock: &Mock, call: &Call<'_>) -> Result<Answer, ApiError> {
 
 pub fn get_webhook(mock: &Mock, call: &Call<'_>) -> Result<Answer, ApiError> {
     let w = mock.read(|s| s.webhooks.iter().find(|w| w.id == call.param).cloned());
-    w.map(Answer::ok).ok_or_else(|| webhook_missing(&call.param))
+    w.map(Answer::ok)
+        .ok_or_else(|| webhook_missing(&call.param))
 }
 
 pub fn update_webhook(mock: &Mock, call: &Call<'_>) -> Result<Answer, ApiError> {
@@ -252,11 +266,23 @@ pub fn update_webhook(mock: &Mock, call: &Call<'_>) -> Result<Answer, ApiError> 
     let u: UpdateWebhook = input::decode(body)?;
     let id = call.param.as_str();
     let w = mock.commit(|s| {
-        let user = s.webhooks.iter().find(|w| w.id == id).ok_or_else(|| webhook_missing(id))?.user_id;
-        if u.subscriber_url.as_deref().is_some_and(|url| url_taken(s, user, url, Some(id))) {
+        let user = s
+            .webhooks
+            .iter()
+            .find(|w| w.id == id)
+            .ok_or_else(|| webhook_missing(id))?
+            .user_id;
+        if u.subscriber_url
+            .as_deref()
+            .is_some_and(|url| url_taken(s, user, url, Some(id)))
+        {
             return Err(ApiError::nest(409, WEBHOOK_DUPLICATE));
         }
-        let w = s.webhooks.iter_mut().find(|w| w.id == id).ok_or_else(|| webhook_missing(id))?;
+        let w = s
+            .webhooks
+            .iter_mut()
+            .find(|w| w.id == id)
+            .ok_or_else(|| webhook_missing(id))?;
         w.subscriber_url = u.subscriber_url.unwrap_or_else(|| w.subscriber_url.clone());
         w.triggers = u.triggers.unwrap_or_else(|| w.triggers.clone());
         w.active = u.active.unwrap_or(w.active);
@@ -269,7 +295,11 @@ pub fn update_webhook(mock: &Mock, call: &Call<'_>) -> Result<Answer, ApiError> 
 pub fn delete_webhook(mock: &Mock, call: &Call<'_>) -> Result<Answer, ApiError> {
     let id = call.param.as_str();
     let w = mock.commit(|s| {
-        let i = s.webhooks.iter().position(|w| w.id == id).ok_or_else(|| webhook_missing(id))?;
+        let i = s
+            .webhooks
+            .iter()
+            .position(|w| w.id == id)
+            .ok_or_else(|| webhook_missing(id))?;
         Ok(s.webhooks.remove(i))
     })?;
     Ok(Answer::ok(w))

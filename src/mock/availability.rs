@@ -6,7 +6,9 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{Datelike, DateTime, Duration, LocalResult, NaiveDateTime, SecondsFormat, TimeZone, Utc};
+use chrono::{
+    DateTime, Datelike, Duration, LocalResult, NaiveDateTime, SecondsFormat, TimeZone, Utc,
+};
 use chrono_tz::Tz;
 
 use super::fixture::User;
@@ -97,7 +99,11 @@ pub fn within_working_hours(host: &User, span: Span) -> bool {
 
 /// Groups slot starts by local date in `zone` (`None` = UTC) and formats
 /// them like Cal.com: `2030-03-05T09:00:00.000+01:00`, or `...Z` in UTC.
-pub fn group_by_day(starts: &[DateTime<Utc>], zone: Option<Tz>, end_min: Option<u32>) -> SlotsByDay {
+pub fn group_by_day(
+    starts: &[DateTime<Utc>],
+    zone: Option<Tz>,
+    end_min: Option<u32>,
+) -> SlotsByDay {
     let mut days: SlotsByDay = BTreeMap::new();
     for t in starts {
         let end = end_min.map(|m| format_in(*t + Duration::minutes(i64::from(m)), zone));
@@ -125,5 +131,8 @@ fn format_in(t: DateTime<Utc>, zone: Option<Tz>) -> String {
 }
 
 fn is_utc(tz: Tz) -> bool {
-    matches!(tz, Tz::UTC | Tz::Etc__UTC | Tz::Etc__GMT | Tz::GMT | Tz::Zulu)
+    matches!(
+        tz,
+        Tz::UTC | Tz::Etc__UTC | Tz::Etc__GMT | Tz::GMT | Tz::Zulu
+    )
 }

@@ -28,7 +28,8 @@ const PAST: &str = "Attempting to book a meeting in the past.";
 const OUT_OF_BOUNDS: &str = "The event type can't be booked at the \"start\" time provided. This could be because it's too soon (violating the minimum booking notice) or too far in the future (outside the event's scheduling window). Try fetching available slots first using the GET /v2/slots endpoint and then make a booking with \"start\" time equal to one of the available slots.";
 const METADATA: &str = "Metadata must have at most 50 keys, each key up to 40 characters, and string values up to 500 characters.";
 const CONTACT: &str = "Attendee must have at least one contact method (email or phone number)";
-const WHICH_EVENT: &str = "Either eventTypeId or eventTypeSlug + username or eventTypeSlug + teamSlug must be provided";
+const WHICH_EVENT: &str =
+    "Either eventTypeId or eventTypeSlug + username or eventTypeSlug + teamSlug must be provided";
 const METADATA_KEYS_MAX: usize = 50;
 const METADATA_KEY_CHARS_MAX: usize = 40;
 const METADATA_VALUE_CHARS_MAX: usize = 500;
@@ -82,7 +83,9 @@ pub fn already_cancelled(uid: &str) -> String {
 }
 
 fn not_in_database(uid: &str) -> ApiError {
-    ApiError::not_found(format!("Booking with uid={uid} was not found in the database"))
+    ApiError::not_found(format!(
+        "Booking with uid={uid} was not found in the database"
+    ))
 }
 
 /// `POST /v2/bookings`.
@@ -121,17 +124,23 @@ fn create_input(mock: &Mock, call: &Call<'_>) -> Result<CreateBooking, ApiError>
         input::only(attendee, &ATTENDEE_FIELDS)?;
     }
     if !body.contains_key("eventTypeId") {
-        let id = event_type_by_slug(mock, &body).ok_or_else(|| ApiError::bad_request(WHICH_EVENT))?;
+        let id =
+            event_type_by_slug(mock, &body).ok_or_else(|| ApiError::bad_request(WHICH_EVENT))?;
         body.insert("eventTypeId".into(), Value::from(id));
     }
     input::drop_keys(&mut body, &CREATE_IGNORED);
     let input: CreateBooking = input::decode(body)?;
     let a = &input.attendee;
-    if a.email.as_deref().unwrap_or("").is_empty() && a.phone_number.as_deref().unwrap_or("").is_empty() {
+    if a.email.as_deref().unwrap_or("").is_empty()
+        && a.phone_number.as_deref().unwrap_or("").is_empty()
+    {
         return Err(ApiError::bad_property("attendee email or phone", CONTACT));
     }
     if a.time_zone.parse::<Tz>().is_err() {
-        return Err(ApiError::bad_property("timeZone", "timeZone must be a valid IANA time-zone"));
+        return Err(ApiError::bad_property(
+            "timeZone",
+            "timeZone must be a valid IANA time-zone",
+        ));
     }
     let m = &input.metadata;
     let too_big = m.len() > METADATA_KEYS_MAX
@@ -157,7 +166,10 @@ fn event_type_by_slug(mock: &Mock, body: &Map<String, Value>) -> Option<u64> {
 }
 
 fn span_of(start: DateTime<Utc>, et: &EventType) -> Span {
-    (start, start + Duration::minutes(i64::from(et.length_in_minutes)))
+    (
+        start,
+        start + Duration::minutes(i64::from(et.length_in_minutes)),
+    )
 }
 
 /// Cal.com's checks before an insert, in its order. `skip_uid` is a booking
@@ -176,7 +188,10 @@ fn check_bookable(
     if span.0 < now + notice(et) {
         return Err(ApiError::bad_request(OUT_OF_BOUNDS));
     }
-    let busy = s.booked_spans(host.id, skip_uid).iter().any(|b| overlaps(*b, span));
+    let busy = s
+        .booked_spans(host.id, skip_uid)
+        .iter()
+        .any(|b| overlaps(*b, span));
     if busy || !within_working_hours(host, span) {
         return Err(ApiError::bad_request(SLOT_TAKEN));
     }
@@ -216,7 +231,8 @@ fn build(
 /// `GET /v2/bookings/{uid}`.
 pub fn get(mock: &Mock, call: &Call<'_>) -> Result<Answer, ApiError> {
     let b = mock.read(|s| s.booking(&call.param).cloned());
-    b.map(Answer::ok).ok_or_else(|| not_in_database(&call.param))
+    b.map(Answer::ok)
+        .ok_or_else(|| not_in_database(&call.param))
 }
 
 /// `POST /v2/bookings/{uid}/reschedule`: the new booking, 201.
@@ -228,9 +244,12 @@ pub fn reschedule(mock: &Mock, call: &Call<'_>) -> Result<Answer, ApiError> {
     let uid = call.param.as_str();
     let (old, et) = mock.read(|s| -> Result<_, ApiError> {
         let old = movable(s, uid)?;
-        let et = s
-            .event_type(old.event_type_id)
-            .ok_or_else(|| ApiError::not_found(format!("Event type with id {} not found.", old.event_type_id)))?;
+        let et = s.event_type(old.event_type_id).ok_or_else(|| {
+            ApiError::not_found(format!(
+                "Event type with id {} not found.",
+                old.event_type_id
+            ))
+        })?;
         let span = span_of(input.start, et);
         check_bookable(s, host(mock, et)?, et, span, call.now, Some(uid))?;
         Ok((old.clone(), et.clone()))

@@ -24,7 +24,10 @@ pub fn serve(mock: &Mock, method: Method, path: &str, body: Option<&[u8]>) -> An
         (Method::Get, "/_mock/state") => Answer::plain(200, mock.view()),
         (Method::Post, "/_mock/reset") => match mock.reset() {
             Ok(()) => Answer::plain(200, mock.view()),
-            Err(_) => refuse(500, "the state file could not be written; see the mock's stderr"),
+            Err(_) => refuse(
+                500,
+                "the state file could not be written; see the mock's stderr",
+            ),
         },
         (Method::Get, "/_mock/faults") => faults(mock),
         (Method::Delete, "/_mock/faults") => {

@@ -20,7 +20,7 @@ use super::faults::{self, ActiveRule, Effect, FaultPlan, FaultRule, Scenario};
 use super::fixture::Fixture;
 use super::guard::{Caller, Throttler, Verdict};
 use super::input::Query;
-use super::reply::{self, Answer, ApiError};
+use super::reply::{self, Answer, ApiError, request_id};
 use super::route::{Matched, Route, parse_query};
 use super::state::{Overlap, State, StateFile};
 use super::webhooks::{BookingEvent, Deliverer, Delivery};
@@ -32,6 +32,7 @@ use crate::clock::Clock;
 /// Alphabet of Cal.com's short uids (flickr base58).
 const UID_ALPHABET: &[u8] = b"123456789abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ";
 const UID_LEN: usize = 22;
+const ID_STREAM: u64 = 0x05ee_d1d5;
 
 /// How a mock is started besides its fixture and clock.
 #[derive(Clone, Default)]
@@ -106,7 +107,11 @@ pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Mock {
-    pub fn new(fixture: Fixture, clock: Arc<dyn Clock>, config: MockConfig) -> Result<Mock, MockError> {
+    pub fn new(
+        fixture: Fixture,
+        clock: Arc<dyn Clock>,
+        config: MockConfig,
+    ) -> Result<Mock, MockError> {
         let state_file = config.state_file.map(StateFile::new);
         let state = match &state_file {
             Some(f) => f.load()?.unwrap_or_else(|| State::from_fixture(&fixture)),
@@ -120,11 +125,10 @@ impl Mock {
             .rate_limit_per_minute()
             .unwrap_or(fixture.rate_limit_per_minute);
         Ok(Mock {
+            rng: Mutex::new(SmallRng::seed_from_u64(id_seed(config.fault_seed, &state))),
             state: Mutex::new(state),
             faults: Mutex::new(FaultPlan::new(config.fault_seed, config.scenario.rules())),
             throttle: Mutex::new(Throttler::new(limit)),
-            // A different stream from the fault RNG, so ids do not shift faults.
-            rng: Mutex::new(SmallRng::seed_from_u64(config.fault_seed ^ 0x5eed_1d5)),
             webhooks: Deliverer::new(config.poster),
             state_file,
             fixture,
@@ -191,7 +195,13 @@ impl Mock {
     }
 
     /// Guards, then the handler; the verdict carries the rate-limit headers.
-    fn guarded(&self, req: &ApiRequest, mut call: Call<'_>, m: &Matched, peer: IpAddr) -> (Answer, Option<Verdict>) {
+    fn guarded(
+        &self,
+        req: &ApiRequest,
+        mut call: Call<'_>,
+        m: &Matched,
+        peer: IpAddr,
+    ) -> (Answer, Option<Verdict>) {
         let (url, now) = (call.url, call.now);
         call.caller = match Caller::identify(req.header("authorization"), &self.fixture) {
             Ok(c) => c,
@@ -243,7 +253,10 @@ impl Mock {
 
     /// One critical section that changes state; the state file is written
     /// before the lock is released, so the file never runs behind an answer.
-    pub(super) fn commit<R>(&self, f: impl FnOnce(&mut State) -> Result<R, ApiError>) -> Result<R, ApiError> {
+    pub(super) fn commit<R>(
+        &self,
+        f: impl FnOnce(&mut State) -> Result<R, ApiError>,
+    ) -> Result<R, ApiError> {
         let mut state = lock(&self.state);
         let out = f(&mut state)?;
         if let Some(file) = &self.state_file {
@@ -280,11 +293,18 @@ impl Mock {
     /// A uuid v4 from the seeded RNG (reservation and webhook ids).
     pub(super) fn new_uuid(&self) -> String {
         let bytes: [u8; 16] = lock(&self.rng).r#gen();
-        uuid::Builder::from_random_bytes(bytes).into_uuid().to_string()
+        uuid::Builder::from_random_bytes(bytes)
+            .into_uuid()
+            .to_string()
     }
 
     /// Queues the webhook deliveries for a booking change.
-    pub(super) fn publish(&self, trigger: &'static str, booking: &Booking, previous: Option<&Booking>) {
+    pub(super) fn publish(
+        &self,
+        trigger: &'static str,
+        booking: &Booking,
+        previous: Option<&Booking>,
+    ) {
         let Some(organizer) = booking.hosts.first().and_then(|h| self.fixture.user(h.id)) else {
             return;
         };
@@ -294,7 +314,8 @@ impl Mock {
             organizer,
             previous,
         };
-        let list = self.read(|s| super::webhooks::deliveries(&s.webhooks, &event, self.clock.now()));
+        let list =
+            self.read(|s| super::webhooks::deliveries(&s.webhooks, &event, self.clock.now()));
         self.webhooks.send(list);
     }
 
@@ -362,9 +383,16 @@ impl MockReply {
     }
 }
 
-/// Every answer carries a fresh `X-Request-Id`, as Cal.com's middleware adds.
-fn request_id() -> Vec<(String, String)> {
-    vec![("X-Request-Id".to_string(), uuid::Uuid::new_v4().to_string())]
+/// The seed of the id RNG: the fault seed, a fixed stream tag (so making
+/// ids never shifts the fault RNG) and a hash of the starting state, so a
+/// mock restarted from its state file never repeats the uids it already made.
+fn id_seed(fault_seed: u64, state: &State) -> u64 {
+    // FNV-1a: small, stable across builds, good enough to separate streams.
+    let bytes = serde_json::to_vec(state).unwrap_or_default();
+    let hash = bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    fault_seed ^ ID_STREAM ^ hash
 }
 
 /// `Method` from its HTTP name, for servers that parse requests themselves.

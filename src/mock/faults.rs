@@ -75,7 +75,11 @@ impl FaultRule {
 
     /// Why the rule cannot be used, if it cannot.
     pub fn problem(&self) -> Option<String> {
-        let triggers = [self.nth.is_some(), self.every.is_some(), self.rate.is_some()];
+        let triggers = [
+            self.nth.is_some(),
+            self.every.is_some(),
+            self.rate.is_some(),
+        ];
         if self.route != "*" && !Route::all().any(|r| r.key() == self.route) {
             return Some(format!(
                 "route {:?} is not a mock route; write METHOD and pattern like \"POST /v2/bookings/{{uid}}/cancel\", or \"*\"",
@@ -280,9 +284,7 @@ pub fn canned(status: u16, route: Route, param: Option<&str>) -> ApiError {
         (400, BookingCancel) => {
             ApiError::bad_request(super::bookings::already_cancelled(param.unwrap_or("")))
         }
-        (409, BookingCreate | BookingReschedule) => {
-            ApiError::bare(409, super::bookings::CONFLICT)
-        }
+        (409, BookingCreate | BookingReschedule) => ApiError::bare(409, super::bookings::CONFLICT),
         (409, WebhookCreate) => ApiError::nest(409, super::admin::WEBHOOK_DUPLICATE),
         (400, _) => ApiError::bad_request("Bad Request"),
         (409, _) => ApiError::nest(409, "Conflict"),

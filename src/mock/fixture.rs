@@ -84,11 +84,10 @@ impl Fixture {
 
     /// Validates fixture JSON; `path` only names the source in errors.
     pub fn parse(text: &str, path: &Path) -> Result<Fixture, MockError> {
-        let raw: RawFixture =
-            serde_json::from_str(text).map_err(|e| MockError::FixtureSyntax {
-                path: path.to_path_buf(),
-                detail: e.to_string(),
-            })?;
+        let raw: RawFixture = serde_json::from_str(text).map_err(|e| MockError::FixtureSyntax {
+            path: path.to_path_buf(),
+            detail: e.to_string(),
+        })?;
         Checker { path }.check(raw)
     }
 
@@ -292,7 +291,10 @@ impl Checker<'_> {
             if end <= start {
                 return Err(self.fail(
                     field,
-                    format!("endTime {} is not after startTime {}", h.end_time, h.start_time),
+                    format!(
+                        "endTime {} is not after startTime {}",
+                        h.end_time, h.start_time
+                    ),
                     "working hours end later the same day",
                 ));
             }
@@ -429,11 +431,7 @@ impl Checker<'_> {
     }
 
     fn webhook(&self, i: usize, w: RawWebhook, user_id: u64) -> Result<Webhook, MockError> {
-        if let Some(t) = w
-            .triggers
-            .iter()
-            .find(|t| !super::webhooks::is_trigger(t))
-        {
+        if let Some(t) = w.triggers.iter().find(|t| !super::webhooks::is_trigger(t)) {
             return Err(self.fail(
                 format!("webhooks[{i}].triggers"),
                 format!("{t:?} is not a Cal.com webhook trigger"),

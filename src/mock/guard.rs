@@ -21,7 +21,10 @@ const TRACKERS_MAX: usize = 10_000;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Caller {
     /// A `cal_` key from the fixture, and the user it belongs to.
-    ApiKey { key: String, user_id: u64 },
+    ApiKey {
+        key: String,
+        user_id: u64,
+    },
     /// A bearer token that is not an API key: a managed-user access token.
     /// The mock knows none, so it authenticates nothing.
     AccessToken(String),

@@ -60,7 +60,9 @@ pub fn read_request<R: BufRead, W: Write>(
         return Err(ReadError::Malformed("bad request line"));
     };
     if !version.starts_with("HTTP/1.") || !target.starts_with('/') {
-        return Err(ReadError::Malformed("HTTP/1.x with an origin-form target only"));
+        return Err(ReadError::Malformed(
+            "HTTP/1.x with an origin-form target only",
+        ));
     }
     let mut headers = Vec::new();
     loop {
@@ -71,7 +73,9 @@ pub fn read_request<R: BufRead, W: Write>(
         if headers.len() == HEADERS_MAX {
             return Err(ReadError::HeadTooLarge);
         }
-        let (name, value) = h.split_once(':').ok_or(ReadError::Malformed("bad header"))?;
+        let (name, value) = h
+            .split_once(':')
+            .ok_or(ReadError::Malformed("bad header"))?;
         headers.push((name.trim().to_string(), value.trim().to_string()));
     }
     let header = |name: &str| {
@@ -84,7 +88,9 @@ pub fn read_request<R: BufRead, W: Write>(
         return Err(ReadError::LengthRequired);
     }
     let length = match header("content-length") {
-        Some(v) => v.parse::<usize>().map_err(|_| ReadError::Malformed("bad Content-Length"))?,
+        Some(v) => v
+            .parse::<usize>()
+            .map_err(|_| ReadError::Malformed("bad Content-Length"))?,
         None => 0,
     };
     if length > body_bytes_max {
@@ -147,7 +153,11 @@ pub fn write_response<W: Write>(
     }
     let connection = if keep_alive { "keep-alive" } else { "close" };
     out.extend_from_slice(
-        format!("Content-Length: {}\r\nConnection: {connection}\r\n\r\n", body.len()).as_bytes(),
+        format!(
+            "Content-Length: {}\r\nConnection: {connection}\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
     );
     out.extend_from_slice(body);
     w.write_all(&out)?;

@@ -16,7 +16,9 @@ pub fn object(body: Option<&[u8]>) -> Result<Map<String, Value>, ApiError> {
     };
     match serde_json::from_slice::<Value>(bytes) {
         Ok(Value::Object(map)) => Ok(map),
-        Ok(_) => Err(ApiError::bad_request("The request body must be a JSON object")),
+        Ok(_) => Err(ApiError::bad_request(
+            "The request body must be a JSON object",
+        )),
         Err(e) => Err(ApiError::bad_request(format!(
             "The request body is not valid JSON: {e}"
         ))),
@@ -115,6 +117,9 @@ pub fn instant(name: &str, raw: &str) -> Result<Instant, ApiError> {
             })
     };
     parsed.ok_or_else(|| {
-        ApiError::bad_property(name, &format!("{name} must be a valid ISO 8601 date string"))
+        ApiError::bad_property(
+            name,
+            &format!("{name} must be a valid ISO 8601 date string"),
+        )
     })
 }

@@ -91,7 +91,11 @@ fn parse(q: &Query, ignore_dates: bool) -> Result<Filter, ApiError> {
     let descending = match q.get("sortStart") {
         None | Some("asc") => false,
         Some("desc") => true,
-        Some(_) => return Err(ApiError::bad_request("SortStart must be either \"asc\" or \"desc\".")),
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "SortStart must be either \"asc\" or \"desc\".",
+            ));
+        }
     };
     let after_start = q.instant("afterStart")?.map(|i| i.at);
     let before_end = q.instant("beforeEnd")?.map(|i| i.at);
@@ -127,8 +131,10 @@ fn ids(q: &Query, name: &str) -> Result<Vec<u64>, ApiError> {
 
 impl Filter {
     fn matches(&self, b: &Booking, now: DateTime<Utc>) -> bool {
-        let by_status = self.statuses.is_empty() || self.statuses.iter().any(|s| status_is(s, b, now));
-        let attendee = |pick: &dyn Fn(&crate::calcom::wire::Attendee) -> bool| b.attendees.iter().any(pick);
+        let by_status =
+            self.statuses.is_empty() || self.statuses.iter().any(|s| status_is(s, b, now));
+        let attendee =
+            |pick: &dyn Fn(&crate::calcom::wire::Attendee) -> bool| b.attendees.iter().any(pick);
         by_status
             && self
                 .attendee_email

@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::calcom::ApiResponse;
-use crate::calcom::wire::{BareError, ErrorDetail, ErrorEnvelope, Envelope, ts};
+use crate::calcom::wire::{BareError, Envelope, ErrorDetail, ErrorEnvelope, ts};
 
 /// The throttler's text, used as message and details alike.
 pub const THROTTLED: &str = "CustomThrottlerGuard - Too many requests. Please try again later.";
@@ -195,5 +195,10 @@ pub fn bare_response(status: u16, message: &str) -> ApiResponse {
         status_code: status,
         message: message.to_string(),
     });
-    response(&Answer { status, body }, Vec::new())
+    response(&Answer { status, body }, request_id())
+}
+
+/// Every answer carries a fresh `X-Request-Id`, as Cal.com's middleware adds.
+pub fn request_id() -> Vec<(String, String)> {
+    vec![("X-Request-Id".to_string(), uuid::Uuid::new_v4().to_string())]
 }

@@ -44,20 +44,52 @@ pub enum Route {
 
 const TABLE: [(Route, Method, &str); 20] = [
     (Route::Slots, Method::Get, "/v2/slots"),
-    (Route::ReservationCreate, Method::Post, "/v2/slots/reservations"),
-    (Route::ReservationGet, Method::Get, "/v2/slots/reservations/{uid}"),
-    (Route::ReservationUpdate, Method::Patch, "/v2/slots/reservations/{uid}"),
-    (Route::ReservationDelete, Method::Delete, "/v2/slots/reservations/{uid}"),
+    (
+        Route::ReservationCreate,
+        Method::Post,
+        "/v2/slots/reservations",
+    ),
+    (
+        Route::ReservationGet,
+        Method::Get,
+        "/v2/slots/reservations/{uid}",
+    ),
+    (
+        Route::ReservationUpdate,
+        Method::Patch,
+        "/v2/slots/reservations/{uid}",
+    ),
+    (
+        Route::ReservationDelete,
+        Method::Delete,
+        "/v2/slots/reservations/{uid}",
+    ),
     (Route::BookingCreate, Method::Post, "/v2/bookings"),
     (Route::BookingList, Method::Get, "/v2/bookings"),
     (Route::BookingGet, Method::Get, "/v2/bookings/{uid}"),
-    (Route::BookingReschedule, Method::Post, "/v2/bookings/{uid}/reschedule"),
-    (Route::BookingCancel, Method::Post, "/v2/bookings/{uid}/cancel"),
+    (
+        Route::BookingReschedule,
+        Method::Post,
+        "/v2/bookings/{uid}/reschedule",
+    ),
+    (
+        Route::BookingCancel,
+        Method::Post,
+        "/v2/bookings/{uid}/cancel",
+    ),
     (Route::EventTypeCreate, Method::Post, "/v2/event-types"),
     (Route::EventTypeList, Method::Get, "/v2/event-types"),
     (Route::EventTypeGet, Method::Get, "/v2/event-types/{id}"),
-    (Route::EventTypeUpdate, Method::Patch, "/v2/event-types/{id}"),
-    (Route::EventTypeDelete, Method::Delete, "/v2/event-types/{id}"),
+    (
+        Route::EventTypeUpdate,
+        Method::Patch,
+        "/v2/event-types/{id}",
+    ),
+    (
+        Route::EventTypeDelete,
+        Method::Delete,
+        "/v2/event-types/{id}",
+    ),
     (Route::WebhookCreate, Method::Post, "/v2/webhooks"),
     (Route::WebhookList, Method::Get, "/v2/webhooks"),
     (Route::WebhookGet, Method::Get, "/v2/webhooks/{id}"),
@@ -143,28 +175,29 @@ impl Route {
             .filter(|v| VERSIONS_KNOWN.contains(v))
             .unwrap_or(VERSION_FALLBACK);
         let method = self.entry().1.as_str();
-        let served = match self {
-            Slots | ReservationCreate | ReservationGet | ReservationUpdate | ReservationDelete => {
-                version == VERSION_SLOTS
-            }
-            BookingCreate | BookingList | BookingGet | BookingReschedule | BookingCancel => {
-                if version == VERSION_SLOTS || (self == BookingReschedule && version != VERSION_BOOKINGS) {
-                    false
-                } else if version != VERSION_BOOKINGS {
-                    return Err(ApiError::internal());
-                } else {
-                    true
+        let served =
+            match self {
+                Slots | ReservationCreate | ReservationGet | ReservationUpdate
+                | ReservationDelete => version == VERSION_SLOTS,
+                BookingCreate | BookingList | BookingGet | BookingReschedule | BookingCancel => {
+                    if version == VERSION_SLOTS
+                        || (self == BookingReschedule && version != VERSION_BOOKINGS)
+                    {
+                        false
+                    } else if version != VERSION_BOOKINGS {
+                        return Err(ApiError::internal());
+                    } else {
+                        true
+                    }
                 }
-            }
-            EventTypeCreate | EventTypeList | EventTypeGet | EventTypeUpdate | EventTypeDelete => {
-                match version {
+                EventTypeCreate | EventTypeList | EventTypeGet | EventTypeUpdate
+                | EventTypeDelete => match version {
                     VERSION_EVENT_TYPES => true,
                     "2024-04-15" | "2024-06-11" => return Err(ApiError::internal()),
                     _ => false,
-                }
-            }
-            WebhookCreate | WebhookList | WebhookGet | WebhookUpdate | WebhookDelete => true,
-        };
+                },
+                WebhookCreate | WebhookList | WebhookGet | WebhookUpdate | WebhookDelete => true,
+            };
         if served {
             Ok(())
         } else {

@@ -18,7 +18,13 @@ use super::http1::{self, RawRequest, ReadError};
 use super::reply::bare_response;
 use crate::calcom::{ApiRequest, ApiResponse};
 
-pub const CONNECTIONS_MAX: usize = 64;
+/// Open connections (one worker thread each); more are answered 503.
+pub const CONNECTIONS_MAX: usize = 256;
+/// Workers run short handlers; a small stack keeps 256 of them cheap.
+const WORKER_STACK_BYTES: usize = 512 * 1024;
+/// Pause after a failed accept (e.g. out of descriptors) so the loop
+/// cannot spin.
+const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(10);
 pub const BODY_BYTES_MAX: usize = 1024 * 1024;
 /// An idle keep-alive connection is closed after this long.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -71,7 +77,9 @@ impl MockServer {
 
     fn loopback(&self) -> SocketAddr {
         match self.addr.ip() {
-            ip if ip.is_unspecified() => SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), self.addr.port()),
+            ip if ip.is_unspecified() => {
+                SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), self.addr.port())
+            }
             _ => self.addr,
         }
     }
@@ -119,6 +127,7 @@ fn accept_loop(listener: TcpListener, mock: Arc<Mock>, shared: Arc<Shared>) {
         }
         let Ok(stream) = stream else {
             // Out of descriptors or an aborted handshake: keep serving others.
+            std::thread::sleep(ACCEPT_ERROR_PAUSE);
             continue;
         };
         let Some(id) = register(&shared, &stream) else {
@@ -128,6 +137,7 @@ fn accept_loop(listener: TcpListener, mock: Arc<Mock>, shared: Arc<Shared>) {
         let (mock, worker_shared) = (mock.clone(), shared.clone());
         let spawned = std::thread::Builder::new()
             .name("mock-conn".into())
+            .stack_size(WORKER_STACK_BYTES)
             .spawn(move || {
                 serve_connection(&mock, stream);
                 unregister(&worker_shared, id);
@@ -175,7 +185,9 @@ fn serve_connection(mock: &Mock, mut stream: TcpStream) {
             Err(ReadError::Closed | ReadError::Io) => return,
             Err(ReadError::BodyTooLarge) => return refuse(stream, 413, "request entity too large"),
             Err(ReadError::LengthRequired) => return refuse(stream, 411, "Length Required"),
-            Err(ReadError::HeadTooLarge) => return refuse(stream, 431, "Request Header Fields Too Large"),
+            Err(ReadError::HeadTooLarge) => {
+                return refuse(stream, 431, "Request Header Fields Too Large");
+            }
             Err(ReadError::Malformed(why)) => return refuse(stream, 400, why),
         };
         let keep_alive = req.keep_alive;
@@ -189,7 +201,9 @@ fn serve_connection(mock: &Mock, mut stream: TcpStream) {
             let _ = stream.shutdown(Shutdown::Both);
             return;
         };
-        if http1::write_response(&mut stream, r.status, &r.headers, &r.body, keep_alive).is_err() || !keep_alive {
+        if http1::write_response(&mut stream, r.status, &r.headers, &r.body, keep_alive).is_err()
+            || !keep_alive
+        {
             return;
         }
     }
@@ -197,7 +211,10 @@ fn serve_connection(mock: &Mock, mut stream: TcpStream) {
 
 fn answer(mock: &Mock, req: RawRequest, peer: IpAddr) -> (Option<ApiResponse>, Duration) {
     let Some(method) = method_from(&req.method) else {
-        return (Some(mock.no_route(&req.method, &req.target)), Duration::ZERO);
+        return (
+            Some(mock.no_route(&req.method, &req.target)),
+            Duration::ZERO,
+        );
     };
     let request = ApiRequest {
         method,

@@ -38,7 +38,8 @@ const RESERVE_FIELDS: [&str; 4] = [
     "slotDuration",
     "reservationDuration",
 ];
-pub const RESERVED: &str = "This time slot is already reserved by another user. Please choose a different time.";
+pub const RESERVED: &str =
+    "This time slot is already reserved by another user. Please choose a different time.";
 pub const ALREADY_BOOKED: &str = "Can't reserve a slot if the event is already booked.";
 
 /// `GET /v2/slots`.
@@ -59,7 +60,10 @@ pub fn list(mock: &Mock, call: &Call<'_>) -> Result<Answer, ApiError> {
         None | Some("time") => false,
         Some("range") => true,
         Some(_) => {
-            return Err(ApiError::bad_property("format", "slotFormat must be either 'range' or 'time'"));
+            return Err(ApiError::bad_property(
+                "format",
+                "slotFormat must be either 'range' or 'time'",
+            ));
         }
     };
     if end_at < start.at {
@@ -89,7 +93,11 @@ pub fn list(mock: &Mock, call: &Call<'_>) -> Result<Answer, ApiError> {
         };
         Ok((free_starts(&search), length))
     })?;
-    Ok(Answer::ok(group_by_day(&starts, zone, range.then_some(length))))
+    Ok(Answer::ok(group_by_day(
+        &starts,
+        zone,
+        range.then_some(length),
+    )))
 }
 
 fn zone(q: &Query) -> Result<Option<Tz>, ApiError> {
@@ -109,14 +117,17 @@ fn event_type_of<'s>(s: &'s State, mock: &Mock, q: &Query) -> Result<&'s EventTy
     } else {
         let user = q.get("username").and_then(|u| mock.fixture.user_by_name(u));
         let slug = q.get("eventTypeSlug");
-        s.event_types
-            .iter()
-            .find(|e| user.is_some_and(|u| e.owner_id == Some(u.id)) && Some(e.slug.as_str()) == slug)
+        s.event_types.iter().find(|e| {
+            user.is_some_and(|u| e.owner_id == Some(u.id)) && Some(e.slug.as_str()) == slug
+        })
     };
     found.ok_or_else(|| ApiError::not_found("Event Type not found"))
 }
 
-pub(super) fn host<'m>(mock: &'m Mock, et: &EventType) -> Result<&'m super::fixture::User, ApiError> {
+pub(super) fn host<'m>(
+    mock: &'m Mock,
+    et: &EventType,
+) -> Result<&'m super::fixture::User, ApiError> {
     et.owner_id
         .and_then(|id| mock.fixture.user(id))
         .ok_or_else(|| ApiError::not_found(format!("Event type with id {} not found.", et.id)))
@@ -155,8 +166,15 @@ pub fn update_reservation(mock: &Mock, call: &Call<'_>) -> Result<Answer, ApiErr
     let input = reservation_input(call)?;
     let r = mock.commit(|s| {
         s.purge_expired_reservations(call.now);
-        let Some(i) = s.reservations.iter().position(|r| r.reservation_uid == call.param) else {
-            return Err(ApiError::not_found(format!("Slot with uid={} not found", call.param)));
+        let Some(i) = s
+            .reservations
+            .iter()
+            .position(|r| r.reservation_uid == call.param)
+        else {
+            return Err(ApiError::not_found(format!(
+                "Slot with uid={} not found",
+                call.param
+            )));
         };
         let r = plan_reservation(s, &input, call.param.clone(), call.now, Some(&call.param))?;
         s.reservations[i] = r.clone();
@@ -194,7 +212,10 @@ fn plan_reservation(
     skip: Option<&str>,
 ) -> Result<Reservation, ApiError> {
     let et = s.event_type(input.event_type_id).ok_or_else(|| {
-        ApiError::not_found(format!("Event Type with ID={} not found", input.event_type_id))
+        ApiError::not_found(format!(
+            "Event Type with ID={} not found",
+            input.event_type_id
+        ))
     })?;
     let length = match input.slot_duration {
         Some(d) if d != et.length_in_minutes => {
@@ -219,7 +240,10 @@ fn plan_reservation(
         return Err(ApiError::nest(422, RESERVED));
     }
     let host_id = et.owner_id.unwrap_or_default();
-    if s.booked_spans(host_id, None).iter().any(|b| overlaps(*b, span)) {
+    if s.booked_spans(host_id, None)
+        .iter()
+        .any(|b| overlaps(*b, span))
+    {
         return Err(ApiError::nest(422, ALREADY_BOOKED));
     }
     let minutes = input

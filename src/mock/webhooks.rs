@@ -88,7 +88,11 @@ pub struct BookingEvent<'a> {
 }
 
 /// One signed delivery per active subscriber of the event's trigger.
-pub fn deliveries(webhooks: &[Webhook], event: &BookingEvent<'_>, now: DateTime<Utc>) -> Vec<Delivery> {
+pub fn deliveries(
+    webhooks: &[Webhook],
+    event: &BookingEvent<'_>,
+    now: DateTime<Utc>,
+) -> Vec<Delivery> {
     let subscribers: Vec<&Webhook> = webhooks
         .iter()
         .filter(|w| w.active && w.triggers.iter().any(|t| t == event.trigger))
@@ -140,7 +144,11 @@ fn payload(event: &BookingEvent<'_>, now: DateTime<Utc>) -> Value {
         trigger_event: event.trigger.to_string(),
         created_at: wire::ts::format(&now),
         payload: WebhookBookingPayload {
-            event_slug: b.event_type.as_ref().map(|e| e.slug.clone()).unwrap_or_default(),
+            event_slug: b
+                .event_type
+                .as_ref()
+                .map(|e| e.slug.clone())
+                .unwrap_or_default(),
             title: b.title.clone(),
             start_time: seconds(b.start),
             end_time: seconds(b.end),
@@ -152,7 +160,10 @@ fn payload(event: &BookingEvent<'_>, now: DateTime<Utc>) -> Value {
             metadata: b.metadata.clone(),
             organizer: Some(organizer),
             attendees,
-            cancellation_reason: b.cancellation_reason.clone().filter(|_| status == "CANCELLED"),
+            cancellation_reason: b
+                .cancellation_reason
+                .clone()
+                .filter(|_| status == "CANCELLED"),
             reschedule_uid: event.previous.map(|p| p.uid.clone()),
         },
     };
@@ -176,7 +187,10 @@ fn seconds(t: DateTime<Utc>) -> String {
 }
 
 fn utc_offset_min(zone: Tz, at: DateTime<Utc>) -> i32 {
-    zone.offset_from_utc_datetime(&at.naive_utc()).fix().local_minus_utc() / 60
+    zone.offset_from_utc_datetime(&at.naive_utc())
+        .fix()
+        .local_minus_utc()
+        / 60
 }
 
 /// Queues deliveries for the delivery thread and remembers recent ones.
@@ -289,7 +303,12 @@ impl RecordingPoster {
 }
 
 impl Poster for RecordingPoster {
-    fn post(&self, url: &str, headers: &[(String, String)], body: &[u8]) -> Result<u16, TransportError> {
+    fn post(
+        &self,
+        url: &str,
+        headers: &[(String, String)],
+        body: &[u8],
+    ) -> Result<u16, TransportError> {
         let trigger = serde_json::from_slice::<Value>(body)
             .ok()
             .and_then(|v| v.get("triggerEvent")?.as_str().map(str::to_string))

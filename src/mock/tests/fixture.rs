@@ -16,7 +16,9 @@ fn salon_json() -> Value {
 fn problem(edit: impl FnOnce(&mut Value)) -> String {
     let mut v = salon_json();
     edit(&mut v);
-    Fixture::parse(&v.to_string(), Path::new("x/bad.json")).unwrap_err().to_string()
+    Fixture::parse(&v.to_string(), Path::new("x/bad.json"))
+        .unwrap_err()
+        .to_string()
 }
 
 #[test]
@@ -34,12 +36,33 @@ fn the_salon_fixture_is_the_shared_test_world() {
 
 #[test]
 fn fixture_mistakes_name_file_field_and_fix() {
-    let cases: [(Box<dyn FnOnce(&mut Value)>, &[&str]); 5] = [
-        (Box::new(|v| v["users"][2]["timeZone"] = json!("Europe/Londn")), &["x/bad.json", "users[2].timeZone", "Europe/Londn", "Europe/Berlin"]),
-        (Box::new(|v| v["users"][0]["schedule"][0]["days"] = json!(["Funday"])), &["users[0].schedule[0].days", "Mon, Tue"]),
-        (Box::new(|v| v["users"][0]["schedule"][0]["endTime"] = json!("08:00")), &["users[0].schedule[0]", "endTime"]),
-        (Box::new(|v| v["bookings"][0]["eventTypeId"] = json!(999)), &["bookings[0].eventTypeId", "999"]),
-        (Box::new(|v| v["eventTypes"][0]["ownerId"] = json!(9)), &["eventTypes[0].ownerId", "listed user"]),
+    type Edit = Box<dyn FnOnce(&mut Value)>;
+    let cases: [(Edit, &[&str]); 5] = [
+        (
+            Box::new(|v| v["users"][2]["timeZone"] = json!("Europe/Londn")),
+            &[
+                "x/bad.json",
+                "users[2].timeZone",
+                "Europe/Londn",
+                "Europe/Berlin",
+            ],
+        ),
+        (
+            Box::new(|v| v["users"][0]["schedule"][0]["days"] = json!(["Funday"])),
+            &["users[0].schedule[0].days", "Mon, Tue"],
+        ),
+        (
+            Box::new(|v| v["users"][0]["schedule"][0]["endTime"] = json!("08:00")),
+            &["users[0].schedule[0]", "endTime"],
+        ),
+        (
+            Box::new(|v| v["bookings"][0]["eventTypeId"] = json!(999)),
+            &["bookings[0].eventTypeId", "999"],
+        ),
+        (
+            Box::new(|v| v["eventTypes"][0]["ownerId"] = json!(9)),
+            &["eventTypes[0].ownerId", "listed user"],
+        ),
     ];
     for (edit, expected) in cases {
         let text = problem(edit);
@@ -47,7 +70,10 @@ fn fixture_mistakes_name_file_field_and_fix() {
             assert!(text.contains(part), "{text:?} should mention {part:?}");
         }
     }
-    assert!(problem(|v| v["users"][0]["nickname"] = json!("A")).contains("compare it with fixtures/mock/salon.json"));
+    assert!(
+        problem(|v| v["users"][0]["nickname"] = json!("A"))
+            .contains("compare it with fixtures/mock/salon.json")
+    );
 }
 
 #[test]

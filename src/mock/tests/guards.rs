@@ -21,11 +21,27 @@ fn internal() -> serde_json::Value {
 fn a_route_and_version_without_a_controller_is_a_404() {
     let w = World::new();
     let cases = [
-        (Req::post("/v2/bookings", booking_body(101, "2030-03-04T10:00:00Z")).version(Some("2024-09-04")), "Cannot POST /v2/bookings"),
-        (Req::get(SLOTS_Q).version(None), "Cannot GET /v2/slots?eventTypeId=101&start=2030-03-04&end=2030-03-04"),
-        (Req::get(SLOTS_Q).version(Some("2024-08-13")), "Cannot GET /v2/slots?eventTypeId=101&start=2030-03-04&end=2030-03-04"),
-        (Req::post("/v2/bookings/x/reschedule", json!({})).version(Some("2024-06-14")), "Cannot POST /v2/bookings/x/reschedule"),
-        (Req::get("/v2/event-types/101").version(Some("2024-09-04")), "Cannot GET /v2/event-types/101"),
+        (
+            Req::post("/v2/bookings", booking_body(101, "2030-03-04T10:00:00Z"))
+                .version(Some("2024-09-04")),
+            "Cannot POST /v2/bookings",
+        ),
+        (
+            Req::get(SLOTS_Q).version(None),
+            "Cannot GET /v2/slots?eventTypeId=101&start=2030-03-04&end=2030-03-04",
+        ),
+        (
+            Req::get(SLOTS_Q).version(Some("2024-08-13")),
+            "Cannot GET /v2/slots?eventTypeId=101&start=2030-03-04&end=2030-03-04",
+        ),
+        (
+            Req::post("/v2/bookings/x/reschedule", json!({})).version(Some("2024-06-14")),
+            "Cannot POST /v2/bookings/x/reschedule",
+        ),
+        (
+            Req::get("/v2/event-types/101").version(Some("2024-09-04")),
+            "Cannot GET /v2/event-types/101",
+        ),
         (Req::get("/v2/nope"), "Cannot GET /v2/nope"),
     ];
     for (req, message) in cases {
@@ -38,12 +54,29 @@ fn a_route_and_version_without_a_controller_is_a_404() {
 #[test]
 fn legacy_versions_end_in_calcoms_bare_500() {
     let w = World::new();
-    for version in [None, Some("2024-06-14"), Some("bogus"), Some("\"2024-08-13\"")] {
+    for version in [
+        None,
+        Some("2024-06-14"),
+        Some("bogus"),
+        Some("\"2024-08-13\""),
+    ] {
         let r = w.send(Req::get("/v2/bookings").version(version));
-        assert_eq!((r.status, r.body.clone()), (500, internal()), "{version:?} (#16924)");
+        assert_eq!(
+            (r.status, r.body.clone()),
+            (500, internal()),
+            "{version:?} (#16924)"
+        );
     }
-    assert_eq!(w.send(Req::get("/v2/event-types/101").version(None)).status, 500);
-    assert_eq!(w.send(Req::get("/v2/webhooks").version(Some("2024-09-04"))).status, 200, "any version");
+    assert_eq!(
+        w.send(Req::get("/v2/event-types/101").version(None)).status,
+        500
+    );
+    assert_eq!(
+        w.send(Req::get("/v2/webhooks").version(Some("2024-09-04")))
+            .status,
+        200,
+        "any version"
+    );
     assert_eq!(w.send(Req::get("/v2/webhooks")).status, 200, "no version");
 }
 
@@ -51,16 +84,31 @@ fn legacy_versions_end_in_calcoms_bare_500() {
 fn auth_errors_match_calcom() {
     let w = World::new();
     let r = w.send(Req::get(SLOTS_Q).auth(Some("Bearer cal_wrong")));
-    assert_eq!((r.status, r.message()), (401, "CustomThrottlerGuard - Invalid API Key"), "even on a public route");
+    assert_eq!(
+        (r.status, r.message()),
+        (401, "CustomThrottlerGuard - Invalid API Key"),
+        "even on a public route"
+    );
     let r = w.send(Req::get("/v2/bookings").auth(None));
     assert_eq!(r.status, 401);
-    assert!(r.message().starts_with("ApiAuthStrategy - No authentication method provided"));
+    assert!(
+        r.message()
+            .starts_with("ApiAuthStrategy - No authentication method provided")
+    );
     assert_eq!(r.body["error"]["code"], "UnauthorizedException");
     let r = w.send(Req::get("/v2/bookings").auth(Some(KEY)));
-    assert_eq!((r.status, r.body.clone()), (500, internal()), "#20808: no Bearer prefix");
+    assert_eq!(
+        (r.status, r.body.clone()),
+        (500, internal()),
+        "#20808: no Bearer prefix"
+    );
     let r = w.send(Req::post("/v2/bookings", booking_body(101, "2030-03-04T10:00:00Z")).auth(None));
     assert_eq!(r.status, 201, "creating needs no caller");
-    assert_eq!(w.send(Req::get("/v2/webhooks").auth(Some("Bearer managed-token"))).status, 401);
+    assert_eq!(
+        w.send(Req::get("/v2/webhooks").auth(Some("Bearer managed-token")))
+            .status,
+        401
+    );
     assert_eq!(w.send(Req::get(SLOTS_Q).auth(None)).status, 200);
 }
 
@@ -81,43 +129,82 @@ fn the_throttler_counts_blocks_for_a_minute_and_never_sends_retry_after() {
         let r = w.send(Req::get(SLOTS_Q));
         assert_eq!(r.status, 200);
         let rem = remaining.to_string();
-        assert_eq!(limit_headers(&r), (Some("5"), Some(rem.as_str()), Some("60")));
+        assert_eq!(
+            limit_headers(&r),
+            (Some("5"), Some(rem.as_str()), Some("60"))
+        );
     }
     w.clock.advance(Duration::from_secs(10));
     let r = w.send(Req::get(SLOTS_Q));
     assert_eq!(r.status, 429);
     assert_eq!(r.body["error"]["code"], "ThrottlerException");
-    assert_eq!(r.message(), "CustomThrottlerGuard - Too many requests. Please try again later.");
+    assert_eq!(
+        r.message(),
+        "CustomThrottlerGuard - Too many requests. Please try again later."
+    );
     assert_eq!(r.body["error"]["details"], r.body["error"]["message"]);
     assert_eq!(limit_headers(&r), (Some("5"), Some("0"), Some("60")));
     assert_eq!(r.header("Retry-After"), None);
     w.clock.advance(Duration::from_secs(30));
     let r = w.send(Req::get(SLOTS_Q));
-    assert_eq!((r.status, r.header("X-RateLimit-Reset-Default")), (429, Some("30")));
+    assert_eq!(
+        (r.status, r.header("X-RateLimit-Reset-Default")),
+        (429, Some("30"))
+    );
     w.clock.advance(Duration::from_secs(30));
     let r = w.send(Req::get(SLOTS_Q));
-    assert_eq!((r.status, r.header("X-RateLimit-Remaining-Default")), (200, Some("4")));
+    assert_eq!(
+        (r.status, r.header("X-RateLimit-Remaining-Default")),
+        (200, Some("4"))
+    );
 }
 
 #[test]
 fn anonymous_callers_are_throttled_per_ip() {
-    let w = World::with(Fixture::salon(), MockConfig { scenario: Scenario::RateLimited, ..Default::default() });
+    let w = World::with(
+        Fixture::salon(),
+        MockConfig {
+            scenario: Scenario::RateLimited,
+            ..Default::default()
+        },
+    );
     let from = |ip: [u8; 4]| {
         let req = Req::get(SLOTS_Q).auth(None).build();
         read(w.mock.handle_from(&req, IpAddr::V4(Ipv4Addr::from(ip))))
     };
     for _ in 0..10 {
-        assert_eq!(from([10, 0, 0, 1]).header("X-RateLimit-Limit-Default"), Some("10"));
+        assert_eq!(
+            from([10, 0, 0, 1]).header("X-RateLimit-Limit-Default"),
+            Some("10")
+        );
     }
     assert_eq!(from([10, 0, 0, 1]).status, 429);
-    assert_eq!(from([10, 0, 0, 2]).status, 200, "another IP has its own window");
-    assert_eq!(w.send(Req::get(SLOTS_Q)).status, 200, "and so does the API key");
+    assert_eq!(
+        from([10, 0, 0, 2]).status,
+        200,
+        "another IP has its own window"
+    );
+    assert_eq!(
+        w.send(Req::get(SLOTS_Q)).status,
+        200,
+        "and so does the API key"
+    );
 }
 
 #[test]
 fn control_routes_are_never_throttled_or_guarded() {
-    let w = World::with(Fixture::salon(), MockConfig { scenario: Scenario::RateLimited, ..Default::default() });
+    let w = World::with(
+        Fixture::salon(),
+        MockConfig {
+            scenario: Scenario::RateLimited,
+            ..Default::default()
+        },
+    );
     for _ in 0..20 {
-        assert_eq!(w.send(Req::new(Method::Get, "/_mock/state").auth(None)).status, 200);
+        assert_eq!(
+            w.send(Req::new(Method::Get, "/_mock/state").auth(None))
+                .status,
+            200
+        );
     }
 }

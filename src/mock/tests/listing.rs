@@ -9,7 +9,11 @@ use crate::mock::FaultRule;
 /// The salon's 5 fixture bookings plus Anna 03-04, Chloe 03-04, Dev 03-05.
 fn world() -> World {
     let w = World::new();
-    for (event_type, start) in [(101, "2030-03-04T10:00:00Z"), (301, "2030-03-04T14:00:00Z"), (401, "2030-03-05T14:00:00Z")] {
+    for (event_type, start) in [
+        (101, "2030-03-04T10:00:00Z"),
+        (301, "2030-03-04T14:00:00Z"),
+        (401, "2030-03-05T14:00:00Z"),
+    ] {
         assert_eq!(w.book(event_type, start).status, 201);
     }
     w
@@ -37,7 +41,10 @@ fn filters_select_the_matching_bookings() {
         ("status=upcoming", 7),
         ("status=past", 0),
         ("status=upcoming,cancelled", 8),
-        ("afterStart=2030-03-05T00:00:00Z&beforeEnd=2030-03-06T00:00:00Z", 3),
+        (
+            "afterStart=2030-03-05T00:00:00Z&beforeEnd=2030-03-06T00:00:00Z",
+            3,
+        ),
         ("bookingUid=salonDev0311beard00001", 1),
         ("attendeeName=Noah%20Regular", 1),
     ];
@@ -57,7 +64,13 @@ fn pages_carry_calcoms_pagination_object() {
         json!({"returnedItems": 3, "totalItems": 8, "itemsPerPage": 3, "remainingItems": 2,
             "currentPage": 2, "totalPages": 3, "hasNextPage": true, "hasPreviousPage": true})
     );
-    let starts: Vec<&str> = r.data().as_array().unwrap().iter().map(|b| b["start"].as_str().unwrap()).collect();
+    let starts: Vec<&str> = r
+        .data()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["start"].as_str().unwrap())
+        .collect();
     let mut sorted = starts.clone();
     sorted.sort();
     assert_eq!(starts, sorted, "ascending by start unless told otherwise");
@@ -69,11 +82,20 @@ fn pages_carry_calcoms_pagination_object() {
 #[test]
 fn bad_list_queries_are_refused() {
     let w = World::new();
-    for query in ["take=0", "take=251", "sortStart=up", "eventTypeIds=1,x", "afterStart=monday"] {
+    for query in [
+        "take=0",
+        "take=251",
+        "sortStart=up",
+        "eventTypeIds=1,x",
+        "afterStart=monday",
+    ] {
         assert_eq!(list(&w, query).status, 400, "{query}");
     }
     let r = list(&w, "status=soon");
-    assert_eq!(r.message(), "Invalid status. Allowed are upcoming, recurring, past, cancelled, unconfirmed");
+    assert_eq!(
+        r.message(),
+        "Invalid status. Allowed are upcoming, recurring, past, cancelled, unconfirmed"
+    );
 }
 
 #[test]
@@ -84,5 +106,9 @@ fn a_fault_can_make_the_list_ignore_its_date_filters() {
     rule.ignore_list_filters = true;
     w.mock.add_faults(vec![rule]).unwrap();
     assert_eq!(total(&w, query), json!(8), "#18010: the window is ignored");
-    assert_eq!(total(&w, "eventTypeId=401"), json!(2), "other filters still apply");
+    assert_eq!(
+        total(&w, "eventTypeId=401"),
+        json!(2),
+        "other filters still apply"
+    );
 }

@@ -27,7 +27,9 @@ pub const KEY: &str = "cal_test_calsaga_mock";
 
 /// A UTC instant from RFC 3339 text.
 pub fn t(s: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(s).expect("test times are valid").to_utc()
+    DateTime::parse_from_rfc3339(s)
+        .expect("test times are valid")
+        .to_utc()
 }
 
 pub struct World {
@@ -87,12 +89,17 @@ impl World {
 
     /// Books `event_type_id` at `start` for a standard attendee.
     pub fn book(&self, event_type_id: u64, start: &str) -> Resp {
-        self.send(Req::post("/v2/bookings", booking_body(event_type_id, start)))
+        self.send(Req::post(
+            "/v2/bookings",
+            booking_body(event_type_id, start),
+        ))
     }
 
     /// `data` of `GET /v2/slots` for one event type.
     pub fn slots(&self, event_type_id: u64, query: &str) -> Value {
-        let r = self.send(Req::get(&format!("/v2/slots?eventTypeId={event_type_id}&{query}")));
+        let r = self.send(Req::get(&format!(
+            "/v2/slots?eventTypeId={event_type_id}&{query}"
+        )));
         assert_eq!(r.status, 200, "{}", r.body);
         r.body["data"].clone()
     }
@@ -125,7 +132,11 @@ pub fn booking_body(event_type_id: u64, start: &str) -> Value {
 pub fn starts(data: &Value, day: &str) -> Vec<String> {
     data[day]
         .as_array()
-        .map(|a| a.iter().filter_map(|s| s["start"].as_str().map(str::to_string)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s["start"].as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
