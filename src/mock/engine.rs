@@ -155,7 +155,7 @@ impl Mock {
         let (path, query) = url.split_once('?').unwrap_or((url, ""));
         if path == "/_mock" || path.starts_with("/_mock/") {
             let answer = control::serve(self, req.method, path, req.body.as_deref());
-            return MockReply::respond(reply::response(&answer, request_id()));
+            return MockReply::respond(reply::response(answer, request_id()));
         }
         let Some(matched) = Route::find(req.method, path) else {
             return MockReply::respond(self.no_route(req.method.as_str(), url));
@@ -181,7 +181,7 @@ impl Mock {
             headers.extend(verdict.map(|v| v.headers()).unwrap_or_default());
             answer
         };
-        let response = reply::response(&answer, headers);
+        let response = reply::response(answer, headers);
         MockReply {
             response: (!effect.reply_lost).then_some(response),
             latency: effect.latency,
@@ -191,7 +191,7 @@ impl Mock {
     /// Nest's router 404, also for methods the API has no route for.
     pub fn no_route(&self, method: &str, url: &str) -> ApiResponse {
         let answer = ApiError::no_route(method, url).render(url, self.clock.now());
-        reply::response(&answer, request_id())
+        reply::response(answer, request_id())
     }
 
     /// Guards, then the handler; the verdict carries the rate-limit headers.

@@ -16,11 +16,12 @@ pub const THROTTLED: &str = "CustomThrottlerGuard - Too many requests. Please tr
 pub const NO_AUTH: &str = "ApiAuthStrategy - No authentication method provided. Either pass an API key as 'Bearer' header or OAuth client credentials as 'x-cal-secret-key' and 'x-cal-client-id' headers";
 pub const INVALID_KEY: &str = "CustomThrottlerGuard - Invalid API Key";
 
-/// A successful answer before headers are added.
+/// An answer before headers are added. The body is serialised straight
+/// from typed data, so keys keep Cal.com's order (`status` before `data`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Answer {
     pub status: u16,
-    pub body: Value,
+    pub body: Vec<u8>,
 }
 
 impl Answer {
@@ -38,7 +39,7 @@ impl Answer {
     pub fn bare_success() -> Answer {
         Answer {
             status: 200,
-            body: json!({"status": "success"}),
+            body: to_json(json!({"status": "success"})),
         }
     }
 
@@ -46,21 +47,21 @@ impl Answer {
     pub fn plain(status: u16, body: impl Serialize) -> Answer {
         Answer {
             status,
-            body: to_value(body),
+            body: to_json(body),
         }
     }
 
     fn enveloped(status: u16, data: impl Serialize) -> Answer {
         Answer {
             status,
-            body: to_value(Envelope::success(data)),
+            body: to_json(Envelope::success(data)),
         }
     }
 }
 
-fn to_value(body: impl Serialize) -> Value {
-    // Serialising our own plain data cannot fail; a null body would show it.
-    serde_json::to_value(body).unwrap_or(Value::Null)
+fn to_json(body: impl Serialize) -> Vec<u8> {
+    // Serialising our own plain data cannot fail; an empty body would show it.
+    serde_json::to_vec(&body).unwrap_or_default()
 }
 
 /// A refusal, in the form the real API produces it.
@@ -127,7 +128,7 @@ impl ApiError {
     /// The body Cal.com would send; `url` is the path with its query.
     pub fn render(&self, url: &str, now: DateTime<Utc>) -> Answer {
         let body = match self {
-            ApiError::Bare { status, message } => to_value(BareError {
+            ApiError::Bare { status, message } => to_json(BareError {
                 status_code: *status,
                 message: message.clone(),
             }),
@@ -147,8 +148,8 @@ impl ApiError {
     }
 }
 
-fn envelope(url: &str, now: DateTime<Utc>, code: &str, message: &str, details: Value) -> Value {
-    to_value(ErrorEnvelope {
+fn envelope(url: &str, now: DateTime<Utc>, code: &str, message: &str, details: Value) -> Vec<u8> {
+    to_json(ErrorEnvelope {
         status: "error".into(),
         timestamp: ts::format(&now),
         path: url.to_string(),
@@ -176,7 +177,7 @@ fn exception(status: u16) -> (&'static str, &'static str) {
 }
 
 /// The finished response: JSON body plus `headers`.
-pub fn response(answer: &Answer, headers: Vec<(String, String)>) -> ApiResponse {
+pub fn response(answer: Answer, headers: Vec<(String, String)>) -> ApiResponse {
     let mut all = vec![(
         "Content-Type".to_string(),
         "application/json; charset=utf-8".to_string(),
@@ -185,17 +186,17 @@ pub fn response(answer: &Answer, headers: Vec<(String, String)>) -> ApiResponse 
     ApiResponse {
         status: answer.status,
         headers: all,
-        body: serde_json::to_vec(&answer.body).unwrap_or_default(),
+        body: answer.body,
     }
 }
 
 /// A bare error answered before a request reaches the mock (socket limits).
 pub fn bare_response(status: u16, message: &str) -> ApiResponse {
-    let body = to_value(BareError {
+    let body = to_json(BareError {
         status_code: status,
         message: message.to_string(),
     });
-    response(&Answer { status, body }, request_id())
+    response(Answer { status, body }, request_id())
 }
 
 /// Every answer carries a fresh `X-Request-Id`, as Cal.com's middleware adds.
