@@ -259,13 +259,17 @@ impl Mock {
     ) -> Result<R, ApiError> {
         let mut state = lock(&self.state);
         let out = f(&mut state)?;
-        if let Some(file) = &self.state_file {
-            if let Err(e) = file.save(&state) {
-                eprintln!("calsaga mock: {e}");
-                return Err(ApiError::internal());
-            }
+        if let Err(e) = self.persist(&state) {
+            // The change is applied in memory; the caller sees what Cal.com
+            // shows for a failed write, and the operator sees why.
+            eprintln!("calsaga mock: {e}");
+            return Err(ApiError::internal());
         }
         Ok(out)
+    }
+
+    fn persist(&self, state: &State) -> Result<(), MockError> {
+        self.state_file.as_ref().map_or(Ok(()), |f| f.save(state))
     }
 
     /// Between a create's availability check and its insert. Cal.com runs
@@ -344,11 +348,12 @@ impl Mock {
 
     /// Back to the fixture: state, rate-limit windows and delivery records
     /// (fault rules stay; clear them with `clear_faults`).
-    pub fn reset(&self) -> Result<(), ApiError> {
-        self.commit(|s| {
-            *s = State::from_fixture(&self.fixture);
-            Ok(())
-        })?;
+    pub fn reset(&self) -> Result<(), MockError> {
+        {
+            let mut state = lock(&self.state);
+            *state = State::from_fixture(&self.fixture);
+            self.persist(&state)?;
+        }
         let limit = lock(&self.throttle).limit();
         *lock(&self.throttle) = Throttler::new(limit);
         self.webhooks.clear();
