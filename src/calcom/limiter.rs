@@ -72,10 +72,10 @@ impl Limiter {
         if let Some(paused_until) = state.paused_until {
             at = at.max(paused_until);
         }
-        if state.granted.len() >= self.requests_max {
-            if let Some(oldest) = state.granted.pop_front() {
-                at = at.max(oldest + self.window);
-            }
+        if state.granted.len() >= self.requests_max
+            && let Some(oldest) = state.granted.pop_front()
+        {
+            at = at.max(oldest + self.window);
         }
         state.granted.push_back(at);
         (at - now).to_std().unwrap_or_default()

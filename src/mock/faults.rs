@@ -266,7 +266,7 @@ fn fires(active: &ActiveRule, rng: &mut SmallRng) -> bool {
     }
     match (r.nth, r.every, r.rate) {
         (Some(n), _, _) => active.matched == n,
-        (_, Some(e), _) => active.matched % e == 0,
+        (_, Some(e), _) => active.matched.is_multiple_of(e),
         // The RNG is drawn only for rate rules, so adding a count rule does
         // not shift the random sequence of the others.
         (_, _, Some(p)) => rng.r#gen::<f64>() < p,

@@ -232,10 +232,10 @@ impl Deliverer {
                 log.recent.pop_front();
             }
             log.recent.push_back(d.clone());
-            if let Some(q) = &self.queue {
-                if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) = q.try_send(d) {
-                    log.dropped += 1;
-                }
+            if let Some(q) = &self.queue
+                && let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) = q.try_send(d)
+            {
+                log.dropped += 1;
             }
         }
     }
