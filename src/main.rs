@@ -8,6 +8,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use std::sync::Arc;
+
+use calsaga::calcom::{ClientConfig, HttpPoster};
 use calsaga::catalog::Catalog;
 use calsaga::mock::{self, MockOptions};
 
@@ -108,13 +111,16 @@ fn init_logging(format: LogFormat) {
 }
 
 fn run_mock(args: MockArgs) -> CliResult {
-    mock::run(MockOptions {
+    // Webhook deliveries to subscribers go out over real HTTP.
+    let poster = HttpPoster::new(ClientConfig::default().http_limits())?;
+    let options = MockOptions {
         fixture: args.fixture,
         bind: SocketAddr::new(args.bind, args.port),
         scenario: args.scenario,
         fault_seed: args.fault_seed,
         state_file: args.state_file,
-    })?;
+    };
+    mock::run_with(options, Some(Arc::new(poster)))?;
     Ok(())
 }
 

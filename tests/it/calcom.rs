@@ -1,0 +1,1 @@
+//! The Cal.com client against the embedded mock over real HTTP (to be written).
