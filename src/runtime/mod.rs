@@ -458,7 +458,10 @@ impl Engine {
                 service: service.to_string(),
                 state: saga.state_name().into(),
                 at: now,
-                projection: String::new(),
+                projection: serde_json::to_string(&saga).map_err(|e| EngineError::CorruptLog {
+                    id: saga.workflow,
+                    detail: format!("cannot serialise the new saga: {e}"),
+                })?,
             },
             WriteOp::AppendEvents {
                 workflow: saga.workflow,
@@ -552,3 +555,6 @@ fn reason(saga: &Saga) -> Option<String> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,433 @@
+//! The engine against the embedded mock, in-process: real store on a temp
+//! file, real client, real mock state; simulated time so retries and
+//! backoffs take none. `World` is the one door these tests use.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use tokio::sync::Notify;
+
+use super::*;
+use crate::calcom::wire::{self, Booking, CreateBooking, NewAttendee};
+use crate::calcom::{ApiRequest, ApiResponse, Client, ClientConfig, Transport, TransportError};
+use crate::clock::SimClock;
+use crate::mock::{FaultRule, Fixture, Mock, MockConfig, MockTransport};
+use crate::store::StoreConfig;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn at(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).unwrap().to_utc()
+}
+
+struct World {
+    mock: Arc<Mock>,
+    clock: Arc<SimClock>,
+    dir: tempfile::TempDir,
+}
+
+impl World {
+    fn new() -> World {
+        let clock = Arc::new(SimClock::new(at("2030-03-01T08:00:00Z")));
+        let mock = Mock::new(Fixture::salon(), clock.clone(), MockConfig::default()).unwrap();
+        World {
+            mock: Arc::new(mock),
+            clock,
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn client(&self, transport: Arc<dyn Transport>) -> Client {
+        let config = ClientConfig {
+            api_key: Some("cal_test_calsaga_mock".into()),
+            ..ClientConfig::default()
+        };
+        Client::new(config, transport, self.clock.clone(), 7)
+    }
+
+    /// An engine over this world's database, talking to the mock through
+    /// `transport` (the plain in-process mock when None).
+    fn engine_with(&self, transport: Option<Arc<dyn Transport>>) -> Engine {
+        let transport =
+            transport.unwrap_or_else(|| Arc::new(MockTransport::new(self.mock.clone())));
+        let store =
+            Store::open(self.dir.path().join("calsaga.db"), StoreConfig::default()).unwrap();
+        let catalog =
+            Catalog::load_dir(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("workflows"))
+                .unwrap();
+        let engine = Engine::new(
+            store,
+            Arc::new(self.client(transport)),
+            self.clock.clone(),
+            Arc::new(catalog),
+            EngineConfig {
+                // Simulated time only moves when slept on, so every wait is
+                // slept in-task rather than parked on a polled timer.
+                in_task_wait_max: Duration::from_secs(24 * 3600),
+                ..EngineConfig::default()
+            },
+        );
+        engine.start().unwrap();
+        engine
+    }
+
+    fn engine(&self) -> Engine {
+        self.engine_with(None)
+    }
+
+    /// Live bookings calsaga made for `workflow`, per the mock.
+    fn live_of(&self, workflow: Uuid) -> Vec<Booking> {
+        let id = workflow.to_string();
+        self.mock
+            .view()
+            .bookings
+            .into_iter()
+            .filter(|b| b.status.is_live() && b.metadata.get(wire::META_WORKFLOW) == Some(&id))
+            .collect()
+    }
+
+    fn assert_no_double_booking(&self) {
+        let overlaps = self.mock.view().overlaps;
+        assert!(
+            overlaps.is_empty(),
+            "double bookings in the mock: {overlaps:?}"
+        );
+    }
+
+    /// Books `event_type_id` at `start` directly in Cal.com, as another client would.
+    async fn occupy(&self, event_type_id: u64, start: &str) {
+        let client = self.client(Arc::new(MockTransport::new(self.mock.clone())));
+        let input = CreateBooking {
+            start: at(start),
+            event_type_id,
+            attendee: NewAttendee {
+                name: "Walk-in".into(),
+                time_zone: "Europe/Berlin".into(),
+                email: Some("walkin@example.com".into()),
+                ..NewAttendee::default()
+            },
+            metadata: Default::default(),
+            length_in_minutes: None,
+            guests: vec![],
+            booking_fields_responses: None,
+        };
+        crate::calcom::CalcomApi::create_booking(&client, &input)
+            .await
+            .unwrap();
+    }
+}
+
+fn request(service: &str, start: &str) -> BookRequest {
+    BookRequest {
+        service: service.into(),
+        start: at(start),
+        attendee: Attendee {
+            name: "Jo Client".into(),
+            email: Some("jo@example.com".into()),
+            phone: None,
+            time_zone: "Europe/Berlin".into(),
+        },
+        host: None,
+        segment_hosts: Default::default(),
+        notes: Some("first visit".into()),
+    }
+}
+
+async fn book_and_wait(engine: &Engine, service: &str, start: &str) -> WorkflowView {
+    let id = engine.book(request(service, start)).await.unwrap();
+    engine.wait(id, WAIT).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_composite_service_is_booked_as_one_cal_booking_per_segment() {
+    let world = World::new();
+    let engine = world.engine();
+    let done = book_and_wait(&engine, "colour-and-cut", "2030-03-05T10:00:00Z").await;
+    assert_eq!(done.state, "booked", "{done:?}");
+    let live = world.live_of(done.id);
+    assert_eq!(live.len(), 2);
+    let mut starts: Vec<_> = live.iter().map(|b| (b.start, b.event_type_id)).collect();
+    starts.sort();
+    // Colour with Anna at 10:00, cut 30 + 40 minutes later with a stylist.
+    assert_eq!(starts[0], (at("2030-03-05T10:00:00Z"), 101));
+    assert_eq!(starts[1].0, at("2030-03-05T11:10:00Z"));
+    assert!([201, 301].contains(&starts[1].1));
+    assert!(done.segments.iter().all(|s| s.calcom_uid.is_some()));
+    let mirror = engine.store().mirror(done.id).unwrap();
+    assert_eq!(mirror.len(), 2);
+    assert!(mirror.iter().all(|m| m.status == "accepted"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_taken_second_segment_cancels_the_first_and_compensates() {
+    let world = World::new();
+    // Both stylists are busy in Cal.com when the cut would start.
+    world.occupy(201, "2030-03-05T11:00:00Z").await;
+    world.occupy(301, "2030-03-05T11:00:00Z").await;
+    let engine = world.engine();
+    let done = book_and_wait(&engine, "colour-and-cut", "2030-03-05T10:00:00Z").await;
+    assert_eq!(done.state, "compensated", "{done:?}");
+    let reason = done.reason.unwrap_or_default();
+    assert!(reason.contains("already has booking"), "{reason}");
+    assert!(
+        world.live_of(done.id).is_empty(),
+        "the colour booking was cancelled"
+    );
+    let cancelled = world
+        .mock
+        .view()
+        .bookings
+        .into_iter()
+        .filter(|b| b.metadata.get(wire::META_WORKFLOW) == Some(&done.id.to_string()))
+        .count();
+    assert_eq!(
+        cancelled, 1,
+        "the colour segment was booked, then cancelled"
+    );
+    assert!(
+        engine
+            .store()
+            .claims(done.id)
+            .unwrap()
+            .iter()
+            .all(|c| !c.live)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reschedule_books_the_new_times_before_cancelling_the_old() {
+    let world = World::new();
+    let engine = world.engine();
+    let first = book_and_wait(&engine, "colour-and-cut", "2030-03-05T10:00:00Z").await;
+    let moved = engine
+        .reschedule(first.id, at("2030-03-06T12:00:00Z"), None)
+        .await
+        .unwrap();
+    let moved = engine.wait(moved, WAIT).await.unwrap();
+    assert_eq!(moved.state, "rescheduled", "{moved:?}");
+    assert!(world.live_of(first.id).is_empty(), "old segments cancelled");
+    let new: Vec<_> = world.live_of(moved.id).iter().map(|b| b.start).collect();
+    assert_eq!(new.len(), 2);
+    assert!(new.contains(&at("2030-03-06T12:00:00Z")));
+    world.assert_no_double_booking();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_reschedule_leaves_the_old_booking_intact() {
+    let world = World::new();
+    let engine = world.engine();
+    let first = book_and_wait(&engine, "colour-and-cut", "2030-03-05T10:00:00Z").await;
+    world.occupy(201, "2030-03-06T13:00:00Z").await;
+    world.occupy(301, "2030-03-06T13:00:00Z").await;
+    let moved = engine
+        .reschedule(first.id, at("2030-03-06T12:00:00Z"), None)
+        .await
+        .unwrap();
+    let moved = engine.wait(moved, WAIT).await.unwrap();
+    assert_eq!(moved.state, "compensated", "{moved:?}");
+    assert_eq!(
+        world.live_of(first.id).len(),
+        2,
+        "the original is untouched"
+    );
+    assert!(world.live_of(moved.id).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_cancels_every_segment() {
+    let world = World::new();
+    let engine = world.engine();
+    let booked = book_and_wait(&engine, "highlights-toner-blowdry", "2030-03-05T09:00:00Z").await;
+    assert_eq!(booked.state, "booked", "{booked:?}");
+    let cancel = engine
+        .cancel(booked.id, "customer called".into())
+        .await
+        .unwrap();
+    let cancel = engine.wait(cancel, WAIT).await.unwrap();
+    assert_eq!(cancel.state, "cancelled", "{cancel:?}");
+    assert!(world.live_of(booked.id).is_empty());
+    let mirror = engine.store().mirror(booked.id).unwrap();
+    assert!(mirror.iter().all(|m| m.status == "cancelled"), "{mirror:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_racing_bookings_of_one_composite_slot_book_exactly_one() {
+    let world = World::new();
+    let engine = world.engine();
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let engine = engine.clone();
+            tokio::spawn(async move {
+                match engine
+                    .book(request("colour-and-cut", "2030-03-05T10:00:00Z"))
+                    .await
+                {
+                    Ok(id) => Some(engine.wait(id, WAIT).await.unwrap()),
+                    Err(EngineError::SlotTaken(_)) => None,
+                    Err(e) => panic!("unexpected error: {e}"),
+                }
+            })
+        })
+        .collect();
+    let mut booked = 0;
+    for task in tasks {
+        if let Some(view) = task.await.unwrap() {
+            assert!(
+                ["booked", "compensated"].contains(&view.state.as_str()),
+                "{view:?}"
+            );
+            booked += usize::from(view.state == "booked");
+        }
+    }
+    assert_eq!(booked, 1);
+    world.assert_no_double_booking();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_storm_of_429s_still_books() {
+    let world = World::new();
+    let mut rule = FaultRule::on("POST /v2/bookings");
+    rule.every = Some(1);
+    rule.times = Some(6);
+    rule.status = Some(429);
+    world.mock.add_faults(vec![rule]).unwrap();
+    let engine = world.engine();
+    let done = book_and_wait(&engine, "colour-and-cut", "2030-03-05T10:00:00Z").await;
+    assert_eq!(done.state, "booked", "{done:?}");
+    assert_eq!(world.live_of(done.id).len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_reply_is_reconciled_never_booked_twice() {
+    let world = World::new();
+    let mut rule = FaultRule::on("POST /v2/bookings");
+    rule.nth = Some(2);
+    rule.reply_lost = true;
+    world.mock.add_faults(vec![rule]).unwrap();
+    let engine = world.engine();
+    let done = book_and_wait(&engine, "colour-and-cut", "2030-03-05T10:00:00Z").await;
+    assert_eq!(done.state, "booked", "{done:?}");
+    assert_eq!(world.live_of(done.id).len(), 2, "one booking per segment");
+    let kinds: Vec<String> = engine
+        .events(done.id)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    assert!(
+        kinds.contains(&"segment_outcome_unknown".to_string()),
+        "{kinds:?}"
+    );
+    assert!(
+        kinds.contains(&"segment_reconciled".to_string()),
+        "{kinds:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_are_refused_before_any_saga_starts() {
+    let world = World::new();
+    let engine = world.engine();
+    let unknown = engine
+        .book(request("perm", "2030-03-05T10:00:00Z"))
+        .await
+        .unwrap_err();
+    assert!(
+        unknown
+            .to_string()
+            .contains("known services: colour-and-cut"),
+        "{unknown}"
+    );
+    let past = engine
+        .book(request("haircut", "2029-03-05T10:00:00Z"))
+        .await
+        .unwrap_err();
+    assert!(matches!(past, EngineError::Plan(_)), "{past}");
+    let unaligned = engine
+        .book(request("haircut", "2030-03-05T10:07:00Z"))
+        .await
+        .unwrap_err();
+    assert!(matches!(unaligned, EngineError::Plan(_)), "{unaligned}");
+    let mut wrong_host = request("colour-and-cut", "2030-03-05T10:00:00Z");
+    wrong_host.segment_hosts.insert(0, 4);
+    assert!(matches!(
+        engine.book(wrong_host).await,
+        Err(EngineError::Plan(_))
+    ));
+    assert!(engine.list(&WorkflowFilter::default()).unwrap().is_empty());
+    assert!(
+        world
+            .mock
+            .view()
+            .bookings
+            .iter()
+            .all(|b| b.attendees[0].name != "Jo Client")
+    );
+}
+
+/// Passes requests to the mock until the first booking create, which it
+/// applies (or not) and then never answers: the process "dies" mid-call.
+struct Gate {
+    inner: MockTransport,
+    apply: bool,
+    reached: Arc<Notify>,
+}
+
+#[async_trait]
+impl Transport for Gate {
+    async fn send(&self, request: ApiRequest) -> Result<ApiResponse, TransportError> {
+        if request.path == "/v2/bookings" && request.method == crate::calcom::Method::Post {
+            if self.apply {
+                let _ = self.inner.send(request.clone()).await;
+            }
+            self.reached.notify_one();
+            std::future::pending::<()>().await;
+        }
+        self.inner.send(request).await
+    }
+}
+
+/// A crash between the intent and the outcome of a create, with the booking
+/// made or not: after restart the step is reconciled and the saga finishes
+/// with exactly one booking per segment.
+#[test]
+fn a_crash_mid_create_is_reconciled_after_restart() {
+    for apply in [true, false] {
+        let world = World::new();
+        let reached = Arc::new(Notify::new());
+        let crashed = tokio::runtime::Runtime::new().unwrap();
+        let id = crashed.block_on(async {
+            let gate = Gate {
+                inner: MockTransport::new(world.mock.clone()),
+                apply,
+                reached: reached.clone(),
+            };
+            let engine = world.engine_with(Some(Arc::new(gate)));
+            let id = engine
+                .book(request("colour-and-cut", "2030-03-05T10:00:00Z"))
+                .await
+                .unwrap();
+            tokio::time::timeout(WAIT, reached.notified())
+                .await
+                .unwrap();
+            id
+        });
+        // Dropping the runtime drops every task mid-await, like kill -9.
+        drop(crashed);
+
+        let restarted = tokio::runtime::Runtime::new().unwrap();
+        let done = restarted.block_on(async {
+            let engine = world.engine();
+            engine.wait(id, WAIT).await.unwrap()
+        });
+        assert_eq!(done.state, "booked", "apply={apply}: {done:?}");
+        assert_eq!(
+            world.live_of(id).len(),
+            2,
+            "apply={apply}: one booking per segment"
+        );
+        world.assert_no_double_booking();
+    }
+}
