@@ -7,7 +7,10 @@
 pub mod calcom;
 pub mod catalog;
 pub mod clock;
+pub mod config;
+pub mod http;
 pub mod mock;
 pub mod runtime;
 pub mod saga;
+pub mod serve;
 pub mod store;

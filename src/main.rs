@@ -12,7 +12,9 @@ use std::sync::Arc;
 
 use calsaga::calcom::{ClientConfig, HttpPoster};
 use calsaga::catalog::Catalog;
+use calsaga::config::{ServeConfig, ServeInputs};
 use calsaga::mock::{self, MockOptions};
+use calsaga::serve;
 
 const EXIT_ERROR: u8 = 1;
 
@@ -40,12 +42,55 @@ enum LogFormat {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run calsaga: the booking engine and its HTTP API, on an SQLite file,
+    /// against Cal.com when CALCOM_API_KEY is set, else the embedded mock.
+    Serve(ServeArgs),
     /// Start a standalone Cal.com API v2 mock (slots, reservations, bookings,
     /// event types, webhooks) loaded from a fixture, with scenarios and faults.
     Mock(MockArgs),
     /// Check and show the service catalogue (workflows/*.json).
     #[command(subcommand)]
     Catalog(CatalogCommand),
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// SQLite database file (created if missing; one calsaga process per file).
+    #[arg(long, default_value = "calsaga.db", env = "CALSAGA_DB")]
+    db: PathBuf,
+    /// Address of calsaga's HTTP API; put a TLS proxy in front to expose it.
+    #[arg(long, default_value = "127.0.0.1:8080", env = "CALSAGA_BIND")]
+    bind: SocketAddr,
+    /// Folder of service files.
+    #[arg(long, default_value = "workflows", env = "CALSAGA_WORKFLOWS")]
+    workflows: PathBuf,
+    /// Cal.com API base URL; used only with an API key.
+    #[arg(long, env = "CALCOM_API_URL")]
+    calcom_url: Option<String>,
+    /// Cal.com API key; without one calsaga runs against the embedded mock.
+    #[arg(long, env = "CALCOM_API_KEY", hide_env_values = true)]
+    calcom_api_key: Option<String>,
+    /// Fixture of the embedded mock.
+    #[arg(long, default_value = "fixtures/mock/salon.json")]
+    mock_fixture: PathBuf,
+    /// Port of the embedded mock on 127.0.0.1 (0 picks a free one).
+    #[arg(long, default_value_t = 0)]
+    mock_port: u16,
+    /// Fault scenario of the embedded mock (see `calsaga mock --help`).
+    #[arg(long)]
+    mock_scenario: Option<String>,
+    /// Persist the embedded mock's state here.
+    #[arg(long)]
+    mock_state_file: Option<PathBuf>,
+    /// Sagas driven at once.
+    #[arg(long, default_value_t = 64, env = "CALSAGA_SAGAS_MAX")]
+    sagas_max: usize,
+    /// Reserve every segment's slot for this many minutes before booking.
+    #[arg(long)]
+    reserve_min: Option<u32>,
+    /// Slot interval (minutes) of the catalogue's Cal.com event types.
+    #[arg(long, default_value_t = 15)]
+    slot_interval_min: u32,
 }
 
 #[derive(clap::Args)]
@@ -86,6 +131,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
     let result = match cli.command {
+        Command::Serve(args) => run_serve(args),
         Command::Mock(args) => run_mock(args),
         Command::Catalog(CatalogCommand::Check { workflows }) => run_catalog_check(&workflows),
     };
@@ -108,6 +154,24 @@ fn init_logging(format: LogFormat) {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
     }
+}
+
+fn run_serve(args: ServeArgs) -> CliResult {
+    let config = ServeConfig::from_inputs(ServeInputs {
+        db: args.db,
+        bind: args.bind,
+        workflows: args.workflows,
+        calcom_url: args.calcom_url,
+        calcom_api_key: args.calcom_api_key,
+        mock_fixture: args.mock_fixture,
+        mock_port: args.mock_port,
+        mock_scenario: args.mock_scenario,
+        mock_state_file: args.mock_state_file,
+        sagas_concurrent_max: args.sagas_max,
+        reserve_min: args.reserve_min,
+        slot_interval_min: args.slot_interval_min,
+    })?;
+    serve::run(config)
 }
 
 fn run_mock(args: MockArgs) -> CliResult {

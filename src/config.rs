@@ -1,0 +1,226 @@
+//! The validated configuration of `calsaga serve`, built once from flags and
+//! environment variables. Everything is checked here, before anything opens
+//! a file or a socket, and each problem says which flag or variable to fix.
+
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::path::PathBuf;
+
+use crate::runtime::EngineConfig;
+
+/// Where Cal.com is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CalcomTarget {
+    /// The embedded mock, started on a loopback port (no API key configured).
+    Embedded {
+        fixture: PathBuf,
+        /// 0 picks a free port.
+        port: u16,
+        scenario: Option<String>,
+        state_file: Option<PathBuf>,
+    },
+    /// A real Cal.com (or a mock in another process).
+    Remote { base_url: String, api_key: String },
+}
+
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub db: PathBuf,
+    pub bind: SocketAddr,
+    pub workflows: PathBuf,
+    pub calcom: CalcomTarget,
+    pub engine: EngineConfig,
+}
+
+/// The raw inputs, as clap hands them over.
+#[derive(Debug, Clone)]
+pub struct ServeInputs {
+    pub db: PathBuf,
+    pub bind: SocketAddr,
+    pub workflows: PathBuf,
+    pub calcom_url: Option<String>,
+    pub calcom_api_key: Option<String>,
+    pub mock_fixture: PathBuf,
+    pub mock_port: u16,
+    pub mock_scenario: Option<String>,
+    pub mock_state_file: Option<PathBuf>,
+    pub sagas_concurrent_max: usize,
+    pub reserve_min: Option<u32>,
+    pub slot_interval_min: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config: {what}: {problem}")]
+    Invalid { what: &'static str, problem: String },
+}
+
+fn invalid(what: &'static str, problem: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        what,
+        problem: problem.into(),
+    }
+}
+
+impl ServeConfig {
+    pub fn from_inputs(i: ServeInputs) -> Result<ServeConfig, ConfigError> {
+        let calcom = calcom_target(&i)?;
+        if i.sagas_concurrent_max == 0 || i.sagas_concurrent_max > 4096 {
+            return Err(invalid("--sagas-max", "must be between 1 and 4096"));
+        }
+        let slot_interval_min = NonZeroU32::new(i.slot_interval_min)
+            .filter(|m| m.get() <= 24 * 60)
+            .ok_or_else(|| invalid("--slot-interval-min", "must be between 1 and 1440 minutes"))?;
+        if i.reserve_min.is_some_and(|m| m == 0 || m > 60) {
+            return Err(invalid("--reserve-min", "must be between 1 and 60 minutes"));
+        }
+        Ok(ServeConfig {
+            db: i.db,
+            bind: i.bind,
+            workflows: i.workflows,
+            calcom,
+            engine: EngineConfig {
+                sagas_concurrent_max: i.sagas_concurrent_max,
+                reserve_min: i.reserve_min,
+                slot_interval_min,
+                rng_seed: rand::random(),
+                ..EngineConfig::default()
+            },
+        })
+    }
+}
+
+fn calcom_target(i: &ServeInputs) -> Result<CalcomTarget, ConfigError> {
+    let Some(api_key) = i.calcom_api_key.as_deref().filter(|k| !k.is_empty()) else {
+        if i.calcom_url.is_some() {
+            return Err(invalid(
+                "CALCOM_API_KEY",
+                "is not set but --calcom-url is; set the key of that Cal.com account, or drop \
+                 --calcom-url to use the embedded mock",
+            ));
+        }
+        return Ok(CalcomTarget::Embedded {
+            fixture: i.mock_fixture.clone(),
+            port: i.mock_port,
+            scenario: i.mock_scenario.clone(),
+            state_file: i.mock_state_file.clone(),
+        });
+    };
+    if api_key.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(invalid(
+            "CALCOM_API_KEY",
+            "contains spaces or control characters; paste the key exactly as Cal.com shows it",
+        ));
+    }
+    let base_url = i
+        .calcom_url
+        .clone()
+        .unwrap_or_else(|| "https://api.cal.com".into());
+    if !(base_url.starts_with("https://") || base_url.starts_with("http://")) {
+        return Err(invalid(
+            "--calcom-url",
+            format!("{base_url:?} is not an http(s) URL; use e.g. https://api.cal.com"),
+        ));
+    }
+    Ok(CalcomTarget::Remote {
+        base_url: base_url.trim_end_matches('/').to_string(),
+        api_key: api_key.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inputs() -> ServeInputs {
+        ServeInputs {
+            db: "calsaga.db".into(),
+            bind: "127.0.0.1:8080".parse().unwrap(),
+            workflows: "workflows".into(),
+            mock_fixture: "fixtures/mock/salon.json".into(),
+            calcom_url: None,
+            calcom_api_key: None,
+            mock_port: 0,
+            mock_scenario: None,
+            mock_state_file: None,
+            sagas_concurrent_max: 64,
+            reserve_min: None,
+            slot_interval_min: 15,
+        }
+    }
+
+    #[test]
+    fn no_api_key_means_the_embedded_mock() {
+        let config = ServeConfig::from_inputs(inputs()).unwrap();
+        assert!(matches!(config.calcom, CalcomTarget::Embedded { .. }));
+    }
+
+    #[test]
+    fn a_key_means_the_real_cal_com_by_default() {
+        let config = ServeConfig::from_inputs(ServeInputs {
+            calcom_api_key: Some("cal_live_abc".into()),
+            ..inputs()
+        })
+        .unwrap();
+        assert_eq!(
+            config.calcom,
+            CalcomTarget::Remote {
+                base_url: "https://api.cal.com".into(),
+                api_key: "cal_live_abc".into()
+            }
+        );
+    }
+
+    #[test]
+    fn each_bad_input_names_what_to_fix() {
+        let cases = [
+            (
+                ServeInputs {
+                    calcom_url: Some("http://127.0.0.1:1".into()),
+                    ..inputs()
+                },
+                "CALCOM_API_KEY: is not set",
+            ),
+            (
+                ServeInputs {
+                    calcom_api_key: Some("cal_ x".into()),
+                    ..inputs()
+                },
+                "paste the key exactly",
+            ),
+            (
+                ServeInputs {
+                    calcom_api_key: Some("k".into()),
+                    calcom_url: Some("api.cal.com".into()),
+                    ..inputs()
+                },
+                "--calcom-url: \"api.cal.com\" is not an http(s) URL",
+            ),
+            (
+                ServeInputs {
+                    sagas_concurrent_max: 0,
+                    ..inputs()
+                },
+                "--sagas-max",
+            ),
+            (
+                ServeInputs {
+                    slot_interval_min: 0,
+                    ..inputs()
+                },
+                "--slot-interval-min",
+            ),
+            (
+                ServeInputs {
+                    reserve_min: Some(0),
+                    ..inputs()
+                },
+                "--reserve-min",
+            ),
+        ];
+        for (input, expected) in cases {
+            let e = ServeConfig::from_inputs(input).unwrap_err().to_string();
+            assert!(e.contains(expected), "{expected:?} not in {e}");
+        }
+    }
+}

@@ -1,0 +1,144 @@
+//! `calsaga serve`: wires one process together. It loads the catalogue,
+//! opens the database (one process per file), connects to Cal.com (or starts
+//! the embedded mock on a loopback port), resumes every unfinished saga and
+//! then serves HTTP until SIGINT or SIGTERM.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use crate::calcom::{Client, ClientConfig, HttpPoster};
+use crate::catalog::Catalog;
+use crate::clock::{Clock, SystemClock};
+use crate::config::{CalcomTarget, ServeConfig};
+use crate::http::{App, HttpConfig, HttpServer};
+use crate::mock::{Fixture, Mock, MockConfig, MockServer};
+use crate::runtime::Engine;
+use crate::store::{Store, StoreConfig};
+
+/// HTTP worker threads: requests mostly wait on the engine, not the CPU.
+const HTTP_WORKERS: usize = 16;
+
+pub type ServeResult = Result<(), Box<dyn std::error::Error>>;
+
+pub fn run(config: ServeConfig) -> ServeResult {
+    let catalog = Arc::new(Catalog::load_dir(&config.workflows)?);
+    let store = Store::open(&config.db, StoreConfig::default())?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    // Keeps the embedded mock alive for as long as we serve.
+    let (client_config, _mock) = calcom(&config.calcom, &clock)?;
+    let calcom_url = client_config.base_url.clone();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("calsaga-engine")
+        .build()?;
+    let engine = {
+        let _guard = runtime.enter();
+        let client = Client::http(client_config, clock.clone())?;
+        Engine::new(
+            store,
+            Arc::new(client),
+            clock.clone(),
+            catalog,
+            config.engine.clone(),
+        )
+    };
+    let report = runtime.block_on(async { engine.start() })?;
+    let app = App {
+        engine: engine.clone(),
+        runtime: runtime.handle().clone(),
+        clock,
+    };
+    let server = HttpServer::start(
+        HttpConfig {
+            bind: config.bind,
+            workers: HTTP_WORKERS,
+        },
+        app,
+    )?;
+    announce(server.addr(), &config, &calcom_url, report.resumed)?;
+    runtime.block_on(shutdown_signal());
+    tracing::info!(
+        "shutting down: no new requests; running steps finish or resume on the next start"
+    );
+    engine.shutdown();
+    server.shutdown();
+    Ok(())
+}
+
+/// The client settings for the configured Cal.com, starting the embedded
+/// mock first when there is no real one.
+fn calcom(
+    target: &CalcomTarget,
+    clock: &Arc<dyn Clock>,
+) -> Result<(ClientConfig, Option<MockServer>), Box<dyn std::error::Error>> {
+    match target {
+        CalcomTarget::Remote { base_url, api_key } => Ok((
+            ClientConfig {
+                base_url: base_url.clone(),
+                api_key: Some(api_key.clone()),
+                ..ClientConfig::default()
+            },
+            None,
+        )),
+        CalcomTarget::Embedded {
+            fixture,
+            port,
+            scenario,
+            state_file,
+        } => {
+            let fixture = Fixture::load(fixture)?;
+            let api_key = fixture.api_keys.first().map(|k| k.key.clone());
+            let mock_config = MockConfig {
+                scenario: scenario.as_deref().unwrap_or("healthy").parse()?,
+                state_file: state_file.clone(),
+                poster: Some(Arc::new(HttpPoster::new(
+                    ClientConfig::default().http_limits(),
+                )?)),
+                ..MockConfig::default()
+            };
+            let mock = Arc::new(Mock::new(fixture, clock.clone(), mock_config)?);
+            let server = MockServer::start(mock, SocketAddr::from(([127, 0, 0, 1], *port)))?;
+            let config = ClientConfig {
+                base_url: server.url(),
+                api_key,
+                ..ClientConfig::default()
+            };
+            Ok((config, Some(server)))
+        }
+    }
+}
+
+fn announce(
+    addr: SocketAddr,
+    config: &ServeConfig,
+    calcom_url: &str,
+    resumed: usize,
+) -> std::io::Result<()> {
+    let calcom = match config.calcom {
+        CalcomTarget::Embedded { .. } => format!("embedded Cal.com mock at {calcom_url}"),
+        CalcomTarget::Remote { .. } => format!("Cal.com at {calcom_url}"),
+    };
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "calsaga serve: listening on http://{addr} (database {}, {calcom}); resumed {resumed} unfinished sagas",
+        config.db.display()
+    )?;
+    out.flush()
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler installs");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
