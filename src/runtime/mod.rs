@@ -87,6 +87,16 @@ pub enum EngineError {
     },
     #[error("the time is taken: {0}")]
     SlotTaken(String),
+    #[error("workflow {id} is being changed by workflow {by}; wait for it to finish")]
+    ChangeInProgress { id: Uuid, by: Uuid },
+    /// The key was used before; `same_request` tells a retry (replay the
+    /// workflow) from a different request reusing the key (refuse).
+    #[error("Idempotency-Key {key:?} was already used for workflow {workflow}")]
+    KeyUsed {
+        key: String,
+        workflow: Uuid,
+        same_request: bool,
+    },
     #[error("workflow {id}'s log is unreadable: {detail}; restore the database from a backup")]
     CorruptLog { id: Uuid, detail: String },
     #[error("saga rule broken: {0}")]
@@ -108,6 +118,47 @@ impl From<StoreError> for EngineError {
             other => EngineError::Store(other),
         }
     }
+}
+
+impl EngineError {
+    /// The requested time is not free (another saga holds it): answer 409.
+    pub fn is_slot_taken(&self) -> bool {
+        matches!(
+            self,
+            EngineError::SlotTaken(_)
+                | EngineError::Plan(PlanError::NoFreeHost { .. } | PlanError::HostBusy { .. })
+        )
+    }
+
+    fn key_used(e: StoreError, mine: Option<&Idempotency>) -> EngineError {
+        match (e, mine) {
+            (
+                StoreError::IdempotencyKeyExists {
+                    key,
+                    workflow,
+                    fingerprint,
+                },
+                Some(mine),
+            ) => EngineError::KeyUsed {
+                key,
+                workflow,
+                same_request: fingerprint == mine.fingerprint,
+            },
+            (other, _) => other.into(),
+        }
+    }
+}
+
+/// How long an Idempotency-Key is remembered.
+pub const IDEMPOTENCY_TTL: Duration = Duration::from_secs(24 * 3600);
+
+/// A client's Idempotency-Key and the fingerprint of the request it came
+/// with; stored in the same transaction that starts the saga, so a retry
+/// after any crash finds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Idempotency {
+    pub key: String,
+    pub fingerprint: String,
 }
 
 /// A booking as the engine's callers see it.
@@ -155,6 +206,8 @@ pub struct Inner {
     active: Mutex<HashMap<Uuid, bool>>,
     changed: watch::Sender<u64>,
     stopped: Mutex<Option<String>>,
+    /// Held while a reschedule or cancel is checked and started.
+    changes: tokio::sync::Mutex<()>,
     shutting_down: AtomicBool,
     rng: Mutex<SmallRng>,
 }
@@ -166,6 +219,11 @@ impl Inner {
 
     /// Maps a store error; a fatal one stops the engine (the disk is in doubt).
     fn store_failed(&self, e: StoreError) -> EngineError {
+        self.stop_if_fatal(&e);
+        e.into()
+    }
+
+    fn stop_if_fatal(&self, e: &StoreError) {
         if e.is_fatal() {
             let mut stopped = self.stopped.lock().expect("stopped lock");
             if stopped.is_none() {
@@ -173,7 +231,6 @@ impl Inner {
                 *stopped = Some(e.to_string());
             }
         }
-        e.into()
     }
 
     fn check_running(&self) -> Result<(), EngineError> {
@@ -207,6 +264,7 @@ impl Engine {
                 active: Mutex::new(HashMap::new()),
                 changed,
                 stopped: Mutex::new(None),
+                changes: tokio::sync::Mutex::new(()),
                 shutting_down: AtomicBool::new(false),
             }),
         }
@@ -234,7 +292,14 @@ impl Engine {
 
     /// Plans and starts a booking saga; returns its workflow id once the
     /// request and its slot claims are committed (I5).
-    pub async fn book(&self, req: BookRequest) -> Result<Uuid, EngineError> {
+    pub async fn book(
+        &self,
+        req: BookRequest,
+        key: Option<Idempotency>,
+    ) -> Result<Uuid, EngineError> {
+        if let Some(found) = self.known_key(key.as_ref())? {
+            return Err(found);
+        }
         let id = Uuid::new_v4();
         let request = self.plan(&req, None)?;
         let first = Event::Requested {
@@ -242,13 +307,21 @@ impl Engine {
             request,
             reserve_min: self.inner.config.reserve_min,
         };
-        self.start_saga(&req.service, first).await?;
+        self.start_saga(&req.service, first, key).await?;
         Ok(id)
     }
 
     /// Starts a hold: every segment reserved for `hold_min` minutes until
     /// `confirm` books it or the hold expires.
-    pub async fn hold(&self, req: BookRequest, hold_min: u32) -> Result<Uuid, EngineError> {
+    pub async fn hold(
+        &self,
+        req: BookRequest,
+        hold_min: u32,
+        key: Option<Idempotency>,
+    ) -> Result<Uuid, EngineError> {
+        if let Some(found) = self.known_key(key.as_ref())? {
+            return Err(found);
+        }
         let id = Uuid::new_v4();
         let request = self.plan(&req, None)?;
         self.start_saga(
@@ -258,6 +331,7 @@ impl Engine {
                 request,
                 hold_min,
             },
+            key,
         )
         .await?;
         Ok(id)
@@ -275,7 +349,12 @@ impl Engine {
         of: Uuid,
         start: DateTime<Utc>,
         host: Option<u64>,
+        key: Option<Idempotency>,
     ) -> Result<Uuid, EngineError> {
+        if let Some(found) = self.known_key(key.as_ref())? {
+            return Err(found);
+        }
+        let _one_change = self.inner.changes.lock().await;
         let original = self.original(of, "reschedule")?;
         let (saga, _) = runner::load(&self.inner, of)?;
         let request = saga.request.clone().ok_or(EngineError::Illegal {
@@ -302,6 +381,7 @@ impl Engine {
                 request,
                 reserve_min: self.inner.config.reserve_min,
             },
+            key,
         )
         .await?;
         Ok(id)
@@ -309,6 +389,7 @@ impl Engine {
 
     /// Starts cancelling every segment of booked workflow `of`.
     pub async fn cancel(&self, of: Uuid, reason: String) -> Result<Uuid, EngineError> {
+        let _one_change = self.inner.changes.lock().await;
         let original = self.original(of, "cancel")?;
         let service = self.get(of)?.service;
         let id = Uuid::new_v4();
@@ -319,6 +400,7 @@ impl Engine {
                 original,
                 reason,
             },
+            None,
         )
         .await?;
         Ok(id)
@@ -372,14 +454,33 @@ impl Engine {
         Ok(self.inner.store.events(id)?)
     }
 
-    /// Waits until the workflow is terminal or `deadline` passes, and
-    /// returns it as it is then.
+    /// Waits until the workflow settles (terminal, or a hold that is held)
+    /// or `deadline` passes, and returns it as it is then.
     pub async fn wait(&self, id: Uuid, deadline: Duration) -> Result<WorkflowView, EngineError> {
+        self.wait_for(id, deadline, |v| v.terminal || v.state == "held")
+            .await
+    }
+
+    /// Waits until the workflow is terminal or `deadline` passes.
+    pub async fn wait_terminal(
+        &self,
+        id: Uuid,
+        deadline: Duration,
+    ) -> Result<WorkflowView, EngineError> {
+        self.wait_for(id, deadline, |v| v.terminal).await
+    }
+
+    async fn wait_for(
+        &self,
+        id: Uuid,
+        deadline: Duration,
+        done: impl Fn(&WorkflowView) -> bool,
+    ) -> Result<WorkflowView, EngineError> {
         let mut changes = self.inner.changed.subscribe();
         let until = tokio::time::Instant::now() + deadline;
         loop {
             let current = self.get(id)?;
-            if current.terminal {
+            if done(&current) {
                 return Ok(current);
             }
             match tokio::time::timeout_at(until, changes.changed()).await {
@@ -432,22 +533,69 @@ impl Engine {
         })
     }
 
+    /// The bookings of `of` for a reschedule or cancel, refused when `of`
+    /// is not booked, was already changed, or is being changed right now
+    /// (callers hold `changes`, so two changes never race).
     fn original(
         &self,
         of: Uuid,
         action: &'static str,
     ) -> Result<saga::OriginalBooking, EngineError> {
         let (saga, _) = runner::load(&self.inner, of)?;
-        saga.as_original().map_err(|e| EngineError::Illegal {
+        let illegal = |state: &str| EngineError::Illegal {
             id: of,
-            state: e.state.into(),
+            state: state.into(),
             action,
             needed: "booked",
-        })
+        };
+        let original = saga.as_original().map_err(|e| illegal(e.state))?;
+        if self
+            .inner
+            .store
+            .mirror(of)?
+            .iter()
+            .any(|m| m.status != "accepted")
+        {
+            return Err(illegal("cancelled or rescheduled"));
+        }
+        for row in self
+            .inner
+            .store
+            .unfinished_workflows(recovery::TERMINAL_STATES)?
+        {
+            let Ok(changing) = serde_json::from_str::<Saga>(&row.projection) else {
+                continue;
+            };
+            if changing.original.as_ref().is_some_and(|o| o.workflow == of) {
+                return Err(EngineError::ChangeInProgress { id: of, by: row.id });
+            }
+        }
+        Ok(original)
     }
 
     /// Commits a new saga's first event with its claims, then drives it.
-    async fn start_saga(&self, service: &str, first: Event) -> Result<(), EngineError> {
+    /// A live key from an earlier request, as the error to answer with.
+    fn known_key(&self, key: Option<&Idempotency>) -> Result<Option<EngineError>, EngineError> {
+        let Some(mine) = key else { return Ok(None) };
+        let Some(row) = self.inner.store.idempotency_key(&mine.key)? else {
+            return Ok(None);
+        };
+        if row.is_expired(self.inner.clock.now()) {
+            return Ok(None);
+        }
+        Ok(Some(EngineError::KeyUsed {
+            key: row.key,
+            workflow: row.workflow,
+            same_request: row.fingerprint == mine.fingerprint,
+        }))
+    }
+
+    async fn start_saga(
+        &self,
+        service: &str,
+        first: Event,
+        key: Option<Idempotency>,
+    ) -> Result<(), EngineError> {
         self.inner.check_running()?;
         let now = self.inner.clock.now();
         let saga = Saga::start(&first)?;
@@ -474,12 +622,19 @@ impl Engine {
                 .iter()
                 .map(runner::claim_op),
         );
-        ops.push(runner::projection_op(&saga, now)?);
-        self.inner
-            .store
-            .commit(ops)
-            .await
-            .map_err(|e| self.inner.store_failed(e))?;
+        if let Some(k) = &key {
+            ops.push(WriteOp::PutIdempotencyKey {
+                key: k.key.clone(),
+                fingerprint: k.fingerprint.clone(),
+                workflow: saga.workflow,
+                at: now,
+                ttl: IDEMPOTENCY_TTL,
+            });
+        }
+        self.inner.store.commit(ops).await.map_err(|e| {
+            self.inner.stop_if_fatal(&e);
+            EngineError::key_used(e, key.as_ref())
+        })?;
         self.inner.notify_changed();
         self.spawn_drive(saga.workflow);
         Ok(())

@@ -50,6 +50,16 @@ impl World {
     /// An engine over this world's database, talking to the mock through
     /// `transport` (the plain in-process mock when None).
     fn engine_with(&self, transport: Option<Arc<dyn Transport>>) -> Engine {
+        // Simulated time only moves when slept on, so every wait is slept
+        // in-task rather than parked on a timer polled in real time.
+        self.build_engine(transport, Duration::from_secs(24 * 3600))
+    }
+
+    fn build_engine(
+        &self,
+        transport: Option<Arc<dyn Transport>>,
+        in_task_wait_max: Duration,
+    ) -> Engine {
         let transport =
             transport.unwrap_or_else(|| Arc::new(MockTransport::new(self.mock.clone())));
         let store =
@@ -63,9 +73,7 @@ impl World {
             self.clock.clone(),
             Arc::new(catalog),
             EngineConfig {
-                // Simulated time only moves when slept on, so every wait is
-                // slept in-task rather than parked on a polled timer.
-                in_task_wait_max: Duration::from_secs(24 * 3600),
+                in_task_wait_max,
                 ..EngineConfig::default()
             },
         );
@@ -75,6 +83,12 @@ impl World {
 
     fn engine(&self) -> Engine {
         self.engine_with(None)
+    }
+
+    /// An engine that parks every wait on a durable timer instead of
+    /// sleeping through it, so simulated time stands still (holds stay held).
+    fn parking_engine(&self) -> Engine {
+        self.build_engine(None, Duration::ZERO)
     }
 
     /// Live bookings calsaga made for `workflow`, per the mock.
@@ -136,7 +150,7 @@ fn request(service: &str, start: &str) -> BookRequest {
 }
 
 async fn book_and_wait(engine: &Engine, service: &str, start: &str) -> WorkflowView {
-    let id = engine.book(request(service, start)).await.unwrap();
+    let id = engine.book(request(service, start), None).await.unwrap();
     engine.wait(id, WAIT).await.unwrap()
 }
 
@@ -202,7 +216,7 @@ async fn reschedule_books_the_new_times_before_cancelling_the_old() {
     let engine = world.engine();
     let first = book_and_wait(&engine, "colour-and-cut", "2030-03-05T10:00:00Z").await;
     let moved = engine
-        .reschedule(first.id, at("2030-03-06T12:00:00Z"), None)
+        .reschedule(first.id, at("2030-03-06T12:00:00Z"), None, None)
         .await
         .unwrap();
     let moved = engine.wait(moved, WAIT).await.unwrap();
@@ -222,7 +236,7 @@ async fn a_failed_reschedule_leaves_the_old_booking_intact() {
     world.occupy(201, "2030-03-06T13:00:00Z").await;
     world.occupy(301, "2030-03-06T13:00:00Z").await;
     let moved = engine
-        .reschedule(first.id, at("2030-03-06T12:00:00Z"), None)
+        .reschedule(first.id, at("2030-03-06T12:00:00Z"), None, None)
         .await
         .unwrap();
     let moved = engine.wait(moved, WAIT).await.unwrap();
@@ -261,11 +275,11 @@ async fn twenty_racing_bookings_of_one_composite_slot_book_exactly_one() {
             let engine = engine.clone();
             tokio::spawn(async move {
                 match engine
-                    .book(request("colour-and-cut", "2030-03-05T10:00:00Z"))
+                    .book(request("colour-and-cut", "2030-03-05T10:00:00Z"), None)
                     .await
                 {
                     Ok(id) => Some(engine.wait(id, WAIT).await.unwrap()),
-                    Err(EngineError::SlotTaken(_)) => None,
+                    Err(e) if e.is_slot_taken() => None,
                     Err(e) => panic!("unexpected error: {e}"),
                 }
             })
@@ -331,7 +345,7 @@ async fn bad_requests_are_refused_before_any_saga_starts() {
     let world = World::new();
     let engine = world.engine();
     let unknown = engine
-        .book(request("perm", "2030-03-05T10:00:00Z"))
+        .book(request("perm", "2030-03-05T10:00:00Z"), None)
         .await
         .unwrap_err();
     assert!(
@@ -341,19 +355,19 @@ async fn bad_requests_are_refused_before_any_saga_starts() {
         "{unknown}"
     );
     let past = engine
-        .book(request("haircut", "2029-03-05T10:00:00Z"))
+        .book(request("haircut", "2029-03-05T10:00:00Z"), None)
         .await
         .unwrap_err();
     assert!(matches!(past, EngineError::Plan(_)), "{past}");
     let unaligned = engine
-        .book(request("haircut", "2030-03-05T10:07:00Z"))
+        .book(request("haircut", "2030-03-05T10:07:00Z"), None)
         .await
         .unwrap_err();
     assert!(matches!(unaligned, EngineError::Plan(_)), "{unaligned}");
     let mut wrong_host = request("colour-and-cut", "2030-03-05T10:00:00Z");
     wrong_host.segment_hosts.insert(0, 4);
     assert!(matches!(
-        engine.book(wrong_host).await,
+        engine.book(wrong_host, None).await,
         Err(EngineError::Plan(_))
     ));
     assert!(engine.list(&WorkflowFilter::default()).unwrap().is_empty());
@@ -406,7 +420,7 @@ fn a_crash_mid_create_is_reconciled_after_restart() {
             };
             let engine = world.engine_with(Some(Arc::new(gate)));
             let id = engine
-                .book(request("colour-and-cut", "2030-03-05T10:00:00Z"))
+                .book(request("colour-and-cut", "2030-03-05T10:00:00Z"), None)
                 .await
                 .unwrap();
             tokio::time::timeout(WAIT, reached.notified())
@@ -430,4 +444,102 @@ fn a_crash_mid_create_is_reconciled_after_restart() {
         );
         world.assert_no_double_booking();
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idempotency_key_never_starts_a_second_saga() {
+    let world = World::new();
+    let engine = world.engine();
+    let key = |fingerprint: &str| {
+        Some(Idempotency {
+            key: "k-1".into(),
+            fingerprint: fingerprint.into(),
+        })
+    };
+    let id = engine
+        .book(request("haircut", "2030-03-05T10:00:00Z"), key("f1"))
+        .await
+        .unwrap();
+    let again = engine
+        .book(request("haircut", "2030-03-05T10:00:00Z"), key("f1"))
+        .await;
+    assert_eq!(
+        again,
+        Err(EngineError::KeyUsed {
+            key: "k-1".into(),
+            workflow: id,
+            same_request: true
+        })
+    );
+    let other = engine
+        .book(request("haircut", "2030-03-06T10:00:00Z"), key("f2"))
+        .await;
+    assert!(matches!(
+        other,
+        Err(EngineError::KeyUsed {
+            same_request: false,
+            ..
+        })
+    ));
+    assert_eq!(engine.list(&WorkflowFilter::default()).unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_booking_is_changed_by_one_saga_at_a_time() {
+    let world = World::new();
+    let engine = world.engine();
+    let booked = book_and_wait(&engine, "haircut", "2030-03-05T10:00:00Z").await;
+    let cancel = engine.cancel(booked.id, "first".into()).await.unwrap();
+    let second = engine.cancel(booked.id, "second".into()).await.unwrap_err();
+    assert!(
+        matches!(second, EngineError::ChangeInProgress { by, .. } if by == cancel)
+            || matches!(second, EngineError::Illegal { .. }),
+        "{second}"
+    );
+    engine.wait(cancel, WAIT).await.unwrap();
+    let after = engine
+        .reschedule(booked.id, at("2030-03-06T10:00:00Z"), None, None)
+        .await
+        .unwrap_err();
+    assert!(
+        after.to_string().contains("cancelled or rescheduled"),
+        "{after}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hold_reserves_every_segment_and_confirm_books_it() {
+    let world = World::new();
+    let engine = world.parking_engine();
+    let hold = engine
+        .hold(request("colour-and-cut", "2030-03-05T10:00:00Z"), 10, None)
+        .await
+        .unwrap();
+    let held = engine.wait(hold, WAIT).await.unwrap();
+    assert_eq!(held.state, "held", "{held:?}");
+    assert_eq!(world.mock.view().reservations.len(), 2);
+    engine.confirm(hold).await.unwrap();
+    let done = engine.wait(hold, WAIT).await.unwrap();
+    assert_eq!(done.state, "booked", "{done:?}");
+    assert_eq!(world.live_of(hold).len(), 2);
+    assert!(
+        world.mock.view().reservations.is_empty(),
+        "reservations released"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unconfirmed_hold_expires_and_releases_its_reservations() {
+    let world = World::new();
+    let engine = world.engine();
+    let hold = engine
+        .hold(request("colour-and-cut", "2030-03-05T10:00:00Z"), 10, None)
+        .await
+        .unwrap();
+    // With simulated time the hold's expiry is slept through in-task.
+    let done = engine.wait_terminal(hold, WAIT).await.unwrap();
+    assert_eq!(done.state, "expired", "{done:?}");
+    assert!(world.mock.view().reservations.is_empty());
+    assert!(world.live_of(hold).is_empty());
+    assert!(engine.store().claims(hold).unwrap().iter().all(|c| !c.live));
 }
