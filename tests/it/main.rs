@@ -3,4 +3,5 @@
 
 mod calcom;
 mod cli;
+mod mock_cli;
 mod support;
