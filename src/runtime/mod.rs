@@ -297,18 +297,13 @@ impl Engine {
         req: BookRequest,
         key: Option<Idempotency>,
     ) -> Result<Uuid, EngineError> {
-        if let Some(found) = self.known_key(key.as_ref())? {
-            return Err(found);
-        }
-        let id = Uuid::new_v4();
-        let request = self.plan(&req, None)?;
-        let first = Event::Requested {
-            workflow: id,
+        let reserve_min = self.inner.config.reserve_min;
+        self.start_planned(&req, key, |workflow, request| Event::Requested {
+            workflow,
             request,
-            reserve_min: self.inner.config.reserve_min,
-        };
-        self.start_saga(&req.service, first, key).await?;
-        Ok(id)
+            reserve_min,
+        })
+        .await
     }
 
     /// Starts a hold: every segment reserved for `hold_min` minutes until
@@ -319,21 +314,28 @@ impl Engine {
         hold_min: u32,
         key: Option<Idempotency>,
     ) -> Result<Uuid, EngineError> {
+        self.start_planned(&req, key, |workflow, request| Event::HoldRequested {
+            workflow,
+            request,
+            hold_min,
+        })
+        .await
+    }
+
+    /// Plans `req` and starts the saga whose first event `first` builds.
+    async fn start_planned(
+        &self,
+        req: &BookRequest,
+        key: Option<Idempotency>,
+        first: impl FnOnce(Uuid, BookingRequest) -> Event,
+    ) -> Result<Uuid, EngineError> {
         if let Some(found) = self.known_key(key.as_ref())? {
             return Err(found);
         }
         let id = Uuid::new_v4();
-        let request = self.plan(&req, None)?;
-        self.start_saga(
-            &req.service,
-            Event::HoldRequested {
-                workflow: id,
-                request,
-                hold_min,
-            },
-            key,
-        )
-        .await?;
+        let request = self.plan(req, None)?;
+        self.start_saga(&req.service, first(id, request), key)
+            .await?;
         Ok(id)
     }
 
