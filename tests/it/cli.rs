@@ -65,3 +65,31 @@ fn a_broken_service_file_is_named_with_its_field_and_exit_code_1() {
         "{err}"
     );
 }
+
+#[test]
+fn a_second_calsaga_on_the_same_database_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("calsaga.db");
+    let db = db.to_str().unwrap();
+    let first = crate::support::spawn(&["serve", "--db", db, "--bind", "127.0.0.1:0"]);
+    assert!(
+        first
+            .first_line
+            .contains("calsaga serve: listening on http://127.0.0.1:"),
+        "{}",
+        first.first_line
+    );
+    let (code, _, err) = run(&["serve", "--db", db, "--bind", "127.0.0.1:0"], None);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("already in use by another calsaga process"),
+        "{err}"
+    );
+}
+
+#[test]
+fn serve_refuses_a_remote_cal_com_without_an_api_key() {
+    let (code, _, err) = run(&["serve", "--calcom-url", "http://127.0.0.1:9"], None);
+    assert_eq!(code, 1);
+    assert!(err.contains("CALCOM_API_KEY: is not set"), "{err}");
+}

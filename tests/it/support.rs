@@ -10,7 +10,11 @@ use std::time::Duration;
 
 pub fn calsaga() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_calsaga"));
-    cmd.current_dir(repo_root()).env_remove("RUST_LOG");
+    // The user's own settings must not leak into what a test runs.
+    cmd.current_dir(repo_root());
+    for var in ["RUST_LOG", "CALCOM_API_KEY", "CALCOM_API_URL", "CALSAGA_DB", "CALSAGA_BIND"] {
+        cmd.env_remove(var);
+    }
     cmd
 }
 
