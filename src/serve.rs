@@ -44,15 +44,11 @@ pub fn run(config: ServeConfig) -> ServeResult {
         )
     };
     let report = runtime.block_on(async { engine.start() })?;
-    let app = App {
-        engine: engine.clone(),
-        runtime: runtime.handle().clone(),
-        clock,
-    };
+    let app = App::new(engine.clone(), runtime.handle().clone(), clock);
     let server = HttpServer::start(
         HttpConfig {
-            bind: config.bind,
             workers: HTTP_WORKERS,
+            ..HttpConfig::new(config.bind)
         },
         app,
     )?;
