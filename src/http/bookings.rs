@@ -47,8 +47,13 @@ pub fn create(app: &App, call: &Call<'_>) -> Result<Reply, ApiError> {
     start_answer(app, call, started, Some(&key.key))
 }
 
+/// With `Prefer: wait=N` this long-polls: it answers once the booking
+/// settles (booked, held or ended) or after N seconds.
 pub fn show(app: &App, call: &Call<'_>) -> Result<Reply, ApiError> {
     let id = input::workflow_id(call.param(0), "booking")?;
+    if call.header("prefer").is_some() {
+        run(app, app.engine.wait(id, calls::wait(call)))?;
+    }
     Ok(Reply::json(200, &view::booking(app, id)?))
 }
 

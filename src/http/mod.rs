@@ -29,9 +29,13 @@ use std::time::Duration;
 use crate::clock::Clock;
 use crate::runtime::Engine;
 
-pub use auth::Principal;
+use auth::Auth;
+pub use auth::{
+    AuthError, FIRST_ADMIN_NAME as FIRST_ADMIN_TOKEN_NAME, Principal, Scope, create_token,
+    first_admin_token,
+};
 use reply::ApiError;
-use router::Route;
+use router::{Access, Route};
 use wire::Head;
 
 /// What the handlers work with; cheap to clone.
@@ -41,15 +45,23 @@ pub struct App {
     /// The engine's runtime: handlers run on plain threads and `block_on` it.
     pub runtime: tokio::runtime::Handle,
     pub clock: Arc<dyn Clock>,
+    auth: Arc<Auth>,
 }
 
 impl App {
-    pub fn new(engine: Engine, runtime: tokio::runtime::Handle, clock: Arc<dyn Clock>) -> App {
-        App {
+    /// Loads the API tokens from the engine's store.
+    pub fn new(
+        engine: Engine,
+        runtime: tokio::runtime::Handle,
+        clock: Arc<dyn Clock>,
+    ) -> Result<App, AuthError> {
+        let auth = Auth::load(engine.store())?;
+        Ok(App {
             engine,
             runtime,
             clock,
-        }
+            auth,
+        })
     }
 }
 
@@ -115,10 +127,42 @@ impl HttpServer {
 /// Who may go on: authentication and rate limiting of one request, from
 /// its head alone (before any body is read).
 fn admit(
-    _app: &App,
-    _route: &Route,
-    _head: &Head,
-    _peer: IpAddr,
+    app: &App,
+    route: &Route,
+    head: &Head,
+    peer: IpAddr,
 ) -> Result<Option<Principal>, ApiError> {
-    Ok(None)
+    if matches!(route.access, Access::Public | Access::Signed) {
+        return Ok(None);
+    }
+    let who = app
+        .auth
+        .authenticate(head.header("authorization"))
+        .map_err(|refusal| {
+            tracing::info!(peer = %peer, reason = refusal.as_str(), "request not authenticated");
+            ApiError::unauthorized(
+                "send a valid token as Authorization: Bearer <token>; create one with `calsaga token create`",
+            )
+        })?;
+    Ok(Some(who))
+}
+
+/// Whether the caller's scope allows the route (403 if not).
+fn authorize(route: &Route, who: Option<&Principal>) -> Result<(), ApiError> {
+    match who {
+        Some(who) if route.access == Access::Admin && who.scope != Scope::Admin => {
+            Err(ApiError::new(
+                403,
+                "forbidden",
+                format!(
+                    "token {:?} has the {} scope; {} {} needs an admin token",
+                    who.name,
+                    who.scope.as_str(),
+                    route.method,
+                    route.pattern
+                ),
+            ))
+        }
+        _ => Ok(()),
+    }
 }

@@ -199,7 +199,7 @@ pub enum Found<'p> {
     Route(&'static Route, Vec<&'p str>),
     /// The path exists with other methods (405 with `Allow`).
     WrongMethod(Vec<&'static str>),
-    NotFound,
+    Unknown,
 }
 
 pub fn find<'p>(method: &str, path: &'p str) -> Found<'p> {
@@ -214,7 +214,7 @@ pub fn find<'p>(method: &str, path: &'p str) -> Found<'p> {
         allowed.push(r.method);
     }
     if allowed.is_empty() {
-        Found::NotFound
+        Found::Unknown
     } else {
         Found::WrongMethod(allowed)
     }
@@ -258,7 +258,7 @@ mod tests {
         assert!(
             matches!(find("PUT", "/api/v2/bookings"), Found::WrongMethod(m) if m == ["POST", "GET"])
         );
-        assert!(matches!(find("GET", "/api/v2/nope"), Found::NotFound));
-        assert!(matches!(find("GET", "/api/v2/bookings/"), Found::NotFound));
+        assert!(matches!(find("GET", "/api/v2/nope"), Found::Unknown));
+        assert!(matches!(find("GET", "/api/v2/bookings/"), Found::Unknown));
     }
 }

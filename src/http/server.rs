@@ -323,7 +323,7 @@ fn exchange<R: std::io::Read, W: std::io::Write>(
             .with_header("Allow", allowed.join(", "));
             return refuse(e, None);
         }
-        Found::NotFound => {
+        Found::Unknown => {
             let e = ApiError::not_found(format!(
                 "there is no route {path}; see GET /api/v2/openapi.json for the API"
             ));
@@ -335,6 +335,9 @@ fn exchange<R: std::io::Read, W: std::io::Write>(
         Err(e) => return refuse(e, None),
     };
     let who = principal.as_ref().map(|p| p.name.clone());
+    if let Err(e) = super::authorize(route, principal.as_ref()) {
+        return refuse(e, who);
+    }
     let length = match declared {
         Ok(n) => n,
         Err(e) => return refuse(framing_error(&e), who),

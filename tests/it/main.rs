@@ -3,4 +3,5 @@
 
 mod calcom;
 mod cli;
+mod http;
 mod support;
