@@ -13,8 +13,10 @@ use std::sync::Arc;
 use calsaga::calcom::{ClientConfig, HttpPoster};
 use calsaga::catalog::Catalog;
 use calsaga::config::{ServeConfig, ServeInputs};
+use calsaga::http;
 use calsaga::mock::{self, MockOptions};
 use calsaga::serve;
+use calsaga::store::{Store, StoreConfig};
 
 const EXIT_ERROR: u8 = 1;
 
@@ -51,6 +53,27 @@ enum Command {
     /// Check and show the service catalogue (workflows/*.json).
     #[command(subcommand)]
     Catalog(CatalogCommand),
+    /// Manage the Bearer tokens of the HTTP API (stop `serve` first: one
+    /// process per database).
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Create a token and print it once: the token alone on the first line
+    /// of stdout. Only its SHA-256 is stored.
+    Create {
+        /// SQLite database file of `calsaga serve`.
+        #[arg(long, default_value = "calsaga.db", env = "CALSAGA_DB")]
+        db: PathBuf,
+        /// A name for the token, shown in logs instead of the token.
+        #[arg(long)]
+        name: String,
+        /// booking (services, availability, bookings, holds) or admin (everything).
+        #[arg(long, value_parser = ["booking", "admin"])]
+        scope: String,
+    },
 }
 
 #[derive(clap::Args)]
@@ -134,6 +157,9 @@ fn main() -> ExitCode {
         Command::Serve(args) => run_serve(args),
         Command::Mock(args) => run_mock(args),
         Command::Catalog(CatalogCommand::Check { workflows }) => run_catalog_check(&workflows),
+        Command::Token(TokenCommand::Create { db, name, scope }) => {
+            run_token_create(&db, &name, &scope)
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -185,6 +211,14 @@ fn run_mock(args: MockArgs) -> CliResult {
         state_file: args.state_file,
     };
     mock::run_with(options, Some(Arc::new(poster)))?;
+    Ok(())
+}
+
+fn run_token_create(db: &std::path::Path, name: &str, scope: &str) -> CliResult {
+    let store = Store::open(db, StoreConfig::default())?;
+    let token = http::create_token(&store, name, scope.parse()?, chrono::Utc::now())?;
+    println!("{token}");
+    eprintln!("created token {name:?} with the {scope} scope; it is shown only this once");
     Ok(())
 }
 

@@ -11,7 +11,7 @@ use crate::calcom::{Client, ClientConfig, HttpPoster};
 use crate::catalog::Catalog;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{CalcomTarget, ServeConfig};
-use crate::http::{App, HttpConfig, HttpServer};
+use crate::http::{App, FIRST_ADMIN_TOKEN_NAME, HttpConfig, HttpServer, first_admin_token};
 use crate::mock::{Fixture, Mock, MockConfig, MockServer};
 use crate::runtime::Engine;
 use crate::store::{Store, StoreConfig};
@@ -44,15 +44,16 @@ pub fn run(config: ServeConfig) -> ServeResult {
         )
     };
     let report = runtime.block_on(async { engine.start() })?;
-    let app = App {
-        engine: engine.clone(),
-        runtime: runtime.handle().clone(),
-        clock,
-    };
+    if let Some(token) = first_admin_token(engine.store(), clock.now())? {
+        println!(
+            "calsaga serve: created the admin token {FIRST_ADMIN_TOKEN_NAME:?}; it is shown only this once, store it now: {token}"
+        );
+    }
+    let app = App::new(engine.clone(), runtime.handle().clone(), clock)?;
     let server = HttpServer::start(
         HttpConfig {
-            bind: config.bind,
             workers: HTTP_WORKERS,
+            ..HttpConfig::new(config.bind)
         },
         app,
     )?;

@@ -1,94 +1,168 @@
-//! calsaga's own HTTP surface (tiny_http): validates, authenticates and
-//! appends through the engine; never calls Cal.com itself (I8).
+//! calsaga's own HTTP API: the booking API for front ends, the admin API
+//! and Cal.com's webhook receiver. It validates, authenticates, rate-limits
+//! and hands work to the engine, which appends to the log; it never calls
+//! Cal.com itself (I8) and answers 2xx only after a commit (I5).
+//!
+//! Files: `server.rs` sockets, workers, limits and the access log;
+//! `wire.rs` HTTP/1.1 framing; `router.rs` the route table; `reply.rs`
+//! responses and the one error writer; `input.rs` body and query parsing;
+//! `calls.rs` engine calls and their errors; `view.rs` the booking shape;
+//! then one file per area (`bookings`, `holds`, `admin`, `health`).
 
-use std::net::SocketAddr;
+mod admin;
+mod auth;
+mod bookings;
+mod calls;
+mod health;
+mod holds;
+mod input;
+mod reply;
+mod router;
+mod server;
+mod view;
+mod wire;
+
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::thread::JoinHandle;
+use std::time::Duration;
 
 use crate::clock::Clock;
 use crate::runtime::Engine;
 
-/// What the handlers work with.
+use auth::Auth;
+pub use auth::{
+    AuthError, FIRST_ADMIN_NAME as FIRST_ADMIN_TOKEN_NAME, Principal, Scope, create_token,
+    first_admin_token,
+};
+use reply::ApiError;
+use router::{Access, Route};
+use wire::Head;
+
+/// What the handlers work with; cheap to clone.
 #[derive(Clone)]
 pub struct App {
     pub engine: Engine,
+    /// The engine's runtime: handlers run on plain threads and `block_on` it.
     pub runtime: tokio::runtime::Handle,
     pub clock: Arc<dyn Clock>,
+    auth: Arc<Auth>,
 }
 
+impl App {
+    /// Loads the API tokens from the engine's store.
+    pub fn new(
+        engine: Engine,
+        runtime: tokio::runtime::Handle,
+        clock: Arc<dyn Clock>,
+    ) -> Result<App, AuthError> {
+        let auth = Auth::load(engine.store())?;
+        Ok(App {
+            engine,
+            runtime,
+            clock,
+            auth,
+        })
+    }
+}
+
+/// Socket-level limits of the server. Every wait has a bound.
 #[derive(Debug, Clone)]
 pub struct HttpConfig {
     pub bind: SocketAddr,
-    /// Worker threads answering requests.
+    /// Worker threads; each serves one connection at a time.
     pub workers: usize,
+    /// Accepted connections waiting for a worker; more are answered 503.
+    pub queue_max: usize,
+    /// Total time to receive one request head, and again its body.
+    pub read_timeout: Duration,
+    /// Time to send one response.
+    pub write_timeout: Duration,
+    /// A keep-alive connection with no new request for this long is closed.
+    pub idle_timeout: Duration,
+}
+
+impl HttpConfig {
+    pub fn new(bind: SocketAddr) -> HttpConfig {
+        HttpConfig {
+            bind,
+            workers: 16,
+            queue_max: 1024,
+            read_timeout: Duration::from_secs(10),
+            write_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(5),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {
     #[error("cannot listen on {addr}: {reason}; pick another address with --bind")]
     Bind { addr: SocketAddr, reason: String },
+    #[error("cannot start an HTTP thread: {0}; raise the process's thread limit")]
+    Thread(String),
 }
 
+/// The running server.
 pub struct HttpServer {
-    server: Arc<tiny_http::Server>,
-    addr: SocketAddr,
-    workers: Vec<JoinHandle<()>>,
+    running: server::Running,
 }
 
 impl HttpServer {
     pub fn start(config: HttpConfig, app: App) -> Result<HttpServer, HttpError> {
-        let server = tiny_http::Server::http(config.bind).map_err(|e| HttpError::Bind {
-            addr: config.bind,
-            reason: e.to_string(),
-        })?;
-        let addr = server
-            .server_addr()
-            .to_ip()
-            .expect("a TCP listener has an IP address");
-        let server = Arc::new(server);
-        let workers = (0..config.workers.max(1))
-            .map(|_| {
-                let server = Arc::clone(&server);
-                let app = app.clone();
-                std::thread::spawn(move || {
-                    for request in server.incoming_requests() {
-                        handle(&app, request);
-                    }
-                })
-            })
-            .collect();
         Ok(HttpServer {
-            server,
-            addr,
-            workers,
+            running: server::start(&config, app)?,
         })
     }
 
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.running.addr
     }
 
     /// Stops accepting requests and waits for the workers to finish theirs.
     pub fn shutdown(self) {
-        self.server.unblock();
-        for _ in 1..self.workers.len() {
-            self.server.unblock();
-        }
-        for worker in self.workers {
-            let _ = worker.join();
-        }
+        self.running.shutdown();
     }
 }
 
-fn handle(_app: &App, request: tiny_http::Request) {
-    let response = match (request.method(), request.url()) {
-        (tiny_http::Method::Get, "/api/health") => {
-            tiny_http::Response::from_string(r#"{"status":"ok"}"#)
+/// Who may go on: authentication and rate limiting of one request, from
+/// its head alone (before any body is read).
+fn admit(
+    app: &App,
+    route: &Route,
+    head: &Head,
+    peer: IpAddr,
+) -> Result<Option<Principal>, ApiError> {
+    if matches!(route.access, Access::Public | Access::Signed) {
+        return Ok(None);
+    }
+    let who = app
+        .auth
+        .authenticate(head.header("authorization"))
+        .map_err(|refusal| {
+            tracing::info!(peer = %peer, reason = refusal.as_str(), "request not authenticated");
+            ApiError::unauthorized(
+                "send a valid token as Authorization: Bearer <token>; create one with `calsaga token create`",
+            )
+        })?;
+    Ok(Some(who))
+}
+
+/// Whether the caller's scope allows the route (403 if not).
+fn authorize(route: &Route, who: Option<&Principal>) -> Result<(), ApiError> {
+    match who {
+        Some(who) if route.access == Access::Admin && who.scope != Scope::Admin => {
+            Err(ApiError::new(
+                403,
+                "forbidden",
+                format!(
+                    "token {:?} has the {} scope; {} {} needs an admin token",
+                    who.name,
+                    who.scope.as_str(),
+                    route.method,
+                    route.pattern
+                ),
+            ))
         }
-        _ => tiny_http::Response::from_string(
-            r#"{"error":{"code":"not_found","message":"no such route"}}"#,
-        )
-        .with_status_code(404),
-    };
-    let _ = request.respond(response);
+        _ => Ok(()),
+    }
 }

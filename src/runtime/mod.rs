@@ -333,7 +333,10 @@ impl Engine {
             return Err(found);
         }
         let id = Uuid::new_v4();
-        let request = self.plan(req, None)?;
+        let request = match self.plan(req, None) {
+            Ok(request) => request,
+            Err(e) => return Err(self.explain_with_key(e, key.as_ref())?),
+        };
         self.start_saga(&req.service, first(id, request), key)
             .await?;
         Ok(id)
@@ -374,7 +377,10 @@ impl Engine {
             notes: request.notes.clone(),
         };
         let id = Uuid::new_v4();
-        let request = self.plan(&req, Some(of))?;
+        let request = match self.plan(&req, Some(of)) {
+            Ok(request) => request,
+            Err(e) => return Err(self.explain_with_key(e, key.as_ref())?),
+        };
         self.start_saga(
             &req.service,
             Event::RescheduleRequested {
@@ -576,6 +582,19 @@ impl Engine {
     }
 
     /// Commits a new saga's first event with its claims, then drives it.
+    /// A concurrent retry with the same key loses the race for the slot to
+    /// its own first attempt; answer it as the retry it is.
+    fn explain_with_key(
+        &self,
+        e: EngineError,
+        key: Option<&Idempotency>,
+    ) -> Result<EngineError, EngineError> {
+        if !e.is_slot_taken() {
+            return Ok(e);
+        }
+        Ok(self.known_key(key)?.unwrap_or(e))
+    }
+
     /// A live key from an earlier request, as the error to answer with.
     fn known_key(&self, key: Option<&Idempotency>) -> Result<Option<EngineError>, EngineError> {
         let Some(mine) = key else { return Ok(None) };
@@ -619,11 +638,8 @@ impl Engine {
                 events: vec![runner::new_event(&first, now)?],
             },
         ];
-        ops.extend(
-            saga::claim_change(&saga, &first)
-                .iter()
-                .map(runner::claim_op),
-        );
+        // The key goes before the claims: a concurrent retry must fail on
+        // the key (a replay), not on its own first attempt's claims.
         if let Some(k) = &key {
             ops.push(WriteOp::PutIdempotencyKey {
                 key: k.key.clone(),
@@ -633,6 +649,11 @@ impl Engine {
                 ttl: IDEMPOTENCY_TTL,
             });
         }
+        ops.extend(
+            saga::claim_change(&saga, &first)
+                .iter()
+                .map(runner::claim_op),
+        );
         self.inner.store.commit(ops).await.map_err(|e| {
             self.inner.stop_if_fatal(&e);
             EngineError::key_used(e, key.as_ref())

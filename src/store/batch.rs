@@ -13,8 +13,8 @@ use uuid::Uuid;
 use super::codec::Ms;
 use super::sql::execute;
 use super::{
-    CallStat, Claim, InboxState, MirrorEntry, NewEvent, StoreConfig, StoreError, claims,
-    idempotency, inbox, log, mirror, stats, timers,
+    BookingFlag, CallStat, Claim, InboxState, MirrorEntry, NewEvent, StoreConfig, StoreError,
+    TokenRow, claims, flags, idempotency, inbox, log, mirror, stats, timers, tokens,
 };
 
 /// Ops committed together: either all of them are stored or none.
@@ -104,6 +104,11 @@ pub enum WriteOp {
     },
     /// Record Cal.com calls for health checks.
     RecordCalls(Vec<CallStat>),
+    /// Store a new API token (its hash). A taken name fails with
+    /// `TokenNameTaken`.
+    PutToken(TokenRow),
+    /// Insert or update the flag of one broken booking.
+    FlagBooking(BookingFlag),
     /// Delete expired idempotency keys, call stats older than
     /// `call_stats_keep_days` and finished inbox entries older than
     /// `inbox_keep_days` (at most `PRUNE_ROWS_MAX` rows per table per op;
@@ -181,6 +186,8 @@ fn apply_op(conn: &Connection, op: &WriteOp, config: &StoreConfig) -> Result<(),
             last_error.as_deref(),
         ),
         WriteOp::RecordCalls(calls) => stats::record(conn, calls),
+        WriteOp::PutToken(token) => tokens::put(conn, token),
+        WriteOp::FlagBooking(flag) => flags::put(conn, flag),
         WriteOp::PruneExpired { now } => prune(conn, *now, config),
     }
 }

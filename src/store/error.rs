@@ -85,6 +85,9 @@ pub enum StoreError {
     )]
     InboxDuplicate { body_sha256: String },
 
+    #[error("an API token named {name:?} already exists; choose another name")]
+    TokenNameTaken { name: String },
+
     #[error("webhook inbox entry {id} does not exist; check the id")]
     InboxMissing { id: i64 },
 

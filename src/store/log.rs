@@ -91,10 +91,10 @@ impl Default for WorkflowFilter {
     }
 }
 
-const WORKFLOW_COLUMNS: &str =
+pub(super) const WORKFLOW_COLUMNS: &str =
     "id, kind, service, state, created_at_ms, updated_at_ms, projection, next_seq";
 
-fn workflow_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<WorkflowRow> {
+pub(super) fn workflow_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<WorkflowRow> {
     Ok(WorkflowRow {
         id: codec::id(row, 0)?,
         kind: row.get(1)?,

@@ -13,14 +13,17 @@
 //! `writer.rs` group commit, `batch.rs` the write ops, `sql.rs` statement
 //! helpers, `codec.rs` column encodings, then one file per
 //! area (`log`, `claims`, `timers`, `idempotency`, `inbox`, `mirror`,
-//! `stats`) holding that area's SQL, and `bench.rs` the disk baseline.
+//! `stats`, and for the HTTP API `tokens`, `flags`, `bookings`) holding that
+//! area's SQL, and `bench.rs` the disk baseline.
 
 mod batch;
 mod bench;
+mod bookings;
 mod claims;
 mod codec;
 mod connection;
 mod error;
+mod flags;
 mod idempotency;
 mod inbox;
 mod lock;
@@ -30,6 +33,7 @@ mod schema;
 mod sql;
 mod stats;
 mod timers;
+mod tokens;
 mod writer;
 
 #[cfg(test)]
@@ -41,8 +45,10 @@ use std::time::Duration;
 
 pub use batch::{PRUNE_ROWS_MAX, WriteBatch, WriteOp};
 pub use bench::raw_commit_rate;
+pub use bookings::{BookingCursor, BookingListRow, BookingQuery};
 pub use claims::{Claim, ClaimRow};
 pub use error::StoreError;
+pub use flags::BookingFlag;
 pub use idempotency::IdempotencyRow;
 pub use inbox::{InboxRow, InboxState, body_sha256};
 pub use log::{EventRow, LIST_ROWS_MAX, NewEvent, WorkflowCursor, WorkflowFilter, WorkflowRow};
@@ -50,6 +56,7 @@ pub use mirror::MirrorEntry;
 pub use schema::SCHEMA_VERSION;
 pub use stats::CallStat;
 pub use timers::TimerRow;
+pub use tokens::TokenRow;
 pub use writer::CommitStats;
 
 use connection::ReadPool;

@@ -71,6 +71,8 @@ fn a_second_calsaga_on_the_same_database_refuses_to_start() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("calsaga.db");
     let db = db.to_str().unwrap();
+    // With a token already made, serve's first line says where it listens.
+    crate::support::create_token(db, "ops", "admin");
     let first = crate::support::spawn(&["serve", "--db", db, "--bind", "127.0.0.1:0"]);
     assert!(
         first

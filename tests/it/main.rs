@@ -3,5 +3,6 @@
 
 mod calcom;
 mod cli;
+mod http;
 mod mock_cli;
 mod support;

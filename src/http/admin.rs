@@ -1,0 +1,125 @@
+//! Read routes: the service catalogue (any token) and, for admin tokens,
+//! workflows by state and one workflow's event timeline. Read-only; admin
+//! actions that change a saga (resume, compensate) are CLI commands.
+
+use chrono::DateTime;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::App;
+use super::input::{self, Query};
+use super::reply::{ApiError, Reply};
+use super::router::Call;
+use super::view;
+use crate::runtime::{EngineError, WorkflowView};
+use crate::store::{WorkflowCursor, WorkflowFilter};
+
+const PAGE_DEFAULT: usize = 50;
+const PAGE_MAX: usize = 500;
+
+pub fn services(app: &App, _call: &Call<'_>) -> Result<Reply, ApiError> {
+    let services: Vec<Value> = app
+        .engine
+        .catalog()
+        .services()
+        .map(|s| {
+            let segments: Vec<Value> = s
+                .segments
+                .iter()
+                .enumerate()
+                .map(|(i, seg)| {
+                    json!({
+                        "index": i,
+                        "name": seg.name,
+                        "durationMin": seg.duration_min,
+                        "offsetMin": s.offset_min(i),
+                        "pauseAfterMin": seg.pause_after_min,
+                        "staff": seg.staff.iter().map(|o| json!({"host": o.host, "eventTypeId": o.event_type_id})).collect::<Vec<_>>(),
+                    })
+                })
+                .collect();
+            json!({"id": s.id, "name": s.name, "totalMin": s.total_min(), "segments": segments})
+        })
+        .collect();
+    Ok(Reply::json(200, &json!({ "services": services })))
+}
+
+pub fn workflows(app: &App, call: &Call<'_>) -> Result<Reply, ApiError> {
+    let q = Query::parse(call.query, &["state", "kind", "limit", "cursor"])?;
+    let limit = q.limit("limit", PAGE_DEFAULT, PAGE_MAX)?;
+    let filter = WorkflowFilter {
+        state: q.get("state").map(str::to_string),
+        kind: q.get("kind").map(str::to_string),
+        limit,
+        after: q.get("cursor").map(|c| cursor(&q, c)).transpose()?,
+        ..WorkflowFilter::default()
+    };
+    let rows = app
+        .engine
+        .store()
+        .list_workflows(&filter)
+        .map_err(EngineError::from)?;
+    let next = (rows.len() == limit)
+        .then(|| rows.last().map(|r| r.cursor()))
+        .flatten()
+        .map(|c| format!("{}.{}", c.created_at.timestamp_millis(), c.id));
+    let items: Vec<Value> = rows
+        .into_iter()
+        .map(|row| Ok(summary(&app.engine.get(row.id)?)))
+        .collect::<Result<_, EngineError>>()?;
+    Ok(Reply::json(
+        200,
+        &json!({ "workflows": items, "nextCursor": next }),
+    ))
+}
+
+pub fn workflow(app: &App, call: &Call<'_>) -> Result<Reply, ApiError> {
+    let id = input::workflow_id(call.param(0), "workflow")?;
+    let workflow = app.engine.get(id)?;
+    let events: Vec<Value> = app
+        .engine
+        .events(id)?
+        .into_iter()
+        .map(|e| {
+            let data: Value = serde_json::from_str(&e.payload).unwrap_or(Value::String(e.payload));
+            json!({"seq": e.seq, "at": e.at, "kind": e.kind, "data": data})
+        })
+        .collect();
+    Ok(Reply::json(
+        200,
+        &json!({
+            "workflow": summary(&workflow),
+            "booking": view::booking(app, id)?,
+            "events": events,
+        }),
+    ))
+}
+
+fn summary(w: &WorkflowView) -> Value {
+    json!({
+        "id": w.id,
+        "kind": w.kind,
+        "service": w.service,
+        "state": w.state,
+        "terminal": w.terminal,
+        "reason": w.reason,
+        "createdAt": w.created_at,
+        "updatedAt": w.updated_at,
+    })
+}
+
+fn cursor(q: &Query, raw: &str) -> Result<WorkflowCursor, ApiError> {
+    raw.split_once('.')
+        .and_then(|(ms, id)| {
+            Some(WorkflowCursor {
+                created_at: DateTime::from_timestamp_millis(ms.parse().ok()?)?,
+                id: Uuid::parse_str(id).ok()?,
+            })
+        })
+        .ok_or_else(|| {
+            q.invalid(
+                "cursor",
+                "is not a cursor from a previous page; start without one",
+            )
+        })
+}

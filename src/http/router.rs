@@ -1,0 +1,264 @@
+//! The route table: every method and path calsaga answers, who may call it
+//! and what body it takes. It is the one list the server dispatches from and
+//! the OpenAPI test checks against; a route exists if and only if it is
+//! here. Matching is exact per path segment, `{name}` captures one segment.
+
+use std::net::IpAddr;
+
+use super::App;
+use super::auth::Principal;
+use super::reply::{ApiError, Reply};
+use super::wire::Head;
+use super::{admin, bookings, health, holds};
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone (health, the OpenAPI document); rate-limited per IP.
+    Public,
+    /// A token with the `booking` or `admin` scope.
+    Booking,
+    /// A token with the `admin` scope.
+    Admin,
+    /// Cal.com: the body's HMAC signature is the credential.
+    Signed,
+}
+
+/// What body a route takes. The cap is enforced from Content-Length before
+/// any of the body is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyRule {
+    None,
+    /// `application/json`, at most this many bytes (an empty body is
+    /// allowed where the handler says so).
+    Json {
+        bytes_max: usize,
+    },
+    /// A Cal.com webhook: raw bytes, verified before parsing.
+    Webhook {
+        bytes_max: usize,
+    },
+}
+
+impl BodyRule {
+    pub fn bytes_max(self) -> usize {
+        match self {
+            BodyRule::None => 0,
+            BodyRule::Json { bytes_max } | BodyRule::Webhook { bytes_max } => bytes_max,
+        }
+    }
+}
+
+/// A JSON body of one booking-sized request.
+pub const JSON_BODY_BYTES_MAX: usize = 64 * 1024;
+/// A batch of up to 50 bookings.
+pub const BATCH_BODY_BYTES_MAX: usize = 1024 * 1024;
+/// Cal.com booking webhooks are a few KiB; a large margin, still bounded.
+pub const WEBHOOK_BODY_BYTES_MAX: usize = 256 * 1024;
+
+/// One request as a handler sees it: the head, the path parameters, the
+/// body (already read within its cap) and who is calling.
+pub struct Call<'a> {
+    pub head: &'a Head,
+    pub path: &'a str,
+    pub query: &'a str,
+    pub params: Vec<&'a str>,
+    pub body: Vec<u8>,
+    pub peer: IpAddr,
+    pub request_id: &'a str,
+    pub principal: Option<Principal>,
+}
+
+impl Call<'_> {
+    /// Path parameter `i` (the route's pattern guarantees it exists).
+    pub fn param(&self, i: usize) -> &str {
+        self.params.get(i).copied().unwrap_or_default()
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.head.header(name)
+    }
+}
+
+pub type Handler = fn(&App, &Call<'_>) -> Result<Reply, ApiError>;
+
+pub struct Route {
+    pub method: &'static str,
+    pub pattern: &'static str,
+    pub access: Access,
+    pub body: BodyRule,
+    pub handler: Handler,
+}
+
+const fn route(
+    method: &'static str,
+    pattern: &'static str,
+    access: Access,
+    body: BodyRule,
+    handler: Handler,
+) -> Route {
+    Route {
+        method,
+        pattern,
+        access,
+        body,
+        handler,
+    }
+}
+
+const JSON: BodyRule = BodyRule::Json {
+    bytes_max: JSON_BODY_BYTES_MAX,
+};
+const NONE: BodyRule = BodyRule::None;
+
+/// Every route. Literal segments are listed before `{param}` ones that
+/// could match the same path.
+pub static ROUTES: &[Route] = &[
+    route("GET", "/api/health", Access::Public, NONE, health::health),
+    route(
+        "GET",
+        "/api/v2/services",
+        Access::Booking,
+        NONE,
+        admin::services,
+    ),
+    route(
+        "POST",
+        "/api/v2/bookings",
+        Access::Booking,
+        JSON,
+        bookings::create,
+    ),
+    route(
+        "GET",
+        "/api/v2/bookings",
+        Access::Booking,
+        NONE,
+        bookings::list,
+    ),
+    route(
+        "GET",
+        "/api/v2/bookings/{id}",
+        Access::Booking,
+        NONE,
+        bookings::show,
+    ),
+    route(
+        "POST",
+        "/api/v2/bookings/{id}/reschedule",
+        Access::Booking,
+        JSON,
+        bookings::reschedule,
+    ),
+    route(
+        "POST",
+        "/api/v2/bookings/{id}/cancel",
+        Access::Booking,
+        JSON,
+        bookings::cancel,
+    ),
+    route(
+        "POST",
+        "/api/v2/holds",
+        Access::Booking,
+        JSON,
+        holds::create,
+    ),
+    route(
+        "POST",
+        "/api/v2/holds/{id}/confirm",
+        Access::Booking,
+        JSON,
+        holds::confirm,
+    ),
+    route(
+        "DELETE",
+        "/api/v2/holds/{id}",
+        Access::Booking,
+        NONE,
+        holds::release,
+    ),
+    route(
+        "GET",
+        "/api/v2/workflows",
+        Access::Admin,
+        NONE,
+        admin::workflows,
+    ),
+    route(
+        "GET",
+        "/api/v2/workflows/{id}",
+        Access::Admin,
+        NONE,
+        admin::workflow,
+    ),
+];
+
+/// What a method and path lead to.
+pub enum Found<'p> {
+    Route(&'static Route, Vec<&'p str>),
+    /// The path exists with other methods (405 with `Allow`).
+    WrongMethod(Vec<&'static str>),
+    Unknown,
+}
+
+pub fn find<'p>(method: &str, path: &'p str) -> Found<'p> {
+    let mut allowed = Vec::new();
+    for r in ROUTES {
+        let Some(params) = matches(r.pattern, path) else {
+            continue;
+        };
+        if r.method == method {
+            return Found::Route(r, params);
+        }
+        allowed.push(r.method);
+    }
+    if allowed.is_empty() {
+        Found::Unknown
+    } else {
+        Found::WrongMethod(allowed)
+    }
+}
+
+fn matches<'p>(pattern: &str, path: &'p str) -> Option<Vec<&'p str>> {
+    let mut want = pattern.split('/');
+    let mut got = path.split('/');
+    let mut params = Vec::new();
+    loop {
+        match (want.next(), got.next()) {
+            (None, None) => return Some(params),
+            (Some(w), Some(g)) if w.starts_with('{') && !g.is_empty() => params.push(g),
+            (Some(w), Some(g)) if w == g => {}
+            _ => return None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn literal_routes_win_and_parameters_are_captured() {
+        match find("GET", "/api/v2/bookings") {
+            Found::Route(r, p) => assert_eq!((r.pattern, p.len()), ("/api/v2/bookings", 0)),
+            _ => panic!("list not found"),
+        }
+        match find("POST", "/api/v2/bookings/abc/cancel") {
+            Found::Route(r, p) => {
+                assert_eq!(r.pattern, "/api/v2/bookings/{id}/cancel");
+                assert_eq!(p, ["abc"]);
+            }
+            _ => panic!("cancel not found"),
+        }
+    }
+
+    #[test]
+    fn a_known_path_with_another_method_is_405_and_unknown_is_404() {
+        assert!(
+            matches!(find("PUT", "/api/v2/bookings"), Found::WrongMethod(m) if m == ["POST", "GET"])
+        );
+        assert!(matches!(find("GET", "/api/v2/nope"), Found::Unknown));
+        assert!(matches!(find("GET", "/api/v2/bookings/"), Found::Unknown));
+    }
+}

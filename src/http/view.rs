@@ -1,0 +1,300 @@
+//! The booking as the API shows it: the saga's plan and progress, joined
+//! with what the mirror knows of each Cal.com booking and with the booking's
+//! lineage (the reschedule or cancel saga that replaced it, the one it
+//! replaces, flags raised by webhooks). `status` is the one word a front end
+//! needs: pending, held, booked, cancelled, rescheduled, compensated,
+//! expired, failed or broken. Read-only: nothing here writes or waits.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::App;
+use super::reply::ApiError;
+use crate::runtime::EngineError;
+use crate::saga::{Kind, Phase, Saga, SegmentStatus};
+use crate::store::{BookingFlag, MirrorEntry, WorkflowRow};
+
+/// Every status a booking can show; the `status` filter takes these.
+pub const STATUSES: &[&str] = &[
+    "pending",
+    "held",
+    "booked",
+    "cancelled",
+    "rescheduled",
+    "compensated",
+    "expired",
+    "failed",
+    "broken",
+];
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BookingBody {
+    pub id: Uuid,
+    /// `book`, `hold`, `reschedule` or `cancel`.
+    pub kind: String,
+    pub service: String,
+    pub status: &'static str,
+    /// The saga's own state, for support.
+    pub state: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub start: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub end: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attendee: Option<AttendeeBody>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notes: Option<String>,
+    pub segments: Vec<SegmentBody>,
+    /// Why it was compensated or failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// A hold's expiry.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<DateTime<Utc>>,
+    /// The booking a reschedule or cancel saga changes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replaces: Option<Uuid>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replaced_by: Option<Uuid>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cancelled_by: Option<Uuid>,
+    /// A reschedule or cancel of this booking that has not finished.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub change_in_progress: Option<Uuid>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub flags: Vec<FlagBody>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AttendeeBody {
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SegmentBody {
+    pub index: u16,
+    pub name: String,
+    pub host: u64,
+    pub event_type_id: u64,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub calcom_uid: Option<String>,
+    /// Our saga's view of the segment.
+    pub status: SegmentStatus,
+    /// Cal.com's status as the mirror knows it (`accepted`, `cancelled`...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub calcom_status: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FlagBody {
+    pub calcom_uid: String,
+    pub trigger: String,
+    pub policy: String,
+    pub detail: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub change_workflow: Option<Uuid>,
+    pub at: DateTime<Utc>,
+}
+
+impl From<BookingFlag> for FlagBody {
+    fn from(f: BookingFlag) -> FlagBody {
+        FlagBody {
+            calcom_uid: f.calcom_uid,
+            trigger: f.trigger,
+            policy: f.policy,
+            detail: f.detail,
+            change_workflow: f.change_workflow,
+            at: f.at,
+        }
+    }
+}
+
+/// A stored workflow and its parsed projection.
+pub struct Loaded {
+    pub row: WorkflowRow,
+    pub saga: Saga,
+}
+
+/// Loads workflow `id`, or 404.
+pub fn load(app: &App, id: Uuid) -> Result<Loaded, ApiError> {
+    let row = app
+        .engine
+        .store()
+        .workflow(id)
+        .map_err(EngineError::from)?
+        .ok_or(EngineError::UnknownWorkflow { id })?;
+    parse(row)
+}
+
+pub fn parse(row: WorkflowRow) -> Result<Loaded, ApiError> {
+    let saga = serde_json::from_str(&row.projection).map_err(|e| {
+        ApiError::internal(format!(
+            "workflow {}'s stored state does not parse ({e}); run `calsaga workflows show {}`",
+            row.id, row.id
+        ))
+    })?;
+    Ok(Loaded { row, saga })
+}
+
+/// Booking `id` as the API shows it, or 404.
+pub fn booking(app: &App, id: Uuid) -> Result<BookingBody, ApiError> {
+    let loaded = load(app, id)?;
+    present(app, loaded)
+}
+
+/// Builds the body of a loaded workflow.
+pub fn present(app: &App, loaded: Loaded) -> Result<BookingBody, ApiError> {
+    let store = app.engine.store();
+    let Loaded { row, saga } = loaded;
+    let mirror = store.mirror(row.id).map_err(EngineError::from)?;
+    let flags = store.booking_flags(row.id).map_err(EngineError::from)?;
+    let changes = if saga.kind == Kind::Cancel {
+        Vec::new()
+    } else {
+        store
+            .changes_of(row.id)
+            .map_err(EngineError::from)?
+            .into_iter()
+            .map(parse)
+            .collect::<Result<Vec<_>, _>>()?
+    };
+    let segments: Vec<SegmentBody> = saga
+        .segments_view()
+        .into_iter()
+        .map(|v| {
+            let calcom_status = v.calcom_uid.as_ref().and_then(|uid| {
+                mirror
+                    .iter()
+                    .find(|m| &m.calcom_uid == uid)
+                    .map(|m| m.status.clone())
+            });
+            SegmentBody {
+                index: v.segment.index,
+                name: v.segment.name,
+                host: v.segment.host,
+                event_type_id: v.segment.event_type_id,
+                start: v.segment.start,
+                end: v.segment.end,
+                calcom_uid: v.calcom_uid,
+                status: v.status,
+                calcom_status,
+            }
+        })
+        .collect();
+    let lineage = Lineage::of(&changes);
+    let status = status(&row, &saga, &lineage, &mirror, &flags);
+    let request = saga.request.as_ref();
+    Ok(BookingBody {
+        id: row.id,
+        kind: row.kind,
+        service: row.service,
+        status,
+        state: row.state,
+        start: segments.first().map(|s| s.start),
+        end: segments.last().map(|s| s.end),
+        time_zone: request.map(|r| r.attendee.time_zone.clone()),
+        attendee: request.map(|r| AttendeeBody {
+            name: r.attendee.name.clone(),
+            email: r.attendee.email.clone(),
+            phone: r.attendee.phone.clone(),
+        }),
+        notes: request.and_then(|r| r.notes.clone()),
+        segments,
+        reason: reason(&saga),
+        expires_at: match saga.phase {
+            Phase::Held { expires_at } => Some(expires_at),
+            _ => None,
+        },
+        replaces: saga.original.as_ref().map(|o| o.workflow),
+        replaced_by: lineage.replaced_by,
+        cancelled_by: lineage.cancelled_by,
+        change_in_progress: lineage.running,
+        flags: flags.into_iter().map(FlagBody::from).collect(),
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+    })
+}
+
+/// What the reschedule and cancel sagas of a booking did to it.
+#[derive(Default)]
+struct Lineage {
+    replaced_by: Option<Uuid>,
+    cancelled_by: Option<Uuid>,
+    running: Option<Uuid>,
+}
+
+impl Lineage {
+    fn of(changes: &[Loaded]) -> Lineage {
+        let mut lineage = Lineage::default();
+        for c in changes {
+            match (&c.saga.kind, &c.saga.phase) {
+                _ if !c.saga.is_terminal() => lineage.running = Some(c.row.id),
+                (Kind::Reschedule, Phase::Rescheduled) => lineage.replaced_by = Some(c.row.id),
+                (Kind::Cancel, Phase::Cancelled) => lineage.cancelled_by = Some(c.row.id),
+                _ => {}
+            }
+        }
+        lineage
+    }
+}
+
+fn status(
+    row: &WorkflowRow,
+    saga: &Saga,
+    lineage: &Lineage,
+    mirror: &[MirrorEntry],
+    flags: &[BookingFlag],
+) -> &'static str {
+    if saga.failure.is_some() {
+        return "failed";
+    }
+    let own = match (&saga.kind, &saga.phase) {
+        (Kind::Book | Kind::Hold, Phase::Booked) | (Kind::Reschedule, Phase::Rescheduled) => {
+            "booked"
+        }
+        (_, Phase::Held { .. }) => "held",
+        (_, Phase::Compensated { .. }) => "compensated",
+        (_, Phase::Expired) => "expired",
+        (Kind::Cancel, Phase::Cancelled) => "cancelled",
+        _ => "pending",
+    };
+    if own != "booked" {
+        return own;
+    }
+    if lineage.cancelled_by.is_some() {
+        "cancelled"
+    } else if lineage.replaced_by.is_some() {
+        "rescheduled"
+    } else if !flags.is_empty()
+        || mirror
+            .iter()
+            .any(|m| m.workflow == row.id && m.status != "accepted")
+    {
+        "broken"
+    } else {
+        "booked"
+    }
+}
+
+/// Why it needs an admin, else why it was undone.
+fn reason(saga: &Saga) -> Option<String> {
+    let undone = match &saga.phase {
+        Phase::Compensating { reason } | Phase::Compensated { reason } => Some(reason),
+        _ => None,
+    };
+    saga.failure.as_ref().or(undone).cloned()
+}

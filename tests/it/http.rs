@@ -1,0 +1,587 @@
+//! calsaga's HTTP API over real sockets: `calsaga serve` as a child process
+//! against its embedded Cal.com mock (the salon fixture), driven by a plain
+//! HTTP/1.1 client. Dates are in March 2030 (2030-03-04 is a Monday).
+
+use std::io::Write;
+
+use serde_json::{Value, json};
+
+use crate::support::{Resp, Served, create_token, http, read_response, run, spawn_serve};
+
+/// Colour (Anna, 30 min) + 40 min pause + cut (Ben or Chloe, 45 min).
+const COMPOSITE_START: &str = "2030-03-05T10:00:00Z";
+
+fn booking(service: &str, start: &str) -> Value {
+    json!({
+        "service": service,
+        "start": start,
+        "timeZone": "Europe/Berlin",
+        "attendee": {"name": "Jo Client", "email": "jo@example.com", "phone": "+4930123456"},
+    })
+}
+
+fn book(s: &Served, key: &str, body: &Value) -> Resp {
+    s.send(
+        "POST",
+        "/api/v2/bookings",
+        &s.booking,
+        &[("Idempotency-Key", key)],
+        Some(body),
+    )
+}
+
+/// Every workflow the server stored (admin list).
+fn workflow_count(s: &Served) -> usize {
+    let list = s.get("/api/v2/workflows?limit=500", &s.admin);
+    assert_eq!(list.status, 200, "{}", list.body);
+    list.json()["workflows"].as_array().map_or(0, Vec::len)
+}
+
+fn assert_error(r: &Resp, status: u16, code: &str, says: &str) {
+    assert_eq!(r.status, status, "{}", r.body);
+    let body = r.json();
+    assert_eq!(body["error"]["code"], code, "{}", r.body);
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains(says), "{says:?} not in {message:?}");
+}
+
+#[test]
+fn a_composite_booking_is_created_shown_listed_and_replayed_by_its_key() {
+    let s = Served::start(&[]);
+    let body = booking("colour-and-cut", COMPOSITE_START);
+    let created = book(&s, "key-1", &body);
+    assert_eq!(created.status, 201, "{}", created.body);
+    let b = created.json();
+    assert_eq!(b["status"], "booked");
+    let id = b["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        created.header("location"),
+        Some(format!("/api/v2/bookings/{id}").as_str())
+    );
+    let segments = b["segments"].as_array().unwrap();
+    assert_eq!(segments.len(), 2);
+    assert_eq!(segments[0]["host"], 1);
+    assert_eq!(segments[0]["start"], "2030-03-05T10:00:00Z");
+    assert_eq!(segments[1]["start"], "2030-03-05T11:10:00Z");
+    assert!(
+        segments
+            .iter()
+            .all(|s| s["calcomUid"].is_string() && s["calcomStatus"] == "accepted")
+    );
+    assert!(
+        created
+            .header("x-request-id")
+            .is_some_and(|id| !id.is_empty())
+    );
+
+    let shown = s.get(&format!("/api/v2/bookings/{id}"), &s.booking);
+    assert_eq!(shown.json()["segments"], b["segments"]);
+
+    let replay = book(&s, "key-1", &body);
+    assert_eq!(replay.status, 201);
+    assert_eq!(replay.header("idempotent-replayed"), Some("true"));
+    assert_eq!(replay.json()["id"], b["id"]);
+
+    let other = book(
+        &s,
+        "key-1",
+        &booking("colour-and-cut", "2030-03-06T10:00:00Z"),
+    );
+    assert_error(&other, 422, "idempotency_key_reused", "different request");
+
+    let listed = s.get(
+        "/api/v2/bookings?from=2030-03-05&to=2030-03-06&status=booked",
+        &s.booking,
+    );
+    assert_eq!(listed.status, 200, "{}", listed.body);
+    let ids: Vec<Value> = listed.json()["bookings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["id"].clone())
+        .collect();
+    assert_eq!(ids, [b["id"].clone()]);
+    let later = s.get("/api/v2/bookings?from=2030-03-06", &s.booking);
+    assert_eq!(later.json()["bookings"], json!([]));
+    assert_eq!(workflow_count(&s), 1);
+}
+
+#[test]
+fn bad_input_gets_a_precise_4xx_and_nothing_is_written() {
+    let s = Served::start(&[]);
+    let post = |body: &str, content_type: &str| {
+        s.call(
+            "POST",
+            "/api/v2/bookings",
+            &[
+                ("Authorization", &format!("Bearer {}", s.booking)),
+                ("Idempotency-Key", "k"),
+                ("Content-Type", content_type),
+            ],
+            body.as_bytes(),
+        )
+    };
+    let json_type = "application/json";
+    assert_error(
+        &post("{\"service\":", json_type),
+        400,
+        "bad_request",
+        "not valid JSON",
+    );
+    assert_error(&post("[1]", json_type), 400, "bad_request", "JSON object");
+    assert_error(
+        &post("{}", "text/plain"),
+        415,
+        "unsupported_media_type",
+        "application/json",
+    );
+    let mut with = |field: &str, value: Value| {
+        let mut b = booking("colour-and-cut", COMPOSITE_START);
+        match field.split_once('.') {
+            Some((outer, inner)) => b[outer][inner] = value,
+            None => b[field] = value,
+        }
+        post(&b.to_string(), "application/json; charset=utf-8")
+    };
+    let unknown = with("colour", json!(true));
+    assert_error(&unknown, 400, "bad_request", "unknown field `colour`");
+    assert_eq!(unknown.json()["error"]["details"]["field"], "colour");
+    assert_error(
+        &with("attendee.age", json!(3)),
+        400,
+        "bad_request",
+        "`attendee.age`",
+    );
+    assert_error(
+        &with("host", json!("ben")),
+        400,
+        "bad_request",
+        "`host` must be",
+    );
+    assert_error(
+        &with("attendee.email", json!("jo")),
+        422,
+        "invalid_request",
+        "not an e-mail",
+    );
+    assert_error(
+        &with("timeZone", json!("Mars/Base")),
+        422,
+        "invalid_request",
+        "IANA",
+    );
+    assert_error(
+        &with("start", json!("2030-03-05T10:00:00")),
+        422,
+        "invalid_request",
+        "offset",
+    );
+    assert_error(
+        &with("service", json!("perm")),
+        422,
+        "unknown_service",
+        "haircut",
+    );
+    assert_error(
+        &with("start", json!("2020-03-05T10:00:00Z")),
+        422,
+        "start_in_past",
+        "not in the future",
+    );
+    assert_error(
+        &with("start", json!("2030-03-05T10:07:00Z")),
+        422,
+        "start_not_aligned",
+        "15-minute",
+    );
+    assert_error(&with("host", json!(4)), 422, "host_not_allowed", "host 4");
+    let no_key = s.send(
+        "POST",
+        "/api/v2/bookings",
+        &s.booking,
+        &[],
+        Some(&booking("haircut", COMPOSITE_START)),
+    );
+    assert_error(
+        &no_key,
+        400,
+        "bad_request",
+        "Idempotency-Key header is missing",
+    );
+    let unknown_id = s.get(
+        "/api/v2/bookings/4f0c2c4e-0000-4000-8000-000000000000",
+        &s.booking,
+    );
+    assert_error(&unknown_id, 404, "not_found", "no booking or workflow");
+    assert_error(
+        &s.get("/api/v2/bookings/nope", &s.booking),
+        404,
+        "not_found",
+        "UUIDs",
+    );
+    assert_error(
+        &s.get("/api/v2/bookings?colour=1", &s.booking),
+        400,
+        "bad_request",
+        "unknown query parameter",
+    );
+    assert_error(
+        &s.get("/api/v2/bookings?status=happy", &s.booking),
+        422,
+        "invalid_request",
+        "booked",
+    );
+    assert_eq!(workflow_count(&s), 0, "nothing was written");
+}
+
+#[test]
+fn an_oversized_body_is_refused_from_its_length_before_it_is_sent() {
+    let s = Served::start(&[]);
+    let mut stream = std::net::TcpStream::connect(s.addr).unwrap();
+    let head = format!(
+        "POST /api/v2/bookings HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nIdempotency-Key: k\r\nContent-Type: application/json\r\nContent-Length: 50000000\r\n\r\n",
+        s.booking
+    );
+    // Only the head is sent: an answer proves the body was never awaited.
+    stream.write_all(head.as_bytes()).unwrap();
+    let r = read_response(&mut stream);
+    assert_error(&r, 413, "body_too_large", "at most 65536");
+    assert_eq!(r.header("connection"), Some("close"));
+}
+
+#[test]
+fn tokens_scopes_and_the_shape_of_refusals() {
+    let s = Served::start(&[]);
+    let services = s.get("/api/v2/services", &s.booking);
+    assert_eq!(services.status, 200);
+    let services = services.json();
+    let ids: Vec<&str> = services["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v["id"].as_str())
+        .collect();
+    assert!(ids.contains(&"colour-and-cut"), "{ids:?}");
+    for auth in [None, Some("Bearer cs_wrong"), Some("Basic dXNlcjpwdw==")] {
+        let headers: Vec<(&str, &str)> = auth.map(|a| ("Authorization", a)).into_iter().collect();
+        let r = s.call("GET", "/api/v2/services", &headers, b"");
+        assert_error(&r, 401, "unauthorized", "Authorization: Bearer");
+        assert_eq!(
+            r.header("www-authenticate"),
+            Some(r#"Bearer realm="calsaga""#)
+        );
+    }
+    let forbidden = s.get("/api/v2/workflows", &s.booking);
+    assert_error(&forbidden, 403, "forbidden", "needs an admin token");
+    assert_eq!(s.get("/api/v2/workflows", &s.admin).status, 200);
+    assert_eq!(
+        s.get("/api/v2/services", &s.admin).status,
+        200,
+        "admin may book too"
+    );
+    let health = s.call("GET", "/api/health", &[("X-Request-Id", "trace-42")], b"");
+    assert_eq!(
+        (health.status, health.json()["status"].clone()),
+        (200, json!("ok"))
+    );
+    assert_eq!(health.header("x-request-id"), Some("trace-42"));
+    let wrong_method = s.call("PUT", "/api/v2/bookings", &[], b"");
+    assert_error(&wrong_method, 405, "method_not_allowed", "use POST or GET");
+    assert_eq!(wrong_method.header("allow"), Some("POST, GET"));
+    assert_error(
+        &s.call("GET", "/nope", &[], b""),
+        404,
+        "not_found",
+        "openapi.json",
+    );
+    let log = s.log();
+    assert!(
+        log.contains("trace-42") && log.contains(r#""who":"web""#),
+        "access log names tokens: {log}"
+    );
+    assert!(
+        !log.contains(&s.booking) && !log.contains(&s.admin),
+        "tokens never logged"
+    );
+}
+
+#[test]
+fn serve_creates_the_first_admin_token_once_and_token_create_prints_only_the_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("first.db");
+    let db = db.to_str().unwrap();
+    let (mut child, lines) = spawn_serve(db, dir.path(), &[]);
+    let token_line = lines
+        .iter()
+        .find(|l| l.contains("admin token"))
+        .expect("a token line");
+    let token = token_line.rsplit(' ').next().unwrap().to_string();
+    let addr: std::net::SocketAddr = lines
+        .last()
+        .unwrap()
+        .split("http://")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let auth = format!("Bearer {token}");
+    assert_eq!(
+        http(
+            addr,
+            "GET",
+            "/api/v2/workflows",
+            &[("Authorization", &auth)],
+            b""
+        )
+        .status,
+        200
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let (code, out, err) = run(
+        &[
+            "token", "create", "--db", db, "--name", "ops", "--scope", "root",
+        ],
+        None,
+    );
+    assert_eq!(code, 2, "{out}{err}");
+    let second = create_token(db, "ops", "booking");
+    assert!(second.starts_with("cs_") && second.len() > 40 && second != token);
+    let (mut again, lines) = spawn_serve(db, dir.path(), &[]);
+    assert!(
+        !lines.iter().any(|l| l.contains("admin token")),
+        "{lines:?}"
+    );
+    again.kill().unwrap();
+    again.wait().unwrap();
+}
+
+#[test]
+fn a_taken_slot_is_409_at_once_and_a_refused_booking_is_compensated_with_409() {
+    let s = Served::start(&[]);
+    assert_eq!(
+        book(&s, "a", &booking("colour-and-cut", COMPOSITE_START)).status,
+        201
+    );
+    let twice = book(&s, "b", &booking("colour-and-cut", COMPOSITE_START));
+    assert_error(&twice, 409, "slot_unavailable", "choose another time");
+    // 03:00 UTC is outside every working day: Cal.com refuses, the saga undoes.
+    let refused = book(&s, "c", &booking("haircut", "2030-03-05T03:00:00Z"));
+    assert_error(&refused, 409, "slot_unavailable", "nothing of it is booked");
+    let details = &refused.json()["error"]["details"]["booking"];
+    assert_eq!(details["status"], "compensated");
+    assert!(details["reason"].as_str().is_some_and(|r| !r.is_empty()));
+    let replay = book(&s, "c", &booking("haircut", "2030-03-05T03:00:00Z"));
+    assert_eq!(replay.status, 409, "the stored answer is replayed");
+    assert_eq!(replay.header("idempotent-replayed"), Some("true"));
+}
+
+#[test]
+fn without_waiting_a_booking_is_202_with_a_location_to_long_poll() {
+    let s = Served::start(&[]);
+    let r = s.send(
+        "POST",
+        "/api/v2/bookings",
+        &s.booking,
+        &[("Idempotency-Key", "async"), ("Prefer", "respond-async")],
+        Some(&booking("haircut", COMPOSITE_START)),
+    );
+    assert_eq!(r.status, 202, "{}", r.body);
+    let location = r.header("location").unwrap().to_string();
+    let polled = s.send("GET", &location, &s.booking, &[("Prefer", "wait=20")], None);
+    assert_eq!(polled.json()["status"], "booked", "{}", polled.body);
+}
+
+#[test]
+fn reschedule_and_cancel_keep_the_lineage_visible() {
+    let s = Served::start(&[]);
+    let first = book(&s, "orig", &booking("colour-and-cut", COMPOSITE_START)).json();
+    let id = first["id"].as_str().unwrap().to_string();
+    let path = format!("/api/v2/bookings/{id}/reschedule");
+    let new_time = json!({"start": "2030-03-06T10:00:00Z"});
+    let no_key = s.send("POST", &path, &s.booking, &[], Some(&new_time));
+    assert_error(&no_key, 400, "bad_request", "Idempotency-Key");
+    let moved = s.send(
+        "POST",
+        &path,
+        &s.booking,
+        &[("Idempotency-Key", "mv")],
+        Some(&new_time),
+    );
+    assert_eq!(moved.status, 201, "{}", moved.body);
+    let moved = moved.json();
+    assert_eq!(
+        (moved["status"].as_str(), moved["replaces"].as_str()),
+        (Some("booked"), Some(id.as_str()))
+    );
+    assert_eq!(moved["start"], "2030-03-06T10:00:00Z");
+    let old = s.get(&format!("/api/v2/bookings/{id}"), &s.booking).json();
+    assert_eq!(old["status"], "rescheduled");
+    assert_eq!(old["replacedBy"], moved["id"]);
+    assert!(
+        old["segments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["calcomStatus"] == "cancelled")
+    );
+    let again = s.send(
+        "POST",
+        &path,
+        &s.booking,
+        &[("Idempotency-Key", "mv2")],
+        Some(&json!({"start": "2030-03-07T10:00:00Z"})),
+    );
+    assert_error(&again, 409, "invalid_state", "reschedule");
+
+    let new_id = moved["id"].as_str().unwrap();
+    let cancel = format!("/api/v2/bookings/{new_id}/cancel");
+    let done = s.send(
+        "POST",
+        &cancel,
+        &s.booking,
+        &[],
+        Some(&json!({"reason": "flu"})),
+    );
+    assert_eq!(done.status, 200, "{}", done.body);
+    let done = done.json();
+    assert_eq!(done["status"], "cancelled");
+    assert!(done["cancelledBy"].is_string());
+    let twice = s.send("POST", &cancel, &s.booking, &[], None);
+    assert_eq!(
+        (twice.status, twice.json()["cancelledBy"].clone()),
+        (200, done["cancelledBy"].clone())
+    );
+    let bad = s.send("POST", &cancel, &s.booking, &[], Some(&json!({"why": "x"})));
+    assert_error(&bad, 400, "bad_request", "unknown field `why`");
+    let listed = s
+        .get("/api/v2/bookings?status=cancelled", &s.booking)
+        .json();
+    assert_eq!(listed["bookings"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn a_hold_is_confirmed_or_released_and_both_are_safe_to_repeat() {
+    let s = Served::start(&[]);
+    let mut body = booking("haircut", COMPOSITE_START);
+    body["holdMinutes"] = json!(5);
+    let held = s.send("POST", "/api/v2/holds", &s.booking, &[], Some(&body));
+    assert_eq!(held.status, 201, "{}", held.body);
+    let held = held.json();
+    assert_eq!(held["status"], "held");
+    assert!(held["expiresAt"].is_string());
+    let id = held["id"].as_str().unwrap();
+    let confirm = format!("/api/v2/holds/{id}/confirm");
+    for _ in 0..2 {
+        let r = s.send("POST", &confirm, &s.booking, &[], None);
+        assert_eq!(
+            (r.status, r.json()["status"].clone()),
+            (200, json!("booked")),
+            "{}",
+            r.body
+        );
+    }
+    let release_booked = s.send(
+        "DELETE",
+        &format!("/api/v2/holds/{id}"),
+        &s.booking,
+        &[],
+        None,
+    );
+    assert_error(&release_booked, 409, "hold_confirmed", "cancel the booking");
+
+    body["start"] = json!("2030-03-06T10:00:00Z");
+    body["holdMinutes"] = json!(0);
+    let bad = s.send("POST", "/api/v2/holds", &s.booking, &[], Some(&body));
+    assert_error(&bad, 422, "invalid_request", "holdMinutes");
+    body["holdMinutes"] = json!(10);
+    let other = s
+        .send("POST", "/api/v2/holds", &s.booking, &[], Some(&body))
+        .json();
+    let release = format!("/api/v2/holds/{}", other["id"].as_str().unwrap());
+    for _ in 0..2 {
+        let r = s.send("DELETE", &release, &s.booking, &[], None);
+        assert_eq!(
+            (r.status, r.json()["status"].clone()),
+            (200, json!("compensated")),
+            "{}",
+            r.body
+        );
+    }
+    let not_a_hold = s.send(
+        "POST",
+        "/api/v2/holds/00000000-0000-4000-8000-000000000000/confirm",
+        &s.booking,
+        &[],
+        None,
+    );
+    assert_eq!(not_a_hold.status, 404);
+}
+
+#[test]
+fn admins_list_workflows_by_state_and_read_a_timeline() {
+    let s = Served::start(&[]);
+    let id = book(&s, "k", &booking("haircut", COMPOSITE_START)).json()["id"].clone();
+    let booked = s.get("/api/v2/workflows?state=booked", &s.admin).json();
+    assert_eq!(booked["workflows"][0]["id"], id);
+    assert_eq!(
+        s.get("/api/v2/workflows?state=compensated", &s.admin)
+            .json()["workflows"],
+        json!([])
+    );
+    let one = s.get(
+        &format!("/api/v2/workflows/{}", id.as_str().unwrap()),
+        &s.admin,
+    );
+    assert_eq!(one.status, 200, "{}", one.body);
+    let kinds: Vec<String> = one.json()["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(kinds.first().map(String::as_str), Some("requested"));
+    assert_eq!(kinds.last().map(String::as_str), Some("booked"));
+    assert!(kinds.contains(&"segment_booked".to_string()), "{kinds:?}");
+}
+
+#[test]
+fn a_thousand_concurrent_posts_with_one_key_start_exactly_one_saga() {
+    let s = Served::start(&[]);
+    let body = booking("colour-and-cut", COMPOSITE_START).to_string();
+    let auth = format!("Bearer {}", s.booking);
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(1000));
+    let threads: Vec<_> = (0..1000)
+        .map(|_| {
+            let (barrier, body, auth, addr) = (barrier.clone(), body.clone(), auth.clone(), s.addr);
+            std::thread::Builder::new()
+                .stack_size(256 * 1024)
+                .spawn(move || {
+                    let headers = [
+                        ("Authorization", auth.as_str()),
+                        ("Idempotency-Key", "one-key"),
+                        ("Content-Type", "application/json"),
+                    ];
+                    barrier.wait();
+                    http(addr, "POST", "/api/v2/bookings", &headers, body.as_bytes())
+                })
+                .unwrap()
+        })
+        .collect();
+    let answers: Vec<Resp> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    let mut ids = std::collections::BTreeSet::new();
+    for r in &answers {
+        match r.status {
+            201 => {
+                ids.insert(r.json()["id"].as_str().unwrap().to_string());
+            }
+            409 => assert_eq!(r.code(), "request_in_progress", "{}", r.body),
+            other => panic!("unexpected {other}: {}", r.body),
+        }
+    }
+    assert_eq!(ids.len(), 1, "every success names the one booking");
+    assert_eq!(workflow_count(&s), 1, "exactly one saga");
+}
