@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::runtime::EngineConfig;
 
@@ -20,7 +21,12 @@ pub enum CalcomTarget {
         state_file: Option<PathBuf>,
     },
     /// A real Cal.com (or a mock in another process).
-    Remote { base_url: String, api_key: String },
+    Remote {
+        base_url: String,
+        api_key: String,
+        /// Cal.com's limit for this key (120 unless Cal.com raised it).
+        requests_per_minute_max: u32,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -29,6 +35,8 @@ pub struct ServeConfig {
     pub bind: SocketAddr,
     pub workflows: PathBuf,
     pub calcom: CalcomTarget,
+    /// Deadline of one Cal.com request.
+    pub calcom_timeout: Duration,
     pub engine: EngineConfig,
 }
 
@@ -40,6 +48,8 @@ pub struct ServeInputs {
     pub workflows: PathBuf,
     pub calcom_url: Option<String>,
     pub calcom_api_key: Option<String>,
+    pub calcom_requests_per_minute: u32,
+    pub calcom_timeout_s: u64,
     pub mock_fixture: PathBuf,
     pub mock_port: u16,
     pub mock_scenario: Option<String>,
@@ -71,6 +81,13 @@ impl ServeConfig {
         let slot_interval_min = NonZeroU32::new(i.slot_interval_min)
             .filter(|m| m.get() <= 24 * 60)
             .ok_or_else(|| invalid("--slot-interval-min", "must be between 1 and 1440 minutes"))?;
+        if !(1..=300).contains(&i.calcom_timeout_s) {
+            return Err(invalid(
+                "--calcom-timeout-s",
+                "must be between 1 and 300 seconds",
+            ));
+        }
+        let calcom_timeout = Duration::from_secs(i.calcom_timeout_s);
         if i.reserve_min.is_some_and(|m| m == 0 || m > 60) {
             return Err(invalid("--reserve-min", "must be between 1 and 60 minutes"));
         }
@@ -79,7 +96,11 @@ impl ServeConfig {
             bind: i.bind,
             workflows: i.workflows,
             calcom,
+            calcom_timeout,
             engine: EngineConfig {
+                // A request cut off by a crash or a timeout may still be
+                // processed by Cal.com; give it twice its deadline to land.
+                reconcile_settle: calcom_timeout * 2,
                 sagas_concurrent_max: i.sagas_concurrent_max,
                 reserve_min: i.reserve_min,
                 slot_interval_min,
@@ -122,9 +143,16 @@ fn calcom_target(i: &ServeInputs) -> Result<CalcomTarget, ConfigError> {
             format!("{base_url:?} is not an http(s) URL; use e.g. https://api.cal.com"),
         ));
     }
+    if i.calcom_requests_per_minute == 0 {
+        return Err(invalid(
+            "--calcom-requests-per-minute",
+            "must be at least 1; Cal.com's default is 120 per API key",
+        ));
+    }
     Ok(CalcomTarget::Remote {
         base_url: base_url.trim_end_matches('/').to_string(),
         api_key: api_key.to_string(),
+        requests_per_minute_max: i.calcom_requests_per_minute,
     })
 }
 
@@ -140,6 +168,8 @@ mod tests {
             mock_fixture: "fixtures/mock/salon.json".into(),
             calcom_url: None,
             calcom_api_key: None,
+            calcom_requests_per_minute: 120,
+            calcom_timeout_s: 30,
             mock_port: 0,
             mock_scenario: None,
             mock_state_file: None,
@@ -166,7 +196,8 @@ mod tests {
             config.calcom,
             CalcomTarget::Remote {
                 base_url: "https://api.cal.com".into(),
-                api_key: "cal_live_abc".into()
+                api_key: "cal_live_abc".into(),
+                requests_per_minute_max: 120,
             }
         );
     }

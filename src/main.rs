@@ -93,6 +93,14 @@ struct ServeArgs {
     /// Cal.com API key; without one calsaga runs against the embedded mock.
     #[arg(long, env = "CALCOM_API_KEY", hide_env_values = true)]
     calcom_api_key: Option<String>,
+    /// Requests per minute Cal.com allows this key (120 unless Cal.com raised
+    /// it); calsaga stays under it.
+    #[arg(long, default_value_t = 120, env = "CALCOM_REQUESTS_PER_MINUTE")]
+    calcom_requests_per_minute: u32,
+    /// Deadline of one Cal.com request, in seconds; a reconcile that finds
+    /// nothing trusts it only twice this long after the request was sent.
+    #[arg(long, default_value_t = 30, env = "CALCOM_TIMEOUT_S")]
+    calcom_timeout_s: u64,
     /// Fixture of the embedded mock.
     #[arg(long, default_value = "fixtures/mock/salon.json")]
     mock_fixture: PathBuf,
@@ -189,6 +197,8 @@ fn run_serve(args: ServeArgs) -> CliResult {
         workflows: args.workflows,
         calcom_url: args.calcom_url,
         calcom_api_key: args.calcom_api_key,
+        calcom_requests_per_minute: args.calcom_requests_per_minute,
+        calcom_timeout_s: args.calcom_timeout_s,
         mock_fixture: args.mock_fixture,
         mock_port: args.mock_port,
         mock_scenario: args.mock_scenario,

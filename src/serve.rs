@@ -26,7 +26,8 @@ pub fn run(config: ServeConfig) -> ServeResult {
     let store = Store::open(&config.db, StoreConfig::default())?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     // Keeps the embedded mock alive for as long as we serve.
-    let (client_config, _mock) = calcom(&config.calcom, &clock)?;
+    let (mut client_config, _mock) = calcom(&config.calcom, &clock)?;
+    client_config.request_timeout = config.calcom_timeout;
     let calcom_url = client_config.base_url.clone();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -74,10 +75,15 @@ fn calcom(
     clock: &Arc<dyn Clock>,
 ) -> Result<(ClientConfig, Option<MockServer>), Box<dyn std::error::Error>> {
     match target {
-        CalcomTarget::Remote { base_url, api_key } => Ok((
+        CalcomTarget::Remote {
+            base_url,
+            api_key,
+            requests_per_minute_max,
+        } => Ok((
             ClientConfig {
                 base_url: base_url.clone(),
                 api_key: Some(api_key.clone()),
+                requests_per_minute_max: *requests_per_minute_max,
                 ..ClientConfig::default()
             },
             None,

@@ -22,6 +22,8 @@ pub struct Caller<'a> {
     pub api: &'a dyn CalcomApi,
     pub retry: &'a RetryPolicy,
     pub rng: &'a Mutex<SmallRng>,
+    /// How long after a create was sent it may still land at Cal.com.
+    pub settle: chrono::Duration,
 }
 
 impl Caller<'_> {
@@ -29,10 +31,14 @@ impl Caller<'_> {
     /// with the next intent.
     /// `known_uids`: bookings the saga already accounts for, which a
     /// reconcile must not report again.
+    /// `intent_at`: when the uncertain create a reconcile is about was
+    /// committed; until `settle` has passed since then, that create may still
+    /// land at Cal.com, so "not found" is not the truth yet.
     pub async fn perform(
         &self,
         call: &Call,
         known_uids: &[&str],
+        intent_at: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
     ) -> Vec<Event> {
         match call {
@@ -41,7 +47,19 @@ impl Caller<'_> {
             Call::Reconcile(c) => match reconcile::live_uids(self.api, c).await {
                 Ok(mut uids) => {
                     uids.retain(|u| !known_uids.contains(&u.as_str()));
-                    c.found(&uids)
+                    match intent_at.map(|at| at + self.settle) {
+                        Some(settled) if uids.is_empty() && now < settled => {
+                            vec![c.failed(Failure::Retryable {
+                                reason: format!(
+                                    "no booking found yet, but the create sent at {} may still land; \
+                                     looking again once it cannot",
+                                    intent_at.unwrap_or(now)
+                                ),
+                                retry_at: Some(settled),
+                            })]
+                        }
+                        _ => c.found(&uids),
+                    }
                 }
                 Err(e) => vec![c.failed(self.failure(&e, c.attempt, now))],
             },
@@ -67,6 +85,11 @@ impl Caller<'_> {
         match self.api.create_booking(&create_input(c)).await {
             Ok(b) => c.booked(b.uid, b.start, b.end),
             Err(CalcomError::OutcomeUnknown { reason }) => c.unknown(reason),
+            // After an uncertain attempt, "taken" may mean taken by that
+            // attempt landing late: reconcile before it counts as refused.
+            Err(e) if e.is_slot_taken() && c.attempt > 1 => c.unknown(format!(
+                "{e}; an earlier attempt of this segment may have made it, so it is reconciled first"
+            )),
             Err(e) => c.failed(self.failure(&e, c.attempt, now)),
         }
     }

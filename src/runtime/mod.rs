@@ -54,6 +54,11 @@ pub struct EngineConfig {
     pub retry: RetryPolicy,
     /// Seed of the retry jitter, so a simulated run repeats exactly.
     pub rng_seed: u64,
+    /// How long after it was sent a create may still land at Cal.com (a
+    /// request cut off by a crash or timeout can be processed late). A
+    /// reconcile that finds nothing earlier looks again after it. Keep it
+    /// above the client's request timeout.
+    pub reconcile_settle: Duration,
 }
 
 impl Default for EngineConfig {
@@ -66,6 +71,7 @@ impl Default for EngineConfig {
             slot_interval_min: NonZeroU32::new(15).expect("15 > 0"),
             retry: RetryPolicy::default(),
             rng_seed: 0x5a6a,
+            reconcile_settle: Duration::from_secs(60),
         }
     }
 }

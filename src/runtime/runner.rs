@@ -54,7 +54,15 @@ pub async fn drive(inner: &Arc<Inner>, id: Uuid) -> Result<Driven, EngineError> 
         saga = batch.saga;
         outcomes = match batch.then {
             Then::Idle => return Ok(Driven::Ended),
-            Then::Call(call) => caller(inner).perform(&call, &saga.known_uids(), now).await,
+            Then::Call(call) => {
+                let intent_at = match &call {
+                    saga::Call::Reconcile(c) => intent_time(inner, id, c.segment.index)?,
+                    _ => None,
+                };
+                caller(inner)
+                    .perform(&call, &saga.known_uids(), intent_at, now)
+                    .await
+            }
             Then::WaitUntil(at) => {
                 let wait = (at - inner.clock.now()).to_std().unwrap_or_default();
                 if wait > inner.config.in_task_wait_max {
@@ -72,7 +80,24 @@ fn caller(inner: &Inner) -> Caller<'_> {
         api: inner.api.as_ref(),
         retry: &inner.config.retry,
         rng: &inner.rng,
+        settle: chrono::Duration::from_std(inner.config.reconcile_settle)
+            .unwrap_or(chrono::Duration::MAX),
     }
+}
+
+/// When the last create intent of `segment` was committed.
+fn intent_time(
+    inner: &Inner,
+    id: Uuid,
+    segment: u16,
+) -> Result<Option<DateTime<Utc>>, EngineError> {
+    let events = inner.store.events(id)?;
+    Ok(events.iter().rev().find_map(|row| {
+        match serde_json::from_str::<Event>(&row.payload).ok()? {
+            Event::SegmentBookingIntended { segment: k, .. } if k == segment => Some(row.at),
+            _ => None,
+        }
+    }))
 }
 
 /// The saga folded from its log, and the next sequence number.

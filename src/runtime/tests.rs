@@ -543,3 +543,83 @@ async fn an_unconfirmed_hold_expires_and_releases_its_reservations() {
     assert!(world.live_of(hold).is_empty());
     assert!(engine.store().claims(hold).unwrap().iter().all(|c| !c.live));
 }
+
+/// Replays a create that was cut off by a crash right after the restarted
+/// engine's first look at Cal.com's bookings: the request landed late.
+struct LateLanding {
+    inner: MockTransport,
+    stashed: std::sync::Mutex<Option<ApiRequest>>,
+}
+
+#[async_trait]
+impl Transport for LateLanding {
+    async fn send(&self, request: ApiRequest) -> Result<ApiResponse, TransportError> {
+        let listing = request.method == crate::calcom::Method::Get
+            && request.path.starts_with("/v2/bookings?");
+        let reply = self.inner.send(request).await;
+        let late = listing
+            .then(|| self.stashed.lock().unwrap().take())
+            .flatten();
+        if let Some(create) = late {
+            let _ = self.inner.send(create).await;
+        }
+        reply
+    }
+}
+
+#[test]
+fn a_create_that_lands_after_the_restart_looked_is_not_booked_twice() {
+    let world = World::new();
+    let reached = Arc::new(Notify::new());
+    let crashed = tokio::runtime::Runtime::new().unwrap();
+    let stash = Arc::new(std::sync::Mutex::new(None));
+    struct Stash(
+        Arc<std::sync::Mutex<Option<ApiRequest>>>,
+        Arc<Notify>,
+        MockTransport,
+    );
+    #[async_trait]
+    impl Transport for Stash {
+        async fn send(&self, request: ApiRequest) -> Result<ApiResponse, TransportError> {
+            if request.path == "/v2/bookings" && request.method == crate::calcom::Method::Post {
+                *self.0.lock().unwrap() = Some(request.clone());
+                self.1.notify_one();
+                std::future::pending::<()>().await;
+            }
+            self.2.send(request).await
+        }
+    }
+    let id = crashed.block_on(async {
+        let gate = Stash(
+            stash.clone(),
+            reached.clone(),
+            MockTransport::new(world.mock.clone()),
+        );
+        let engine = world.engine_with(Some(Arc::new(gate)));
+        let id = engine
+            .book(request("haircut", "2030-03-05T10:00:00Z"), None)
+            .await
+            .unwrap();
+        tokio::time::timeout(WAIT, reached.notified())
+            .await
+            .unwrap();
+        id
+    });
+    drop(crashed);
+    let late = LateLanding {
+        inner: MockTransport::new(world.mock.clone()),
+        stashed: std::sync::Mutex::new(stash.lock().unwrap().take()),
+    };
+    let restarted = tokio::runtime::Runtime::new().unwrap();
+    let done = restarted.block_on(async {
+        let engine = world.engine_with(Some(Arc::new(late)));
+        engine.wait(id, WAIT).await.unwrap()
+    });
+    assert_eq!(done.state, "booked", "{done:?}");
+    assert_eq!(
+        world.live_of(id).len(),
+        1,
+        "the late booking is the segment's booking"
+    );
+    world.assert_no_double_booking();
+}

@@ -3,6 +3,7 @@
 
 mod calcom;
 mod cli;
+mod crash;
 mod http;
 mod mock_cli;
 mod support;
