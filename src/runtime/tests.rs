@@ -26,6 +26,7 @@ struct World {
     mock: Arc<Mock>,
     clock: Arc<SimClock>,
     dir: tempfile::TempDir,
+    store_config: StoreConfig,
 }
 
 impl World {
@@ -36,6 +37,7 @@ impl World {
             mock: Arc::new(mock),
             clock,
             dir: tempfile::tempdir().unwrap(),
+            store_config: StoreConfig::default(),
         }
     }
 
@@ -62,8 +64,11 @@ impl World {
     ) -> Engine {
         let transport =
             transport.unwrap_or_else(|| Arc::new(MockTransport::new(self.mock.clone())));
-        let store =
-            Store::open(self.dir.path().join("calsaga.db"), StoreConfig::default()).unwrap();
+        let store = Store::open(
+            self.dir.path().join("calsaga.db"),
+            self.store_config.clone(),
+        )
+        .unwrap();
         let catalog =
             Catalog::load_dir(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("workflows"))
                 .unwrap();
@@ -622,4 +627,64 @@ fn a_create_that_lands_after_the_restart_looked_is_not_booked_twice() {
         "the late booking is the segment's booking"
     );
     world.assert_no_double_booking();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_stops_the_engine_and_leaves_every_log_whole() {
+    let mut world = World::new();
+    // 192 KiB of database (the schema takes a part), then the "disk" is full.
+    world.store_config.writer_test_sql = "PRAGMA max_page_count = 48";
+    let engine = world.engine();
+    let mut stopped = None;
+    'fill: for day in 4..=9 {
+        for hour in 9..16 {
+            for minute in [0, 45] {
+                let start = format!("2030-03-{day:02}T{hour:02}:{minute:02}:00Z");
+                match engine.book(request("haircut", &start), None).await {
+                    Ok(id) => {
+                        engine.wait(id, WAIT).await.unwrap();
+                    }
+                    Err(e) => {
+                        stopped = Some(e);
+                        break 'fill;
+                    }
+                }
+            }
+        }
+    }
+    let first = stopped.expect("the capped database filled up");
+    assert!(
+        matches!(first, EngineError::Store(_) | EngineError::Stopped(_)),
+        "{first}"
+    );
+    let next = engine
+        .book(request("haircut", "2030-03-11T10:00:00Z"), None)
+        .await;
+    let Err(refused @ EngineError::Stopped(_)) = next else {
+        panic!("a stopped engine must refuse new work: {next:?}");
+    };
+    let message = refused.to_string();
+    assert!(
+        message.contains("full") && message.contains("fix the disk and restart calsaga"),
+        "{message}"
+    );
+    drop(engine);
+
+    // Nothing half-written: every log folds to its stored projection (I7).
+    let store = Store::open_read_only(world.dir.path().join("calsaga.db")).unwrap();
+    let all = WorkflowFilter {
+        limit: crate::store::LIST_ROWS_MAX,
+        ..WorkflowFilter::default()
+    };
+    for row in store.list_workflows(&all).unwrap() {
+        let events: Vec<Event> = store
+            .events(row.id)
+            .unwrap()
+            .iter()
+            .map(|e| serde_json::from_str(&e.payload).unwrap())
+            .collect();
+        let folded = saga::fold(&events).unwrap();
+        let stored: Saga = serde_json::from_str(&row.projection).unwrap();
+        assert_eq!(folded, stored, "workflow {}", row.id);
+    }
 }
