@@ -235,6 +235,8 @@ impl Inner {
             if stopped.is_none() {
                 tracing::error!(error = %e, "database write failed; the engine takes no new work");
                 *stopped = Some(e.to_string());
+                drop(stopped);
+                self.notify_changed();
             }
         }
     }
@@ -497,6 +499,8 @@ impl Engine {
             if done(&current) {
                 return Ok(current);
             }
+            // A stopped engine makes no more progress: say so now.
+            self.inner.check_running()?;
             match tokio::time::timeout_at(until, changes.changed()).await {
                 Ok(Ok(())) => {}
                 _ => return self.get(id),

@@ -642,7 +642,10 @@ async fn a_full_disk_stops_the_engine_and_leaves_every_log_whole() {
                 let start = format!("2030-03-{day:02}T{hour:02}:{minute:02}:00Z");
                 match engine.book(request("haircut", &start), None).await {
                     Ok(id) => {
-                        engine.wait(id, WAIT).await.unwrap();
+                        if let Err(e) = engine.wait(id, WAIT).await {
+                            stopped = Some(e);
+                            break 'fill;
+                        }
                     }
                     Err(e) => {
                         stopped = Some(e);
