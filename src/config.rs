@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::path::PathBuf;
 
+use crate::http::{HttpSettings, Quota};
 use crate::runtime::EngineConfig;
 
 /// Where Cal.com is.
@@ -30,6 +31,7 @@ pub struct ServeConfig {
     pub workflows: PathBuf,
     pub calcom: CalcomTarget,
     pub engine: EngineConfig,
+    pub http: HttpSettings,
 }
 
 /// The raw inputs, as clap hands them over.
@@ -47,6 +49,8 @@ pub struct ServeInputs {
     pub sagas_concurrent_max: usize,
     pub reserve_min: Option<u32>,
     pub slot_interval_min: u32,
+    pub rate_limit_per_min: u32,
+    pub rate_limit_burst: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -74,6 +78,9 @@ impl ServeConfig {
         if i.reserve_min.is_some_and(|m| m == 0 || m > 60) {
             return Err(invalid("--reserve-min", "must be between 1 and 60 minutes"));
         }
+        let http = HttpSettings {
+            rate: rate_quota(&i)?,
+        };
         Ok(ServeConfig {
             db: i.db,
             bind: i.bind,
@@ -86,8 +93,28 @@ impl ServeConfig {
                 rng_seed: rand::random(),
                 ..EngineConfig::default()
             },
+            http,
         })
     }
+}
+
+fn rate_quota(i: &ServeInputs) -> Result<Quota, ConfigError> {
+    if !(1..=1_000_000).contains(&i.rate_limit_per_min) {
+        return Err(invalid(
+            "--rate-limit-per-min",
+            "must be between 1 and 1000000",
+        ));
+    }
+    if !(1..=100_000).contains(&i.rate_limit_burst) {
+        return Err(invalid(
+            "--rate-limit-burst",
+            "must be between 1 and 100000",
+        ));
+    }
+    Ok(Quota {
+        per_min: i.rate_limit_per_min,
+        burst: i.rate_limit_burst,
+    })
 }
 
 fn calcom_target(i: &ServeInputs) -> Result<CalcomTarget, ConfigError> {
@@ -146,6 +173,8 @@ mod tests {
             sagas_concurrent_max: 64,
             reserve_min: None,
             slot_interval_min: 15,
+            rate_limit_per_min: 600,
+            rate_limit_burst: 100,
         }
     }
 
@@ -216,6 +245,13 @@ mod tests {
                     ..inputs()
                 },
                 "--reserve-min",
+            ),
+            (
+                ServeInputs {
+                    rate_limit_burst: 0,
+                    ..inputs()
+                },
+                "--rate-limit-burst",
             ),
         ];
         for (input, expected) in cases {

@@ -114,6 +114,12 @@ struct ServeArgs {
     /// Slot interval (minutes) of the catalogue's Cal.com event types.
     #[arg(long, default_value_t = 15)]
     slot_interval_min: u32,
+    /// Requests per minute per API token (or per IP address without one).
+    #[arg(long, default_value_t = 600, env = "CALSAGA_RATE_LIMIT_PER_MIN")]
+    rate_limit_per_min: u32,
+    /// Requests a caller may send at once after a quiet spell.
+    #[arg(long, default_value_t = 100, env = "CALSAGA_RATE_LIMIT_BURST")]
+    rate_limit_burst: u32,
 }
 
 #[derive(clap::Args)]
@@ -196,6 +202,8 @@ fn run_serve(args: ServeArgs) -> CliResult {
         sagas_concurrent_max: args.sagas_max,
         reserve_min: args.reserve_min,
         slot_interval_min: args.slot_interval_min,
+        rate_limit_per_min: args.rate_limit_per_min,
+        rate_limit_burst: args.rate_limit_burst,
     })?;
     serve::run(config)
 }

@@ -49,7 +49,12 @@ pub fn run(config: ServeConfig) -> ServeResult {
             "calsaga serve: created the admin token {FIRST_ADMIN_TOKEN_NAME:?}; it is shown only this once, store it now: {token}"
         );
     }
-    let app = App::new(engine.clone(), runtime.handle().clone(), clock)?;
+    let app = App::new(
+        engine.clone(),
+        runtime.handle().clone(),
+        clock,
+        &config.http,
+    )?;
     let server = HttpServer::start(
         HttpConfig {
             workers: HTTP_WORKERS,

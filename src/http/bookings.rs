@@ -44,7 +44,7 @@ pub fn create(app: &App, call: &Call<'_>) -> Result<Reply, ApiError> {
     let body = json_object(&call.body)?;
     let request = parse_booking(app, &Fields::new(&body, "", BOOKING_FIELDS)?)?;
     let started = run(app, app.engine.book(request, Some(key.clone())));
-    start_answer(app, call, started, Some(&key.key))
+    start_answer(app, call, started, Some(&key))
 }
 
 /// With `Prefer: wait=N` this long-polls: it answers once the booking
@@ -124,7 +124,7 @@ pub fn reschedule(app: &App, call: &Call<'_>) -> Result<Reply, ApiError> {
         app,
         app.engine.reschedule(of, start, host, Some(key.clone())),
     );
-    start_answer(app, call, started, Some(&key.key))
+    start_answer(app, call, started, Some(&key))
 }
 
 pub fn cancel(app: &App, call: &Call<'_>) -> Result<Reply, ApiError> {
@@ -257,13 +257,17 @@ pub fn start_answer(
     app: &App,
     call: &Call<'_>,
     started: Result<Uuid, EngineError>,
-    key: Option<&str>,
+    key: Option<&Idempotency>,
 ) -> Result<Reply, ApiError> {
+    let started = match (started, key) {
+        (Err(e), Some(key)) if e.is_slot_taken() => key_holder(app, key)?.map_or(Err(e), Err),
+        (started, _) => started,
+    };
     match (started, key) {
         (Ok(id), _) => {
             let reply = settle(app, id, calls::wait(call), 201)?;
             if let Some(key) = key {
-                remember(app, key, &reply);
+                remember(app, &key.key, &reply);
             }
             Ok(reply)
         }
@@ -274,9 +278,26 @@ pub fn start_answer(
                 ..
             }),
             Some(key),
-        ) => replay(app, workflow, key),
+        ) => replay(app, workflow, &key.key),
         (Err(e), _) => Err(e.into()),
     }
+}
+
+/// A concurrent request with the same key may have taken the slot between
+/// the key check and the plan: then the key, not the slot, decides.
+fn key_holder(app: &App, key: &Idempotency) -> Result<Option<EngineError>, ApiError> {
+    let now = app.clock.now();
+    Ok(app
+        .engine
+        .store()
+        .idempotency_key(&key.key)
+        .map_err(EngineError::from)?
+        .filter(|row| !row.is_expired(now))
+        .map(|row| EngineError::KeyUsed {
+            same_request: row.fingerprint == key.fingerprint,
+            key: row.key,
+            workflow: row.workflow,
+        }))
 }
 
 /// Waits up to `wait` for saga `id` and answers with what it is then:

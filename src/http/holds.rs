@@ -38,9 +38,8 @@ pub fn create(app: &App, call: &Call<'_>) -> Result<Reply, ApiError> {
         ));
     }
     let hold_min = u32::try_from(hold_min).unwrap_or(u32::MAX);
-    let key_text = key.as_ref().map(|k| k.key.clone());
-    let started = run(app, app.engine.hold(request, hold_min, key));
-    bookings::start_answer(app, call, started, key_text.as_deref())
+    let started = run(app, app.engine.hold(request, hold_min, key.clone()));
+    bookings::start_answer(app, call, started, key.as_ref())
 }
 
 pub fn confirm(app: &App, call: &Call<'_>) -> Result<Reply, ApiError> {

@@ -16,6 +16,7 @@ mod calls;
 mod health;
 mod holds;
 mod input;
+mod ratelimit;
 mod reply;
 mod router;
 mod server;
@@ -34,6 +35,8 @@ pub use auth::{
     AuthError, FIRST_ADMIN_NAME as FIRST_ADMIN_TOKEN_NAME, Principal, Scope, create_token,
     first_admin_token,
 };
+pub use ratelimit::Quota;
+use ratelimit::{Caller, RateLimiter};
 use reply::ApiError;
 use router::{Access, Route};
 use wire::Head;
@@ -46,6 +49,14 @@ pub struct App {
     pub runtime: tokio::runtime::Handle,
     pub clock: Arc<dyn Clock>,
     auth: Arc<Auth>,
+    limiter: Arc<RateLimiter>,
+}
+
+/// What `serve` configures beyond sockets.
+#[derive(Debug, Clone, Default)]
+pub struct HttpSettings {
+    /// Requests per caller (token, or IP address without one).
+    pub rate: Quota,
 }
 
 impl App {
@@ -54,6 +65,7 @@ impl App {
         engine: Engine,
         runtime: tokio::runtime::Handle,
         clock: Arc<dyn Clock>,
+        settings: &HttpSettings,
     ) -> Result<App, AuthError> {
         let auth = Auth::load(engine.store())?;
         Ok(App {
@@ -61,7 +73,32 @@ impl App {
             runtime,
             clock,
             auth,
+            limiter: Arc::new(RateLimiter::new(settings.rate)),
         })
+    }
+
+    /// Counts one request against `caller`'s quota (429 when spent).
+    fn limit(&self, caller: Caller) -> Result<(), ApiError> {
+        self.limiter
+            .check(caller.clone(), std::time::Instant::now())
+            .map_err(|limited| {
+                let quota = self.limiter.quota();
+                let retry_s = limited.retry_after.as_secs_f64().ceil().max(1.0) as u64;
+                let whom = match caller {
+                    Caller::Token(name) => format!("token {name:?}"),
+                    Caller::Address(ip) | Caller::Webhook(ip) => format!("address {ip}"),
+                };
+                ApiError::new(
+                    429,
+                    "rate_limited",
+                    format!(
+                        "too many requests from {whom}: the limit is {} per minute in bursts of up to {}; retry after {retry_s} s",
+                        quota.per_min, quota.burst
+                    ),
+                )
+                .details(serde_json::json!({ "retryAfterSeconds": retry_s }))
+                .with_header("Retry-After", retry_s.to_string())
+            })
     }
 }
 
@@ -125,25 +162,31 @@ impl HttpServer {
 }
 
 /// Who may go on: authentication and rate limiting of one request, from
-/// its head alone (before any body is read).
+/// its head alone (before any body is read). Authenticated requests count
+/// against their token, others against their address.
 fn admit(
     app: &App,
     route: &Route,
     head: &Head,
     peer: IpAddr,
 ) -> Result<Option<Principal>, ApiError> {
-    if matches!(route.access, Access::Public | Access::Signed) {
-        return Ok(None);
+    match route.access {
+        Access::Public => return app.limit(Caller::Address(peer)).map(|()| None),
+        Access::Signed => return app.limit(Caller::Webhook(peer)).map(|()| None),
+        Access::Booking | Access::Admin => {}
     }
-    let who = app
-        .auth
-        .authenticate(head.header("authorization"))
-        .map_err(|refusal| {
+    let who = match app.auth.authenticate(head.header("authorization")) {
+        Ok(who) => who,
+        Err(refusal) => {
+            // Failed attempts count against the address, so guessing is slow.
+            app.limit(Caller::Address(peer))?;
             tracing::info!(peer = %peer, reason = refusal.as_str(), "request not authenticated");
-            ApiError::unauthorized(
+            return Err(ApiError::unauthorized(
                 "send a valid token as Authorization: Bearer <token>; create one with `calsaga token create`",
-            )
-        })?;
+            ));
+        }
+    };
+    app.limit(Caller::Token(who.name.clone()))?;
     Ok(Some(who))
 }
 

@@ -61,7 +61,7 @@ pub(super) fn start(config: &HttpConfig, app: App) -> Result<Running, HttpError>
         addr: config.bind,
         reason: e.to_string(),
     };
-    let listener = TcpListener::bind(config.bind).map_err(bind_error)?;
+    let listener = listen(config.bind, config.queue_max).map_err(bind_error)?;
     let addr = listener.local_addr().map_err(bind_error)?;
     let shared = Arc::new(Shared::default());
     let (tx, rx) = sync_channel::<TcpStream>(config.queue_max.max(1));
@@ -117,6 +117,17 @@ pub(super) fn start(config: &HttpConfig, app: App) -> Result<Running, HttpError>
     })
 }
 
+/// A listening socket whose accept backlog matches our queue: std's fixed
+/// backlog of 128 makes the kernel reset connections in a burst.
+fn listen(addr: SocketAddr, backlog: usize) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(i32::try_from(backlog).unwrap_or(i32::MAX))?;
+    Ok(socket.into())
+}
+
 impl Running {
     /// Stops accepting, closes idle connections and waits for the workers
     /// to finish the requests they are answering.
@@ -138,6 +149,7 @@ impl Running {
 
 /// Answers 503 to a connection no worker can take now.
 fn refuse_busy(mut stream: TcpStream, write_timeout: Duration) {
+    tracing::warn!("every HTTP worker is busy and the connection queue is full; answering 503");
     let _ = stream.set_write_timeout(Some(write_timeout));
     let reply: Reply = ApiError::unavailable(
         "calsaga is answering as many connections as it can; retry in a second",

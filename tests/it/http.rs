@@ -550,7 +550,7 @@ fn admins_list_workflows_by_state_and_read_a_timeline() {
 
 #[test]
 fn a_thousand_concurrent_posts_with_one_key_start_exactly_one_saga() {
-    let s = Served::start(&[]);
+    let s = Served::start(&["--rate-limit-burst", "5000"]);
     let body = booking("colour-and-cut", COMPOSITE_START).to_string();
     let auth = format!("Bearer {}", s.booking);
     let barrier = std::sync::Arc::new(std::sync::Barrier::new(1000));
@@ -584,4 +584,38 @@ fn a_thousand_concurrent_posts_with_one_key_start_exactly_one_saga() {
     }
     assert_eq!(ids.len(), 1, "every success names the one booking");
     assert_eq!(workflow_count(&s), 1, "exactly one saga");
+}
+
+#[test]
+fn ten_times_the_quota_gets_429_with_retry_after_per_token_and_per_address() {
+    let s = Served::start(&["--rate-limit-per-min", "60", "--rate-limit-burst", "5"]);
+    let statuses: Vec<Resp> = (0..50)
+        .map(|_| s.get("/api/v2/services", &s.booking))
+        .collect();
+    assert!(statuses[..5].iter().all(|r| r.status == 200));
+    let limited: Vec<&Resp> = statuses.iter().filter(|r| r.status == 429).collect();
+    assert!(limited.len() >= 44, "{} of 50 limited", limited.len());
+    for r in &limited {
+        assert_error(r, 429, "rate_limited", "60 per minute");
+        let retry: u64 = r.header("retry-after").unwrap().parse().unwrap();
+        assert!((1..=60).contains(&retry), "{retry}");
+    }
+    assert_eq!(
+        s.get("/api/v2/services", &s.admin).status,
+        200,
+        "another token has its own bucket"
+    );
+    let guesses: Vec<u16> = (0..50)
+        .map(|_| s.get("/api/v2/services", "cs_guess").status)
+        .collect();
+    assert_eq!(&guesses[..5], &[401; 5]);
+    assert!(
+        guesses[5..].iter().filter(|s| **s == 429).count() >= 44,
+        "{guesses:?}"
+    );
+    assert_eq!(
+        s.call("GET", "/api/health", &[], b"").status,
+        429,
+        "the address is spent"
+    );
 }
