@@ -51,6 +51,9 @@ pub struct ServeInputs {
     pub slot_interval_min: u32,
     pub rate_limit_per_min: u32,
     pub rate_limit_burst: u32,
+    pub webhook_secret: Option<String>,
+    pub webhook_secret_previous: Option<String>,
+    pub broken_policy: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -80,6 +83,11 @@ impl ServeConfig {
         }
         let http = HttpSettings {
             rate: rate_quota(&i)?,
+            webhook_secrets: webhook_secrets(&i, &calcom)?,
+            broken_policy: i
+                .broken_policy
+                .parse()
+                .map_err(|e: String| invalid("--broken-policy", e))?,
         };
         Ok(ServeConfig {
             db: i.db,
@@ -115,6 +123,37 @@ fn rate_quota(i: &ServeInputs) -> Result<Quota, ConfigError> {
         per_min: i.rate_limit_per_min,
         burst: i.rate_limit_burst,
     })
+}
+
+/// The current secret first, then the previous one during a rotation.
+fn webhook_secrets(i: &ServeInputs, calcom: &CalcomTarget) -> Result<Vec<String>, ConfigError> {
+    let given = |s: &Option<String>| s.clone().filter(|s| !s.is_empty());
+    let (current, previous) = (given(&i.webhook_secret), given(&i.webhook_secret_previous));
+    for (what, secret) in [
+        ("CALSAGA_WEBHOOK_SECRET", &current),
+        ("CALSAGA_WEBHOOK_SECRET_PREVIOUS", &previous),
+    ] {
+        if secret
+            .as_deref()
+            .is_some_and(|s| s.chars().any(|c| c.is_control() || c.is_whitespace()))
+        {
+            return Err(invalid(
+                what,
+                "contains spaces or control characters; paste the secret exactly as set in Cal.com",
+            ));
+        }
+    }
+    match (current, previous) {
+        (None, Some(_)) => Err(invalid(
+            "CALSAGA_WEBHOOK_SECRET_PREVIOUS",
+            "is set without CALSAGA_WEBHOOK_SECRET; set the new secret too (the previous one is only for a rotation)",
+        )),
+        (None, None) if matches!(calcom, CalcomTarget::Remote { .. }) => Err(invalid(
+            "CALSAGA_WEBHOOK_SECRET",
+            "is not set; against a real Cal.com calsaga needs the secret of the Cal.com webhook that posts to /webhooks/calcom (--webhook-secret)",
+        )),
+        (current, previous) => Ok(current.into_iter().chain(previous).collect()),
+    }
 }
 
 fn calcom_target(i: &ServeInputs) -> Result<CalcomTarget, ConfigError> {
@@ -175,6 +214,9 @@ mod tests {
             slot_interval_min: 15,
             rate_limit_per_min: 600,
             rate_limit_burst: 100,
+            webhook_secret: None,
+            webhook_secret_previous: None,
+            broken_policy: "cancel-rest".into(),
         }
     }
 
@@ -188,6 +230,7 @@ mod tests {
     fn a_key_means_the_real_cal_com_by_default() {
         let config = ServeConfig::from_inputs(ServeInputs {
             calcom_api_key: Some("cal_live_abc".into()),
+            webhook_secret: Some("whsec".into()),
             ..inputs()
         })
         .unwrap();
@@ -252,6 +295,27 @@ mod tests {
                     ..inputs()
                 },
                 "--rate-limit-burst",
+            ),
+            (
+                ServeInputs {
+                    calcom_api_key: Some("k".into()),
+                    ..inputs()
+                },
+                "CALSAGA_WEBHOOK_SECRET: is not set; against a real Cal.com",
+            ),
+            (
+                ServeInputs {
+                    webhook_secret_previous: Some("old".into()),
+                    ..inputs()
+                },
+                "CALSAGA_WEBHOOK_SECRET_PREVIOUS: is set without",
+            ),
+            (
+                ServeInputs {
+                    broken_policy: "ignore".into(),
+                    ..inputs()
+                },
+                "--broken-policy: \"ignore\" is not a policy",
             ),
         ];
         for (input, expected) in cases {

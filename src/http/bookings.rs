@@ -47,14 +47,49 @@ pub fn create(app: &App, call: &Call<'_>) -> Result<Reply, ApiError> {
     start_answer(app, call, started, Some(&key))
 }
 
-/// With `Prefer: wait=N` this long-polls: it answers once the booking
-/// settles (booked, held or ended) or after N seconds.
+/// Answers with an `ETag`. Long-polling with `Prefer: wait=N`: with
+/// `If-None-Match` it answers once the booking differs from that tag (304
+/// if it still does not after N seconds), without it once the booking has
+/// settled (not pending, no change of it running).
 pub fn show(app: &App, call: &Call<'_>) -> Result<Reply, ApiError> {
     let id = input::workflow_id(call.param(0), "booking")?;
-    if call.header("prefer").is_some() {
-        run(app, app.engine.wait(id, calls::wait(call)))?;
+    let wait = call.header("prefer").map(|_| calls::wait(call));
+    let seen = call
+        .header("if-none-match")
+        .map(|t| t.trim_start_matches("W/").trim_matches('"').to_string());
+    let deadline = tokio::time::Instant::now() + wait.unwrap_or_default();
+    // Subscribed before reading, so no change between the two is missed.
+    let mut changes = app.engine.changes();
+    loop {
+        let body = view::booking(app, id)?;
+        let reply = Reply::json(200, &body);
+        let tag = etag(&reply.body);
+        let unchanged = seen.as_deref() == Some(tag.as_str());
+        let settled = body.status != "pending" && body.change_in_progress.is_none();
+        let ready = match (&seen, wait) {
+            (Some(_), _) => !unchanged,
+            (None, Some(_)) => settled,
+            (None, None) => true,
+        };
+        let timed_out = ready
+            || run(app, async {
+                tokio::time::timeout_at(deadline, changes.changed()).await
+            })
+            .map_or(true, |r| r.is_err());
+        if ready || timed_out {
+            let reply = if unchanged {
+                Reply::raw_json(304, Vec::new())
+            } else {
+                reply
+            };
+            return Ok(reply.with_header("ETag", format!("\"{tag}\"")));
+        }
     }
-    Ok(Reply::json(200, &view::booking(app, id)?))
+}
+
+/// A strong tag of one answer body.
+fn etag(body: &[u8]) -> String {
+    hex::encode(&Sha256::digest(body)[..16])
 }
 
 pub fn list(app: &App, call: &Call<'_>) -> Result<Reply, ApiError> {

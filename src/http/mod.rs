@@ -7,7 +7,8 @@
 //! `wire.rs` HTTP/1.1 framing; `router.rs` the route table; `reply.rs`
 //! responses and the one error writer; `input.rs` body and query parsing;
 //! `calls.rs` engine calls and their errors; `view.rs` the booking shape;
-//! then one file per area (`bookings`, `holds`, `admin`, `health`).
+//! `auth.rs` tokens; `ratelimit.rs` quotas; then one file per area
+//! (`bookings`, `holds`, `admin`, `health`, `webhooks` and the `inbox` task).
 
 mod admin;
 mod auth;
@@ -15,12 +16,14 @@ mod bookings;
 mod calls;
 mod health;
 mod holds;
+mod inbox;
 mod input;
 mod ratelimit;
 mod reply;
 mod router;
 mod server;
 mod view;
+mod webhooks;
 mod wire;
 
 use std::net::{IpAddr, SocketAddr};
@@ -39,6 +42,7 @@ pub use ratelimit::Quota;
 use ratelimit::{Caller, RateLimiter};
 use reply::ApiError;
 use router::{Access, Route};
+pub use webhooks::{BrokenPolicy, CREATED_AT_WINDOW};
 use wire::Head;
 
 /// What the handlers work with; cheap to clone.
@@ -50,6 +54,9 @@ pub struct App {
     pub clock: Arc<dyn Clock>,
     auth: Arc<Auth>,
     limiter: Arc<RateLimiter>,
+    settings: Arc<HttpSettings>,
+    /// Wakes the inbox task when a webhook was stored.
+    inbox: Arc<tokio::sync::Notify>,
 }
 
 /// What `serve` configures beyond sockets.
@@ -57,6 +64,11 @@ pub struct App {
 pub struct HttpSettings {
     /// Requests per caller (token, or IP address without one).
     pub rate: Quota,
+    /// Secrets a Cal.com webhook may be signed with: the current one and,
+    /// during a rotation, the previous one. None: every webhook is refused.
+    pub webhook_secrets: Vec<String>,
+    /// What a segment cancelled in Cal.com does to the rest of its booking.
+    pub broken_policy: BrokenPolicy,
 }
 
 impl App {
@@ -74,8 +86,13 @@ impl App {
             clock,
             auth,
             limiter: Arc::new(RateLimiter::new(settings.rate)),
+            settings: Arc::new(settings.clone()),
+            inbox: Arc::new(tokio::sync::Notify::new()),
         })
     }
+
+    /// Cal.com bookings changed (ours or anyone's) for this event type.
+    fn bookings_changed(&self, _event_type_id: Option<u64>) {}
 
     /// Counts one request against `caller`'s quota (429 when spent).
     fn limit(&self, caller: Caller) -> Result<(), ApiError> {
@@ -139,15 +156,25 @@ pub enum HttpError {
     Thread(String),
 }
 
-/// The running server.
+/// The running server and its webhook inbox task.
 pub struct HttpServer {
     running: server::Running,
+    runtime: tokio::runtime::Handle,
+    stop_inbox: tokio::sync::watch::Sender<bool>,
+    inbox: tokio::task::JoinHandle<()>,
 }
 
 impl HttpServer {
     pub fn start(config: HttpConfig, app: App) -> Result<HttpServer, HttpError> {
+        let (stop_inbox, stopped) = tokio::sync::watch::channel(false);
+        let runtime = app.runtime.clone();
+        let inbox = runtime.spawn(inbox::run(app.clone(), stopped));
+        let running = server::start(&config, app).inspect_err(|_| inbox.abort())?;
         Ok(HttpServer {
-            running: server::start(&config, app)?,
+            running,
+            runtime,
+            stop_inbox,
+            inbox,
         })
     }
 
@@ -155,9 +182,12 @@ impl HttpServer {
         self.running.addr
     }
 
-    /// Stops accepting requests and waits for the workers to finish theirs.
+    /// Stops accepting requests, waits for the workers to finish theirs,
+    /// then stops the inbox task after its current entry.
     pub fn shutdown(self) {
         self.running.shutdown();
+        let _ = self.stop_inbox.send(true);
+        let _ = self.runtime.block_on(self.inbox);
     }
 }
 

@@ -6,10 +6,9 @@
 use std::net::IpAddr;
 
 use super::App;
-use super::auth::Principal;
 use super::reply::{ApiError, Reply};
 use super::wire::Head;
-use super::{admin, bookings, health, holds};
+use super::{admin, bookings, health, holds, webhooks};
 
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,7 +65,6 @@ pub struct Call<'a> {
     pub body: Vec<u8>,
     pub peer: IpAddr,
     pub request_id: &'a str,
-    pub principal: Option<Principal>,
 }
 
 impl Call<'_> {
@@ -191,6 +189,15 @@ pub static ROUTES: &[Route] = &[
         Access::Admin,
         NONE,
         admin::workflow,
+    ),
+    route(
+        "POST",
+        "/webhooks/calcom",
+        Access::Signed,
+        BodyRule::Webhook {
+            bytes_max: WEBHOOK_BODY_BYTES_MAX,
+        },
+        webhooks::receive,
     ),
 ];
 

@@ -10,7 +10,7 @@
 //! It never interprets a body; handlers do.
 
 use std::collections::HashMap;
-use std::io::BufReader;
+use std::io::{BufReader, Read};
 use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -30,6 +30,9 @@ use super::{App, HttpConfig, HttpError};
 const REQUESTS_PER_CONNECTION_MAX: usize = 1_000;
 /// Pause after a failed accept (e.g. out of descriptors) so the loop cannot spin.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(10);
+/// How long, and how much, a refused body is drained before closing.
+const LINGER: Duration = Duration::from_secs(2);
+const LINGER_BYTES_MAX: usize = 8 * 1024 * 1024;
 /// A client-sent `X-Request-Id` longer than this is replaced by our own.
 const REQUEST_ID_CHARS_MAX: usize = 64;
 
@@ -249,8 +252,28 @@ fn serve_connection(stream: TcpStream, shared: &Shared, app: &App, config: &Http
             who = exchange.who.as_deref().unwrap_or("-"),
             "request"
         );
+        if written.is_ok() && !exchange.body_consumed {
+            linger(&writer, &mut reader);
+        }
         if written.is_err() || !keep_alive {
             return;
+        }
+    }
+}
+
+/// After refusing a request whose body was not read (413, 401...): stop
+/// sending, then read and drop what the client still sends for a moment,
+/// so closing does not reset the connection before the client has read
+/// the answer.
+fn linger(writer: &TcpStream, reader: &mut BufReader<Deadline>) {
+    let _ = writer.shutdown(Shutdown::Write);
+    reader.get_mut().reset(LINGER);
+    let mut sink = [0u8; 16 * 1024];
+    let mut left = LINGER_BYTES_MAX;
+    while left > 0 {
+        match reader.read(&mut sink) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => left = left.saturating_sub(n),
         }
     }
 }
@@ -375,7 +398,6 @@ fn exchange<R: std::io::Read, W: std::io::Write>(
         body,
         peer,
         request_id,
-        principal,
     };
     let reply = std::panic::catch_unwind(AssertUnwindSafe(|| (route.handler)(app, &call)))
         .unwrap_or_else(|_| {

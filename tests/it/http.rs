@@ -619,3 +619,243 @@ fn ten_times_the_quota_gets_429_with_retry_after_per_token_and_per_address() {
         "the address is spent"
     );
 }
+
+// ------------------------------------------------------------- webhooks
+
+const SECRET: &str = "whsec_new";
+const OLD_SECRET: &str = "whsec_old";
+
+fn signature(secret: &str, body: &[u8]) -> String {
+    use hmac::Mac;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(body);
+    hex::encode(mac.finalize().into_bytes())
+}
+
+fn deliver(s: &Served, signature: Option<&str>, body: &[u8]) -> Resp {
+    let mut headers = vec![("Content-Type", "application/json")];
+    headers.extend(signature.map(|sig| ("X-Cal-Signature-256", sig)));
+    s.call("POST", "/webhooks/calcom", &headers, body)
+}
+
+/// A BOOKING_CANCELLED delivery for `uid`, created `age_s` seconds ago.
+fn cancelled_webhook(uid: &str, age_s: i64) -> Vec<u8> {
+    let created = chrono::Utc::now() - chrono::Duration::seconds(age_s);
+    json!({
+        "triggerEvent": "BOOKING_CANCELLED",
+        "createdAt": created.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "payload": {"uid": uid, "startTime": "2030-03-05T10:00:00Z", "endTime": "2030-03-05T10:30:00Z",
+                    "status": "CANCELLED", "cancellationReason": "staff ill", "eventTypeId": 101},
+    })
+    .to_string()
+    .into_bytes()
+}
+
+/// Long-polls booking `id` (ETag + `Prefer: wait`) until `done` holds.
+fn await_booking(s: &Served, id: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let path = format!("/api/v2/bookings/{id}");
+    let mut r = s.get(&path, &s.booking);
+    for _ in 0..50 {
+        let body = r.json();
+        if done(&body) {
+            return body;
+        }
+        let tag = r.header("etag").expect("an ETag").to_string();
+        let headers = [("If-None-Match", tag.as_str()), ("Prefer", "wait=30")];
+        r = s.send("GET", &path, &s.booking, &headers, None);
+        assert_ne!(r.status, 304, "no change within 30 s: {body}");
+    }
+    panic!("booking {id} kept changing without reaching the expected state")
+}
+
+/// The Cal.com uids of a booking's segments.
+fn uids(booking: &Value) -> Vec<String> {
+    booking["segments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["calcomUid"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn the_webhook_corpus_only_genuine_fresh_first_deliveries_are_processed() {
+    let s = Served::start(&[
+        "--webhook-secret",
+        SECRET,
+        "--webhook-secret-previous",
+        OLD_SECRET,
+        "--broken-policy",
+        "flag",
+    ]);
+    let booked = book(&s, "k", &booking("colour-and-cut", COMPOSITE_START)).json();
+    let id = booked["id"].as_str().unwrap();
+    let uid = uids(&booked);
+    let valid = cancelled_webhook(&uid[0], 0);
+    let good = signature(SECRET, &valid);
+    assert_eq!(
+        deliver(&s, Some(&good), &valid).json()["status"],
+        "accepted"
+    );
+    assert_eq!(
+        deliver(&s, Some(&good), &valid).json()["status"],
+        "duplicate",
+        "a replay is stored once"
+    );
+
+    let mut flipped = valid.clone();
+    flipped[20] ^= 0x01;
+    let stale = cancelled_webhook(&uid[0], 301);
+    let not_json = b"triggerEvent=BOOKING_CANCELLED".to_vec();
+    let refused = [
+        deliver(&s, Some(&good), &flipped),
+        deliver(&s, Some(&good[..40]), &valid),
+        deliver(&s, Some(""), &valid),
+        deliver(&s, Some(&good.to_ascii_uppercase()), &valid),
+        deliver(&s, Some("no-secret-provided"), &valid),
+        deliver(&s, None, &valid),
+        deliver(&s, Some(&signature("guess", &valid)), &valid),
+        deliver(&s, Some(&signature(SECRET, &stale)), &stale),
+        deliver(&s, Some(&signature(SECRET, &not_json)), &not_json),
+    ];
+    for r in &refused {
+        assert_eq!(
+            (r.status, r.body.as_str()),
+            (401, refused[0].body.as_str()),
+            "one identical 401"
+        );
+    }
+    assert_eq!(refused[0].code(), "webhook_rejected");
+    let huge = vec![b' '; 300 * 1024];
+    assert_error(
+        &deliver(&s, Some(&signature(SECRET, &huge)), &huge),
+        413,
+        "body_too_large",
+        "at most",
+    );
+
+    let rotated = cancelled_webhook(&uid[1], 1);
+    let accepted = deliver(&s, Some(&signature(OLD_SECRET, &rotated)), &rotated);
+    assert_eq!(
+        accepted.json()["status"],
+        "accepted",
+        "the previous secret still works"
+    );
+
+    let flagged = await_booking(&s, id, |b| {
+        b["flags"].as_array().is_some_and(|f| f.len() == 2)
+    });
+    assert_eq!(flagged["status"], "broken");
+    assert!(
+        flagged["flags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|f| f["policy"] == "flag")
+    );
+    assert!(
+        flagged["segments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["calcomStatus"] == "cancelled")
+    );
+    let log = s.log();
+    assert_eq!(log.matches("webhook stored").count(), 2, "{log}");
+    assert_eq!(log.matches("webhook processed").count(), 2);
+    assert_eq!(log.matches("webhook refused").count(), 9);
+    assert!(
+        log.contains("the signature matches no configured secret")
+            && log.contains("outside the 300 s window")
+    );
+}
+
+/// Registers calsaga's webhook route at the embedded mock, as an admin would
+/// in Cal.com's settings.
+fn subscribe(s: &Served) -> std::net::SocketAddr {
+    let mock: std::net::SocketAddr = s.mock_url.trim_start_matches("http://").parse().unwrap();
+    let body = json!({
+        "subscriberUrl": format!("http://{}/webhooks/calcom", s.addr),
+        "triggers": ["BOOKING_CREATED", "BOOKING_CANCELLED", "BOOKING_RESCHEDULED"],
+        "active": true,
+        "secret": SECRET,
+    })
+    .to_string();
+    let r = http(
+        mock,
+        "POST",
+        "/v2/webhooks",
+        &calcom_headers(),
+        body.as_bytes(),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    mock
+}
+
+fn calcom_headers() -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("Authorization", "Bearer cal_test_calsaga_mock"),
+        ("cal-api-version", "2024-08-13"),
+        ("Content-Type", "application/json"),
+    ]
+}
+
+#[test]
+fn a_composite_broken_in_cal_com_is_repaired_by_the_policy_and_a_move_is_flagged() {
+    let s = Served::start(&["--webhook-secret", SECRET]);
+    let mock = subscribe(&s);
+    let booked = book(&s, "k", &booking("colour-and-cut", COMPOSITE_START)).json();
+    let id = booked["id"].as_str().unwrap();
+    let uid = uids(&booked);
+    // Staff cancel the cut in Cal.com itself.
+    let cancel = http(
+        mock,
+        "POST",
+        &format!("/v2/bookings/{}/cancel", uid[1]),
+        &calcom_headers(),
+        br#"{"cancellationReason":"stylist ill"}"#,
+    );
+    assert_eq!(cancel.status, 200, "{}", cancel.body);
+    let repaired = await_booking(&s, id, |b| b["status"] == "cancelled");
+    assert_eq!(repaired["flags"][0]["policy"], "cancel-rest");
+    assert!(
+        repaired["flags"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("stylist ill")
+    );
+    assert_eq!(
+        repaired["cancelledBy"],
+        repaired["flags"][0]["changeWorkflow"]
+    );
+    let colour = http(
+        mock,
+        "GET",
+        &format!("/v2/bookings/{}", uid[0]),
+        &calcom_headers(),
+        b"",
+    );
+    assert_eq!(
+        colour.json()["data"]["status"],
+        "cancelled",
+        "the rest is cancelled in Cal.com"
+    );
+
+    let other = book(&s, "k2", &booking("colour-and-cut", "2030-03-06T10:00:00Z")).json();
+    let other_id = other["id"].as_str().unwrap();
+    let moved = http(
+        mock,
+        "POST",
+        &format!("/v2/bookings/{}/reschedule", uids(&other)[0]),
+        &calcom_headers(),
+        br#"{"start":"2030-03-06T13:00:00Z","reschedulingReason":"late"}"#,
+    );
+    assert_eq!(moved.status, 201, "{}", moved.body);
+    let flagged = await_booking(&s, other_id, |b| b["status"] == "broken");
+    assert_eq!(flagged["flags"][0]["trigger"], "BOOKING_RESCHEDULED");
+    assert_eq!(flagged["segments"][0]["calcomStatus"], "rescheduled");
+    assert_eq!(
+        flagged["segments"][1]["calcomStatus"], "accepted",
+        "a move is left for an admin"
+    );
+}
