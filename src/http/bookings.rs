@@ -177,6 +177,7 @@ pub fn cancel(app: &App, call: &Call<'_>) -> Result<Reply, ApiError> {
     }
     let reason = reason.unwrap_or_else(|| "cancelled through the calsaga API".into());
     let change = run(app, app.engine.cancel(of, reason))?;
+    app.bookings_changed();
     let done = run(app, app.engine.wait(change, calls::wait(call)))?;
     let body = view::booking(app, of)?;
     Ok(if done.terminal {
@@ -300,6 +301,7 @@ pub fn start_answer(
     };
     match (started, key) {
         (Ok(id), _) => {
+            app.bookings_changed();
             let reply = settle(app, id, calls::wait(call), 201)?;
             if let Some(key) = key {
                 remember(app, &key.key, &reply);

@@ -142,7 +142,7 @@ async fn process(app: &App, body: &str) -> Outcome {
         Err(e) => return Outcome::GiveUp(format!("not a {trigger} booking payload: {e}")),
     };
     let p = &delivery.payload;
-    app.bookings_changed(p.event_type_id);
+    app.bookings_changed();
     match trigger.as_str() {
         TRIGGER_CANCELLED => cancelled(app, p).await,
         TRIGGER_RESCHEDULED => moved(app, p).await,

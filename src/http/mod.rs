@@ -12,6 +12,7 @@
 
 mod admin;
 mod auth;
+mod availability;
 mod bookings;
 mod calls;
 mod health;
@@ -30,6 +31,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::availability::Availability;
+use crate::calcom::CalcomApi;
 use crate::clock::Clock;
 use crate::runtime::Engine;
 
@@ -55,6 +58,7 @@ pub struct App {
     auth: Arc<Auth>,
     limiter: Arc<RateLimiter>,
     settings: Arc<HttpSettings>,
+    availability: Arc<Availability>,
     /// Wakes the inbox task when a webhook was stored.
     inbox: Arc<tokio::sync::Notify>,
 }
@@ -72,15 +76,19 @@ pub struct HttpSettings {
 }
 
 impl App {
-    /// Loads the API tokens from the engine's store.
+    /// Loads the API tokens from the engine's store. `calcom` serves
+    /// availability searches only; bookings go through the engine.
     pub fn new(
         engine: Engine,
         runtime: tokio::runtime::Handle,
         clock: Arc<dyn Clock>,
+        calcom: Arc<dyn CalcomApi>,
         settings: &HttpSettings,
     ) -> Result<App, AuthError> {
         let auth = Auth::load(engine.store())?;
+        let availability = Arc::new(Availability::new(calcom, engine.store().clone()));
         Ok(App {
+            availability,
             engine,
             runtime,
             clock,
@@ -91,8 +99,10 @@ impl App {
         })
     }
 
-    /// Cal.com bookings changed (ours or anyone's) for this event type.
-    fn bookings_changed(&self, _event_type_id: Option<u64>) {}
+    /// Cal.com bookings changed (ours or anyone's): cached slots are stale.
+    fn bookings_changed(&self) {
+        self.availability.invalidate();
+    }
 
     /// Counts one request against `caller`'s quota (429 when spent).
     fn limit(&self, caller: Caller) -> Result<(), ApiError> {

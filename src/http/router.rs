@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use super::App;
 use super::reply::{ApiError, Reply};
 use super::wire::Head;
-use super::{admin, bookings, health, holds, webhooks};
+use super::{admin, availability, bookings, health, holds, webhooks};
 
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,6 +119,13 @@ pub static ROUTES: &[Route] = &[
         Access::Booking,
         NONE,
         admin::services,
+    ),
+    route(
+        "GET",
+        "/api/v2/availability",
+        Access::Booking,
+        NONE,
+        availability::search,
     ),
     route(
         "POST",

@@ -859,3 +859,167 @@ fn a_composite_broken_in_cal_com_is_repaired_by_the_policy_and_a_move_is_flagged
         "a move is left for an admin"
     );
 }
+
+// ---------------------------------------------------------- availability
+
+fn availability(s: &Served, query: &str) -> Resp {
+    s.get(&format!("/api/v2/availability?{query}"), &s.booking)
+}
+
+/// (start, host of each segment) of every slot.
+fn starts(r: &Resp) -> Vec<(String, Vec<u64>)> {
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.json()["slots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let hosts = s["segments"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|g| g["host"].as_u64().unwrap())
+                .collect();
+            (s["start"].as_str().unwrap().to_string(), hosts)
+        })
+        .collect()
+}
+
+#[test]
+fn composite_availability_intersects_segments_across_time_zones_and_follows_bookings() {
+    let s = Served::start(&[]);
+    let berlin = "service=colour-and-cut&start=2030-03-05&end=2030-03-05&timeZone=Europe%2FBerlin";
+    let first = availability(&s, berlin);
+    let all = starts(&first);
+    // Anna colours from 09:00 Berlin; the cut 70 min later is Chloe's (from
+    // 09:00 London) because Ben has a walk-in until 11:00 Berlin; Ben's day
+    // ends 19:00 Berlin, so the last start is 17:00.
+    assert_eq!(
+        all.first().unwrap(),
+        &("2030-03-05T09:00:00+01:00".to_string(), vec![1, 3])
+    );
+    assert!(
+        all.contains(&("2030-03-05T10:00:00+01:00".to_string(), vec![1, 2])),
+        "Ben from 11:10: {all:?}"
+    );
+    assert_eq!(all.last().unwrap().0, "2030-03-05T17:00:00+01:00");
+    let plan = &first.json()["slots"][0]["segments"][1];
+    assert_eq!(
+        (plan["start"].as_str(), plan["end"].as_str()),
+        (
+            Some("2030-03-05T10:10:00+01:00"),
+            Some("2030-03-05T10:55:00+01:00")
+        )
+    );
+    assert_eq!(first.json()["cached"], false);
+    assert_eq!(
+        availability(&s, berlin).json()["cached"],
+        true,
+        "a repeat comes from the cache"
+    );
+    assert_eq!(
+        availability(&s, &format!("{berlin}&fresh=true")).json()["cached"],
+        false
+    );
+
+    let new_york = starts(&availability(
+        &s,
+        "service=colour-and-cut&start=2030-03-05&end=2030-03-05&timeZone=America%2FNew_York",
+    ));
+    assert_eq!(
+        new_york.first().unwrap().0,
+        "2030-03-05T03:00:00-05:00",
+        "the same instant in New York"
+    );
+
+    assert_eq!(
+        book(&s, "k", &booking("colour-and-cut", COMPOSITE_START)).status,
+        201
+    );
+    let after = availability(&s, berlin);
+    assert_eq!(
+        after.json()["cached"],
+        false,
+        "our booking flushed the cache"
+    );
+    let after = starts(&after);
+    assert!(
+        !after.iter().any(|(t, _)| t == "2030-03-05T11:00:00+01:00"),
+        "the booked start is gone"
+    );
+    // 10:30 Berlin: colour ends as ours starts; the cut overlaps Ben's, so Chloe.
+    assert!(
+        after.contains(&("2030-03-05T10:30:00+01:00".to_string(), vec![1, 3])),
+        "{after:?}"
+    );
+    let ben = starts(&availability(&s, &format!("{berlin}&staff=2")));
+    assert!(ben.iter().all(|(_, hosts)| hosts == &vec![1, 2]));
+    assert!(!ben.iter().any(|(t, _)| t == "2030-03-05T10:30:00+01:00"));
+}
+
+#[test]
+fn availability_follows_dst_and_refuses_bad_ranges() {
+    let s = Served::start(&[]);
+    // US DST starts Sunday 2030-03-10: Dev starts 08:00 local either side.
+    let dev = starts(&availability(
+        &s,
+        "service=haircut&start=2030-03-08&end=2030-03-11&timeZone=America%2FNew_York&staff=4",
+    ));
+    let firsts: Vec<&str> = dev
+        .iter()
+        .map(|(t, _)| t.as_str())
+        .filter(|t| t.ends_with("T08:00:00-05:00") || t.ends_with("T08:00:00-04:00"))
+        .collect();
+    assert_eq!(
+        firsts,
+        ["2030-03-08T08:00:00-05:00", "2030-03-11T08:00:00-04:00"]
+    );
+    assert!(dev.iter().all(|(_, hosts)| hosts == &vec![4]));
+
+    let bad = |query: &str, status: u16, code: &str, says: &str| {
+        assert_error(&availability(&s, query), status, code, says);
+    };
+    let q = "service=haircut&timeZone=Europe%2FBerlin";
+    bad(
+        &format!("{q}&start=2030-03-01&end=2030-04-01"),
+        422,
+        "range_too_large",
+        "at most 31 days",
+    );
+    bad(
+        &format!("{q}&start=2030-03-02&end=2030-03-01"),
+        422,
+        "invalid_request",
+        "before it starts",
+    );
+    bad(
+        &format!("{q}&start=05.03.2030&end=2030-03-05"),
+        422,
+        "invalid_request",
+        "YYYY-MM-DD",
+    );
+    bad(
+        "service=haircut&start=2030-03-05&end=2030-03-05&timeZone=Mars",
+        422,
+        "invalid_request",
+        "IANA",
+    );
+    bad(
+        "start=2030-03-05&end=2030-03-05&timeZone=UTC",
+        400,
+        "bad_request",
+        "\"service\" is missing",
+    );
+    bad(
+        "service=perm&start=2030-03-05&end=2030-03-05&timeZone=UTC",
+        422,
+        "unknown_service",
+        "haircut",
+    );
+    bad(
+        "service=colour-and-cut&start=2030-03-05&end=2030-03-05&timeZone=UTC&staff=4",
+        422,
+        "host_not_allowed",
+        "staff member 4",
+    );
+}
