@@ -7,18 +7,22 @@
 //! `wire.rs` HTTP/1.1 framing; `router.rs` the route table; `reply.rs`
 //! responses and the one error writer; `input.rs` body and query parsing;
 //! `calls.rs` engine calls and their errors; `view.rs` the booking shape;
+//! `outcome.rs` idempotency keys and the answers of saga-starting requests;
 //! `auth.rs` tokens; `ratelimit.rs` quotas; then one file per area
-//! (`bookings`, `holds`, `admin`, `health`, `webhooks` and the `inbox` task).
+//! (`bookings`, `batch`, `holds`, `availability`, `admin`, `health`,
+//! `webhooks` and the `inbox` task).
 
 mod admin;
 mod auth;
 mod availability;
+mod batch;
 mod bookings;
 mod calls;
 mod health;
 mod holds;
 mod inbox;
 mod input;
+mod outcome;
 mod ratelimit;
 mod reply;
 mod router;

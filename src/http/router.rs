@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use super::App;
 use super::reply::{ApiError, Reply};
 use super::wire::Head;
-use super::{admin, availability, bookings, health, holds, webhooks};
+use super::{admin, availability, batch, bookings, health, holds, webhooks};
 
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,6 +115,13 @@ pub static ROUTES: &[Route] = &[
     route("GET", "/api/health", Access::Public, NONE, health::health),
     route(
         "GET",
+        "/api/v2/openapi.json",
+        Access::Public,
+        NONE,
+        health::openapi,
+    ),
+    route(
+        "GET",
         "/api/v2/services",
         Access::Booking,
         NONE,
@@ -133,6 +140,15 @@ pub static ROUTES: &[Route] = &[
         Access::Booking,
         JSON,
         bookings::create,
+    ),
+    route(
+        "POST",
+        "/api/v2/bookings/batch",
+        Access::Booking,
+        BodyRule::Json {
+            bytes_max: BATCH_BODY_BYTES_MAX,
+        },
+        batch::create,
     ),
     route(
         "GET",
@@ -254,9 +270,9 @@ mod tests {
 
     #[test]
     fn literal_routes_win_and_parameters_are_captured() {
-        match find("GET", "/api/v2/bookings") {
-            Found::Route(r, p) => assert_eq!((r.pattern, p.len()), ("/api/v2/bookings", 0)),
-            _ => panic!("list not found"),
+        match find("POST", "/api/v2/bookings/batch") {
+            Found::Route(r, p) => assert_eq!((r.pattern, p.len()), ("/api/v2/bookings/batch", 0)),
+            _ => panic!("batch not found"),
         }
         match find("POST", "/api/v2/bookings/abc/cancel") {
             Found::Route(r, p) => {
@@ -264,6 +280,46 @@ mod tests {
                 assert_eq!(p, ["abc"]);
             }
             _ => panic!("cancel not found"),
+        }
+    }
+
+    #[test]
+    fn the_openapi_document_describes_exactly_the_routes_and_their_access() {
+        use std::collections::BTreeSet;
+        let doc: serde_json::Value = serde_json::from_str(super::health::OPENAPI).unwrap();
+        assert_eq!(doc["openapi"], "3.1.0");
+        let documented: BTreeSet<(String, String)> = doc["paths"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .flat_map(|(path, ops)| {
+                ops.as_object()
+                    .unwrap()
+                    .keys()
+                    .map(move |m| (m.to_ascii_uppercase(), path.clone()))
+            })
+            .collect();
+        let routed: BTreeSet<(String, String)> = ROUTES
+            .iter()
+            .map(|r| (r.method.to_string(), r.pattern.to_string()))
+            .collect();
+        assert_eq!(documented, routed);
+        for r in ROUTES {
+            let op = &doc["paths"][r.pattern][r.method.to_ascii_lowercase()];
+            let open = op["security"].as_array().is_some_and(Vec::is_empty);
+            assert_eq!(
+                open,
+                matches!(r.access, Access::Public | Access::Signed),
+                "{} {}",
+                r.method,
+                r.pattern
+            );
+            let scope = &op["security"][0]["bearer"][0];
+            match r.access {
+                Access::Admin => assert_eq!(scope, "admin"),
+                Access::Booking => assert_eq!(scope, "booking"),
+                _ => {}
+            }
         }
     }
 

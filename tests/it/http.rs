@@ -135,7 +135,7 @@ fn bad_input_gets_a_precise_4xx_and_nothing_is_written() {
         "unsupported_media_type",
         "application/json",
     );
-    let mut with = |field: &str, value: Value| {
+    let with = |field: &str, value: Value| {
         let mut b = booking("colour-and-cut", COMPOSITE_START);
         match field.split_once('.') {
             Some((outer, inner)) => b[outer][inner] = value,
@@ -1022,4 +1022,60 @@ fn availability_follows_dst_and_refuses_bad_ranges() {
         "host_not_allowed",
         "staff member 4",
     );
+}
+
+#[test]
+fn a_batch_books_each_item_as_its_own_saga_and_replays_by_its_key() {
+    let s = Served::start(&[]);
+    let batch = |key: &str, items: Vec<Value>| {
+        s.send(
+            "POST",
+            "/api/v2/bookings/batch",
+            &s.booking,
+            &[("Idempotency-Key", key)],
+            Some(&json!({ "bookings": items })),
+        )
+    };
+    let items = vec![
+        booking("colour-and-cut", COMPOSITE_START),
+        booking("haircut", "2030-03-06T10:00:00Z"),
+        booking("colour-and-cut", COMPOSITE_START),
+    ];
+    let first = batch("batch-1", items.clone());
+    assert_eq!(first.status, 200, "{}", first.body);
+    let results = first.json()["results"].clone();
+    let statuses: Vec<u64> = results
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["status"].as_u64().unwrap())
+        .collect();
+    assert_eq!(statuses, [201, 201, 409]);
+    assert_eq!(results[2]["body"]["error"]["code"], "slot_unavailable");
+    let again = batch("batch-1", items).json()["results"].clone();
+    assert_eq!(
+        again[0]["body"]["id"], results[0]["body"]["id"],
+        "a retried batch replays"
+    );
+    assert_eq!(again[1]["body"]["id"], results[1]["body"]["id"]);
+    assert_eq!(workflow_count(&s), 2);
+
+    let mut bad = booking("haircut", "2030-03-07T10:00:00Z");
+    bad["attendee"]["email"] = json!("nope");
+    let refused = batch(
+        "batch-2",
+        vec![booking("haircut", "2030-03-07T11:00:00Z"), bad],
+    );
+    assert_error(
+        &refused,
+        422,
+        "invalid_request",
+        "`bookings[1].attendee.email`",
+    );
+    let too_many = batch(
+        "batch-3",
+        vec![booking("haircut", "2030-03-07T11:00:00Z"); 51],
+    );
+    assert_error(&too_many, 422, "invalid_request", "1 to 50 bookings");
+    assert_eq!(workflow_count(&s), 2, "a refused batch writes nothing");
 }

@@ -153,10 +153,12 @@ pub fn spawn_serve(db: &str, dir: &Path, args: &[&str]) -> (std::process::Child,
     let mut lines = Vec::new();
     loop {
         let left = deadline.saturating_duration_since(std::time::Instant::now());
-        let line = rx.recv_timeout(left).unwrap_or_else(|_| {
+        let Ok(line) = rx.recv_timeout(left) else {
+            let _ = child.kill();
+            let _ = child.wait();
             let log = std::fs::read_to_string(dir.join("serve.log")).unwrap_or_default();
-            panic!("serve did not start; stdout {lines:?}; log:\n{log}")
-        });
+            panic!("serve did not start; stdout {lines:?}; log:\n{log}");
+        };
         let done = line.contains("listening on http://");
         lines.push(line);
         if done {
