@@ -1079,3 +1079,38 @@ fn a_batch_books_each_item_as_its_own_saga_and_replays_by_its_key() {
     assert_error(&too_many, 422, "invalid_request", "1 to 50 bookings");
     assert_eq!(workflow_count(&s), 2, "a refused batch writes nothing");
 }
+
+#[test]
+fn a_key_survives_kill_9_and_never_starts_a_second_saga() {
+    let mut s = Served::start(&[]);
+    let body = booking("haircut", COMPOSITE_START);
+    let first = book(&s, "durable", &body);
+    assert_eq!(first.status, 201, "{}", first.body);
+    let started = s.send(
+        "POST",
+        "/api/v2/bookings",
+        &s.booking,
+        &[
+            ("Idempotency-Key", "in-flight"),
+            ("Prefer", "respond-async"),
+        ],
+        Some(&booking("haircut", "2030-03-06T10:00:00Z")),
+    );
+    assert_eq!(started.status, 202);
+    s.kill_and_restart();
+    let replay = book(&s, "durable", &body);
+    assert_eq!(
+        (replay.status, replay.json()["id"].clone()),
+        (201, first.json()["id"].clone())
+    );
+    assert_eq!(replay.header("idempotent-replayed"), Some("true"));
+    let retried = s.send(
+        "POST",
+        "/api/v2/bookings",
+        &s.booking,
+        &[("Idempotency-Key", "in-flight"), ("Prefer", "wait=20")],
+        Some(&booking("haircut", "2030-03-06T10:00:00Z")),
+    );
+    assert!(matches!(retried.status, 201 | 409), "{}", retried.body);
+    assert_eq!(workflow_count(&s), 2, "one saga per key across the crash");
+}
