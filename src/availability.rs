@@ -25,6 +25,7 @@ use chrono_tz::Tz;
 use crate::calcom::wire::SlotsQuery;
 use crate::calcom::{CalcomApi, CalcomError};
 use crate::catalog::{SERVICE_MINUTES_MAX, Service, StaffOption};
+use crate::saga::PlannedSegment;
 use crate::store::{ClaimRow, Store, StoreError};
 
 /// The longest search, in local days.
@@ -70,21 +71,12 @@ pub struct Search<'a> {
     pub fresh: bool,
 }
 
-/// One start time at which the whole service fits.
+/// One start time at which the whole service fits, with the plan a
+/// booking at that time would get.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Start {
     pub start: DateTime<Utc>,
-    pub segments: Vec<SegmentSlot>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SegmentSlot {
-    pub index: u16,
-    pub name: String,
-    pub host: u64,
-    pub event_type_id: u64,
-    pub start: DateTime<Utc>,
-    pub end: DateTime<Utc>,
+    pub segments: Vec<PlannedSegment>,
 }
 
 /// The answer and whether Cal.com was asked for it.
@@ -318,13 +310,14 @@ pub fn compose(
                     let start = t + minutes(service.offset_min(i));
                     let end = start + minutes(segment.duration_min);
                     let o = opts.iter().find(|o| free(o, start, end))?;
-                    Some(SegmentSlot {
+                    Some(PlannedSegment {
                         index: u16::try_from(i).unwrap_or(u16::MAX),
                         name: segment.name.clone(),
                         host: o.host,
                         event_type_id: o.event_type_id,
                         start,
                         end,
+                        pause_after_min: segment.pause_after_min,
                     })
                 })
                 .collect::<Option<Vec<_>>>()?;
@@ -336,7 +329,6 @@ pub fn compose(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::Segment;
 
     fn t(s: &str) -> DateTime<Utc> {
         s.parse().unwrap()
@@ -349,26 +341,11 @@ mod tests {
         }
     }
 
-    /// colour 30 (Anna) + 40 pause + cut 45 (Ben or Chloe).
+    /// The shipped colour 30 (Anna) + 40 pause + cut 45 (Ben or Chloe).
     fn colour_and_cut() -> Service {
-        Service {
-            id: "colour-and-cut".into(),
-            name: "Colour and cut".into(),
-            segments: vec![
-                Segment {
-                    name: "colour".into(),
-                    duration_min: 30,
-                    staff: vec![opt(1, 101)],
-                    pause_after_min: 40,
-                },
-                Segment {
-                    name: "cut".into(),
-                    duration_min: 45,
-                    staff: vec![opt(2, 201), opt(3, 301)],
-                    pause_after_min: 0,
-                },
-            ],
-        }
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("workflows");
+        let catalog = crate::catalog::Catalog::load_dir(&dir).unwrap();
+        catalog.get("colour-and-cut").unwrap().clone()
     }
 
     /// Slots of `length_min` starting at `times`.

@@ -213,13 +213,16 @@ fn serve_connection(stream: TcpStream, shared: &Shared, app: &App, config: &Http
             Err(WireError::Closed | WireError::Io) => return,
             Err(e) => {
                 let reply: Reply = framing_error(&e).into();
-                let _ = wire::write_response(
+                let written = wire::write_response(
                     &mut writer,
                     reply.status,
                     &reply.headers,
                     &reply.body,
                     false,
                 );
+                if written.is_ok() {
+                    linger(&writer, &mut reader);
+                }
                 return;
             }
         };

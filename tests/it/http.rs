@@ -247,6 +247,17 @@ fn an_oversized_body_is_refused_from_its_length_before_it_is_sent() {
     let r = read_response(&mut stream);
     assert_error(&r, 413, "body_too_large", "at most 65536");
     assert_eq!(r.header("connection"), Some("close"));
+    let big = "x".repeat(20 * 1024);
+    let r = s.call("GET", "/api/health", &[("X-Big", &big)], b"");
+    assert_error(&r, 431, "headers_too_large", "16384 bytes");
+    let auth = format!("Bearer {}", s.booking);
+    let chunked = s.call(
+        "POST",
+        "/api/v2/bookings",
+        &[("Authorization", &auth), ("Transfer-Encoding", "chunked")],
+        b"0\r\n\r\n",
+    );
+    assert_error(&chunked, 411, "length_required", "Content-Length");
 }
 
 #[test]
@@ -1059,6 +1070,29 @@ fn a_batch_books_each_item_as_its_own_saga_and_replays_by_its_key() {
     );
     assert_eq!(again[1]["body"]["id"], results[1]["body"]["id"]);
     assert_eq!(workflow_count(&s), 2);
+    let mut pages = Vec::new();
+    let mut next = String::new();
+    for _ in 0..4 {
+        let page = s
+            .get(&format!("/api/v2/bookings?limit=1{next}"), &s.booking)
+            .json();
+        pages.extend(
+            page["bookings"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|b| b["start"].clone()),
+        );
+        match page["nextCursor"].as_str() {
+            Some(cursor) => next = format!("&cursor={cursor}"),
+            None => break,
+        }
+    }
+    assert_eq!(
+        pages,
+        [json!("2030-03-05T10:00:00Z"), json!("2030-03-06T10:00:00Z")],
+        "by start, page by page"
+    );
 
     let mut bad = booking("haircut", "2030-03-07T10:00:00Z");
     bad["attendee"]["email"] = json!("nope");
