@@ -7,6 +7,7 @@ use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::http::{HttpSettings, Quota};
 use crate::runtime::EngineConfig;
 
 /// Where Cal.com is.
@@ -38,6 +39,7 @@ pub struct ServeConfig {
     /// Deadline of one Cal.com request.
     pub calcom_timeout: Duration,
     pub engine: EngineConfig,
+    pub http: HttpSettings,
 }
 
 /// The raw inputs, as clap hands them over.
@@ -57,6 +59,11 @@ pub struct ServeInputs {
     pub sagas_concurrent_max: usize,
     pub reserve_min: Option<u32>,
     pub slot_interval_min: u32,
+    pub rate_limit_per_min: u32,
+    pub rate_limit_burst: u32,
+    pub webhook_secret: Option<String>,
+    pub webhook_secret_previous: Option<String>,
+    pub broken_policy: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -91,6 +98,14 @@ impl ServeConfig {
         if i.reserve_min.is_some_and(|m| m == 0 || m > 60) {
             return Err(invalid("--reserve-min", "must be between 1 and 60 minutes"));
         }
+        let http = HttpSettings {
+            rate: rate_quota(&i)?,
+            webhook_secrets: webhook_secrets(&i, &calcom)?,
+            broken_policy: i
+                .broken_policy
+                .parse()
+                .map_err(|e: String| invalid("--broken-policy", e))?,
+        };
         Ok(ServeConfig {
             db: i.db,
             bind: i.bind,
@@ -107,7 +122,58 @@ impl ServeConfig {
                 rng_seed: rand::random(),
                 ..EngineConfig::default()
             },
+            http,
         })
+    }
+}
+
+fn rate_quota(i: &ServeInputs) -> Result<Quota, ConfigError> {
+    if !(1..=1_000_000).contains(&i.rate_limit_per_min) {
+        return Err(invalid(
+            "--rate-limit-per-min",
+            "must be between 1 and 1000000",
+        ));
+    }
+    if !(1..=100_000).contains(&i.rate_limit_burst) {
+        return Err(invalid(
+            "--rate-limit-burst",
+            "must be between 1 and 100000",
+        ));
+    }
+    Ok(Quota {
+        per_min: i.rate_limit_per_min,
+        burst: i.rate_limit_burst,
+    })
+}
+
+/// The current secret first, then the previous one during a rotation.
+fn webhook_secrets(i: &ServeInputs, calcom: &CalcomTarget) -> Result<Vec<String>, ConfigError> {
+    let given = |s: &Option<String>| s.clone().filter(|s| !s.is_empty());
+    let (current, previous) = (given(&i.webhook_secret), given(&i.webhook_secret_previous));
+    for (what, secret) in [
+        ("CALSAGA_WEBHOOK_SECRET", &current),
+        ("CALSAGA_WEBHOOK_SECRET_PREVIOUS", &previous),
+    ] {
+        if secret
+            .as_deref()
+            .is_some_and(|s| s.chars().any(|c| c.is_control() || c.is_whitespace()))
+        {
+            return Err(invalid(
+                what,
+                "contains spaces or control characters; paste the secret exactly as set in Cal.com",
+            ));
+        }
+    }
+    match (current, previous) {
+        (None, Some(_)) => Err(invalid(
+            "CALSAGA_WEBHOOK_SECRET_PREVIOUS",
+            "is set without CALSAGA_WEBHOOK_SECRET; set the new secret too (the previous one is only for a rotation)",
+        )),
+        (None, None) if matches!(calcom, CalcomTarget::Remote { .. }) => Err(invalid(
+            "CALSAGA_WEBHOOK_SECRET",
+            "is not set; against a real Cal.com calsaga needs the secret of the Cal.com webhook that posts to /webhooks/calcom (--webhook-secret)",
+        )),
+        (current, previous) => Ok(current.into_iter().chain(previous).collect()),
     }
 }
 
@@ -176,6 +242,11 @@ mod tests {
             sagas_concurrent_max: 64,
             reserve_min: None,
             slot_interval_min: 15,
+            rate_limit_per_min: 600,
+            rate_limit_burst: 100,
+            webhook_secret: None,
+            webhook_secret_previous: None,
+            broken_policy: "cancel-rest".into(),
         }
     }
 
@@ -189,6 +260,7 @@ mod tests {
     fn a_key_means_the_real_cal_com_by_default() {
         let config = ServeConfig::from_inputs(ServeInputs {
             calcom_api_key: Some("cal_live_abc".into()),
+            webhook_secret: Some("whsec".into()),
             ..inputs()
         })
         .unwrap();
@@ -247,6 +319,34 @@ mod tests {
                     ..inputs()
                 },
                 "--reserve-min",
+            ),
+            (
+                ServeInputs {
+                    rate_limit_burst: 0,
+                    ..inputs()
+                },
+                "--rate-limit-burst",
+            ),
+            (
+                ServeInputs {
+                    calcom_api_key: Some("k".into()),
+                    ..inputs()
+                },
+                "CALSAGA_WEBHOOK_SECRET: is not set; against a real Cal.com",
+            ),
+            (
+                ServeInputs {
+                    webhook_secret_previous: Some("old".into()),
+                    ..inputs()
+                },
+                "CALSAGA_WEBHOOK_SECRET_PREVIOUS: is set without",
+            ),
+            (
+                ServeInputs {
+                    broken_policy: "ignore".into(),
+                    ..inputs()
+                },
+                "--broken-policy: \"ignore\" is not a policy",
             ),
         ];
         for (input, expected) in cases {

@@ -122,6 +122,23 @@ struct ServeArgs {
     /// Slot interval (minutes) of the catalogue's Cal.com event types.
     #[arg(long, default_value_t = 15)]
     slot_interval_min: u32,
+    /// Requests per minute per API token (or per IP address without one).
+    #[arg(long, default_value_t = 600, env = "CALSAGA_RATE_LIMIT_PER_MIN")]
+    rate_limit_per_min: u32,
+    /// Requests a caller may send at once after a quiet spell.
+    #[arg(long, default_value_t = 100, env = "CALSAGA_RATE_LIMIT_BURST")]
+    rate_limit_burst: u32,
+    /// Secret of the Cal.com webhook that posts to /webhooks/calcom
+    /// (required with a real Cal.com; without one every webhook is refused).
+    #[arg(long, env = "CALSAGA_WEBHOOK_SECRET", hide_env_values = true)]
+    webhook_secret: Option<String>,
+    /// The previous webhook secret, still accepted during a rotation.
+    #[arg(long, env = "CALSAGA_WEBHOOK_SECRET_PREVIOUS", hide_env_values = true)]
+    webhook_secret_previous: Option<String>,
+    /// When a segment of a composite booking is cancelled in Cal.com:
+    /// cancel-rest (cancel the other segments) or flag (leave them for an admin).
+    #[arg(long, default_value = "cancel-rest", value_parser = ["cancel-rest", "flag"], env = "CALSAGA_BROKEN_POLICY")]
+    broken_policy: String,
 }
 
 #[derive(clap::Args)]
@@ -208,6 +225,11 @@ fn run_serve(args: ServeArgs) -> CliResult {
         sagas_concurrent_max: args.sagas_max,
         reserve_min: args.reserve_min,
         slot_interval_min: args.slot_interval_min,
+        rate_limit_per_min: args.rate_limit_per_min,
+        rate_limit_burst: args.rate_limit_burst,
+        webhook_secret: args.webhook_secret,
+        webhook_secret_previous: args.webhook_secret_previous,
+        broken_policy: args.broken_policy,
     })?;
     serve::run(config)
 }

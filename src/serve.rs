@@ -7,7 +7,7 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use crate::calcom::{Client, ClientConfig, HttpPoster};
+use crate::calcom::{CalcomApi, Client, ClientConfig, HttpPoster};
 use crate::catalog::Catalog;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{CalcomTarget, ServeConfig};
@@ -33,24 +33,32 @@ pub fn run(config: ServeConfig) -> ServeResult {
         .enable_all()
         .thread_name("calsaga-engine")
         .build()?;
-    let engine = {
+    // One client (and one outbound rate limit) for the engine and for
+    // availability searches.
+    let client: Arc<dyn CalcomApi> = {
         let _guard = runtime.enter();
-        let client = Client::http(client_config, clock.clone())?;
-        Engine::new(
-            store,
-            Arc::new(client),
-            clock.clone(),
-            catalog,
-            config.engine.clone(),
-        )
+        Arc::new(Client::http(client_config, clock.clone())?)
     };
+    let engine = Engine::new(
+        store,
+        Arc::clone(&client),
+        clock.clone(),
+        catalog,
+        config.engine.clone(),
+    );
     let report = runtime.block_on(async { engine.start() })?;
     if let Some(token) = first_admin_token(engine.store(), clock.now())? {
         println!(
             "calsaga serve: created the admin token {FIRST_ADMIN_TOKEN_NAME:?}; it is shown only this once, store it now: {token}"
         );
     }
-    let app = App::new(engine.clone(), runtime.handle().clone(), clock)?;
+    let app = App::new(
+        engine.clone(),
+        runtime.handle().clone(),
+        clock,
+        client,
+        &config.http,
+    )?;
     let server = HttpServer::start(
         HttpConfig {
             workers: HTTP_WORKERS,

@@ -8,9 +8,10 @@
 use uuid::Uuid;
 
 use super::App;
-use super::bookings::{self, BOOKING_FIELDS, location};
+use super::bookings::{self, BOOKING_FIELDS};
 use super::calls::{self, run};
 use super::input::{self, Fields, json_object};
+use super::outcome::{self, location};
 use super::reply::{ApiError, Reply};
 use super::router::Call;
 use super::view::{self, Loaded};
@@ -21,7 +22,7 @@ const HOLD_MIN_DEFAULT: u64 = 10;
 const HOLD_MIN_MAX: u64 = 60;
 
 pub fn create(app: &App, call: &Call<'_>) -> Result<Reply, ApiError> {
-    let key = bookings::optional_idempotency(call)?;
+    let key = outcome::optional_idempotency(call)?;
     let body = json_object(&call.body)?;
     let fields: Vec<&str> = BOOKING_FIELDS
         .iter()
@@ -38,9 +39,8 @@ pub fn create(app: &App, call: &Call<'_>) -> Result<Reply, ApiError> {
         ));
     }
     let hold_min = u32::try_from(hold_min).unwrap_or(u32::MAX);
-    let key_text = key.as_ref().map(|k| k.key.clone());
-    let started = run(app, app.engine.hold(request, hold_min, key));
-    bookings::start_answer(app, call, started, key_text.as_deref())
+    let started = run(app, app.engine.hold(request, hold_min, key.clone()));
+    outcome::start_answer(app, started, key.as_ref(), calls::wait(call))
 }
 
 pub fn confirm(app: &App, call: &Call<'_>) -> Result<Reply, ApiError> {
@@ -50,7 +50,7 @@ pub fn confirm(app: &App, call: &Call<'_>) -> Result<Reply, ApiError> {
     if view::present(app, hold)?.status == "held" {
         run(app, app.engine.confirm(id))?;
     }
-    bookings::settle(app, id, calls::wait(call), 200)
+    outcome::settle(app, id, calls::wait(call), 200)
 }
 
 pub fn release(app: &App, call: &Call<'_>) -> Result<Reply, ApiError> {

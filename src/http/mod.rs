@@ -7,25 +7,36 @@
 //! `wire.rs` HTTP/1.1 framing; `router.rs` the route table; `reply.rs`
 //! responses and the one error writer; `input.rs` body and query parsing;
 //! `calls.rs` engine calls and their errors; `view.rs` the booking shape;
-//! then one file per area (`bookings`, `holds`, `admin`, `health`).
+//! `outcome.rs` idempotency keys and the answers of saga-starting requests;
+//! `auth.rs` tokens; `ratelimit.rs` quotas; then one file per area
+//! (`bookings`, `batch`, `holds`, `availability`, `admin`, `health`,
+//! `webhooks` and the `inbox` task).
 
 mod admin;
 mod auth;
+mod availability;
+mod batch;
 mod bookings;
 mod calls;
 mod health;
 mod holds;
+mod inbox;
 mod input;
+mod outcome;
+mod ratelimit;
 mod reply;
 mod router;
 mod server;
 mod view;
+mod webhooks;
 mod wire;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::availability::Availability;
+use crate::calcom::CalcomApi;
 use crate::clock::Clock;
 use crate::runtime::Engine;
 
@@ -34,8 +45,11 @@ pub use auth::{
     AuthError, FIRST_ADMIN_NAME as FIRST_ADMIN_TOKEN_NAME, Principal, Scope, create_token,
     first_admin_token,
 };
+pub use ratelimit::Quota;
+use ratelimit::{Caller, RateLimiter};
 use reply::ApiError;
 use router::{Access, Route};
+pub use webhooks::{BrokenPolicy, CREATED_AT_WINDOW};
 use wire::Head;
 
 /// What the handlers work with; cheap to clone.
@@ -46,22 +60,76 @@ pub struct App {
     pub runtime: tokio::runtime::Handle,
     pub clock: Arc<dyn Clock>,
     auth: Arc<Auth>,
+    limiter: Arc<RateLimiter>,
+    settings: Arc<HttpSettings>,
+    availability: Arc<Availability>,
+    /// Wakes the inbox task when a webhook was stored.
+    inbox: Arc<tokio::sync::Notify>,
+}
+
+/// What `serve` configures beyond sockets.
+#[derive(Debug, Clone, Default)]
+pub struct HttpSettings {
+    /// Requests per caller (token, or IP address without one).
+    pub rate: Quota,
+    /// Secrets a Cal.com webhook may be signed with: the current one and,
+    /// during a rotation, the previous one. None: every webhook is refused.
+    pub webhook_secrets: Vec<String>,
+    /// What a segment cancelled in Cal.com does to the rest of its booking.
+    pub broken_policy: BrokenPolicy,
 }
 
 impl App {
-    /// Loads the API tokens from the engine's store.
+    /// Loads the API tokens from the engine's store. `calcom` serves
+    /// availability searches only; bookings go through the engine.
     pub fn new(
         engine: Engine,
         runtime: tokio::runtime::Handle,
         clock: Arc<dyn Clock>,
+        calcom: Arc<dyn CalcomApi>,
+        settings: &HttpSettings,
     ) -> Result<App, AuthError> {
         let auth = Auth::load(engine.store())?;
+        let availability = Arc::new(Availability::new(calcom, engine.store().clone()));
         Ok(App {
+            availability,
             engine,
             runtime,
             clock,
             auth,
+            limiter: Arc::new(RateLimiter::new(settings.rate)),
+            settings: Arc::new(settings.clone()),
+            inbox: Arc::new(tokio::sync::Notify::new()),
         })
+    }
+
+    /// Cal.com bookings changed (ours or anyone's): cached slots are stale.
+    fn bookings_changed(&self) {
+        self.availability.invalidate();
+    }
+
+    /// Counts one request against `caller`'s quota (429 when spent).
+    fn limit(&self, caller: Caller) -> Result<(), ApiError> {
+        self.limiter
+            .check(caller.clone(), std::time::Instant::now())
+            .map_err(|limited| {
+                let quota = self.limiter.quota();
+                let retry_s = limited.retry_after.as_secs_f64().ceil().max(1.0) as u64;
+                let whom = match caller {
+                    Caller::Token(name) => format!("token {name:?}"),
+                    Caller::Address(ip) | Caller::Webhook(ip) => format!("address {ip}"),
+                };
+                ApiError::new(
+                    429,
+                    "rate_limited",
+                    format!(
+                        "too many requests from {whom}: the limit is {} per minute in bursts of up to {}; retry after {retry_s} s",
+                        quota.per_min, quota.burst
+                    ),
+                )
+                .details(serde_json::json!({ "retryAfterSeconds": retry_s }))
+                .with_header("Retry-After", retry_s.to_string())
+            })
     }
 }
 
@@ -102,15 +170,25 @@ pub enum HttpError {
     Thread(String),
 }
 
-/// The running server.
+/// The running server and its webhook inbox task.
 pub struct HttpServer {
     running: server::Running,
+    runtime: tokio::runtime::Handle,
+    stop_inbox: tokio::sync::watch::Sender<bool>,
+    inbox: tokio::task::JoinHandle<()>,
 }
 
 impl HttpServer {
     pub fn start(config: HttpConfig, app: App) -> Result<HttpServer, HttpError> {
+        let (stop_inbox, stopped) = tokio::sync::watch::channel(false);
+        let runtime = app.runtime.clone();
+        let inbox = runtime.spawn(inbox::run(app.clone(), stopped));
+        let running = server::start(&config, app).inspect_err(|_| inbox.abort())?;
         Ok(HttpServer {
-            running: server::start(&config, app)?,
+            running,
+            runtime,
+            stop_inbox,
+            inbox,
         })
     }
 
@@ -118,32 +196,41 @@ impl HttpServer {
         self.running.addr
     }
 
-    /// Stops accepting requests and waits for the workers to finish theirs.
+    /// Stops accepting requests, waits for the workers to finish theirs,
+    /// then stops the inbox task after its current entry.
     pub fn shutdown(self) {
         self.running.shutdown();
+        let _ = self.stop_inbox.send(true);
+        let _ = self.runtime.block_on(self.inbox);
     }
 }
 
 /// Who may go on: authentication and rate limiting of one request, from
-/// its head alone (before any body is read).
+/// its head alone (before any body is read). Authenticated requests count
+/// against their token, others against their address.
 fn admit(
     app: &App,
     route: &Route,
     head: &Head,
     peer: IpAddr,
 ) -> Result<Option<Principal>, ApiError> {
-    if matches!(route.access, Access::Public | Access::Signed) {
-        return Ok(None);
+    match route.access {
+        Access::Public => return app.limit(Caller::Address(peer)).map(|()| None),
+        Access::Signed => return app.limit(Caller::Webhook(peer)).map(|()| None),
+        Access::Booking | Access::Admin => {}
     }
-    let who = app
-        .auth
-        .authenticate(head.header("authorization"))
-        .map_err(|refusal| {
+    let who = match app.auth.authenticate(head.header("authorization")) {
+        Ok(who) => who,
+        Err(refusal) => {
+            // Failed attempts count against the address, so guessing is slow.
+            app.limit(Caller::Address(peer))?;
             tracing::info!(peer = %peer, reason = refusal.as_str(), "request not authenticated");
-            ApiError::unauthorized(
+            return Err(ApiError::unauthorized(
                 "send a valid token as Authorization: Bearer <token>; create one with `calsaga token create`",
-            )
-        })?;
+            ));
+        }
+    };
+    app.limit(Caller::Token(who.name.clone()))?;
     Ok(Some(who))
 }
 

@@ -6,10 +6,9 @@
 use std::net::IpAddr;
 
 use super::App;
-use super::auth::Principal;
 use super::reply::{ApiError, Reply};
 use super::wire::Head;
-use super::{admin, bookings, health, holds};
+use super::{admin, availability, batch, bookings, health, holds, webhooks};
 
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,7 +65,6 @@ pub struct Call<'a> {
     pub body: Vec<u8>,
     pub peer: IpAddr,
     pub request_id: &'a str,
-    pub principal: Option<Principal>,
 }
 
 impl Call<'_> {
@@ -117,10 +115,24 @@ pub static ROUTES: &[Route] = &[
     route("GET", "/api/health", Access::Public, NONE, health::health),
     route(
         "GET",
+        "/api/v2/openapi.json",
+        Access::Public,
+        NONE,
+        health::openapi,
+    ),
+    route(
+        "GET",
         "/api/v2/services",
         Access::Booking,
         NONE,
         admin::services,
+    ),
+    route(
+        "GET",
+        "/api/v2/availability",
+        Access::Booking,
+        NONE,
+        availability::search,
     ),
     route(
         "POST",
@@ -128,6 +140,15 @@ pub static ROUTES: &[Route] = &[
         Access::Booking,
         JSON,
         bookings::create,
+    ),
+    route(
+        "POST",
+        "/api/v2/bookings/batch",
+        Access::Booking,
+        BodyRule::Json {
+            bytes_max: BATCH_BODY_BYTES_MAX,
+        },
+        batch::create,
     ),
     route(
         "GET",
@@ -192,6 +213,15 @@ pub static ROUTES: &[Route] = &[
         NONE,
         admin::workflow,
     ),
+    route(
+        "POST",
+        "/webhooks/calcom",
+        Access::Signed,
+        BodyRule::Webhook {
+            bytes_max: WEBHOOK_BODY_BYTES_MAX,
+        },
+        webhooks::receive,
+    ),
 ];
 
 /// What a method and path lead to.
@@ -240,9 +270,9 @@ mod tests {
 
     #[test]
     fn literal_routes_win_and_parameters_are_captured() {
-        match find("GET", "/api/v2/bookings") {
-            Found::Route(r, p) => assert_eq!((r.pattern, p.len()), ("/api/v2/bookings", 0)),
-            _ => panic!("list not found"),
+        match find("POST", "/api/v2/bookings/batch") {
+            Found::Route(r, p) => assert_eq!((r.pattern, p.len()), ("/api/v2/bookings/batch", 0)),
+            _ => panic!("batch not found"),
         }
         match find("POST", "/api/v2/bookings/abc/cancel") {
             Found::Route(r, p) => {
@@ -250,6 +280,46 @@ mod tests {
                 assert_eq!(p, ["abc"]);
             }
             _ => panic!("cancel not found"),
+        }
+    }
+
+    #[test]
+    fn the_openapi_document_describes_exactly_the_routes_and_their_access() {
+        use std::collections::BTreeSet;
+        let doc: serde_json::Value = serde_json::from_str(super::health::OPENAPI).unwrap();
+        assert_eq!(doc["openapi"], "3.1.0");
+        let documented: BTreeSet<(String, String)> = doc["paths"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .flat_map(|(path, ops)| {
+                ops.as_object()
+                    .unwrap()
+                    .keys()
+                    .map(move |m| (m.to_ascii_uppercase(), path.clone()))
+            })
+            .collect();
+        let routed: BTreeSet<(String, String)> = ROUTES
+            .iter()
+            .map(|r| (r.method.to_string(), r.pattern.to_string()))
+            .collect();
+        assert_eq!(documented, routed);
+        for r in ROUTES {
+            let op = &doc["paths"][r.pattern][r.method.to_ascii_lowercase()];
+            let open = op["security"].as_array().is_some_and(Vec::is_empty);
+            assert_eq!(
+                open,
+                matches!(r.access, Access::Public | Access::Signed),
+                "{} {}",
+                r.method,
+                r.pattern
+            );
+            let scope = &op["security"][0]["bearer"][0];
+            match r.access {
+                Access::Admin => assert_eq!(scope, "admin"),
+                Access::Booking => assert_eq!(scope, "booking"),
+                _ => {}
+            }
         }
     }
 

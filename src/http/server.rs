@@ -10,7 +10,7 @@
 //! It never interprets a body; handlers do.
 
 use std::collections::HashMap;
-use std::io::BufReader;
+use std::io::{BufReader, Read};
 use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -30,6 +30,9 @@ use super::{App, HttpConfig, HttpError};
 const REQUESTS_PER_CONNECTION_MAX: usize = 1_000;
 /// Pause after a failed accept (e.g. out of descriptors) so the loop cannot spin.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(10);
+/// How long, and how much, a refused body is drained before closing.
+const LINGER: Duration = Duration::from_secs(2);
+const LINGER_BYTES_MAX: usize = 8 * 1024 * 1024;
 /// A client-sent `X-Request-Id` longer than this is replaced by our own.
 const REQUEST_ID_CHARS_MAX: usize = 64;
 
@@ -61,7 +64,7 @@ pub(super) fn start(config: &HttpConfig, app: App) -> Result<Running, HttpError>
         addr: config.bind,
         reason: e.to_string(),
     };
-    let listener = TcpListener::bind(config.bind).map_err(bind_error)?;
+    let listener = listen(config.bind, config.queue_max).map_err(bind_error)?;
     let addr = listener.local_addr().map_err(bind_error)?;
     let shared = Arc::new(Shared::default());
     let (tx, rx) = sync_channel::<TcpStream>(config.queue_max.max(1));
@@ -117,6 +120,17 @@ pub(super) fn start(config: &HttpConfig, app: App) -> Result<Running, HttpError>
     })
 }
 
+/// A listening socket whose accept backlog matches our queue: std's fixed
+/// backlog of 128 makes the kernel reset connections in a burst.
+fn listen(addr: SocketAddr, backlog: usize) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(i32::try_from(backlog).unwrap_or(i32::MAX))?;
+    Ok(socket.into())
+}
+
 impl Running {
     /// Stops accepting, closes idle connections and waits for the workers
     /// to finish the requests they are answering.
@@ -138,6 +152,7 @@ impl Running {
 
 /// Answers 503 to a connection no worker can take now.
 fn refuse_busy(mut stream: TcpStream, write_timeout: Duration) {
+    tracing::warn!("every HTTP worker is busy and the connection queue is full; answering 503");
     let _ = stream.set_write_timeout(Some(write_timeout));
     let reply: Reply = ApiError::unavailable(
         "calsaga is answering as many connections as it can; retry in a second",
@@ -198,13 +213,16 @@ fn serve_connection(stream: TcpStream, shared: &Shared, app: &App, config: &Http
             Err(WireError::Closed | WireError::Io) => return,
             Err(e) => {
                 let reply: Reply = framing_error(&e).into();
-                let _ = wire::write_response(
+                let written = wire::write_response(
                     &mut writer,
                     reply.status,
                     &reply.headers,
                     &reply.body,
                     false,
                 );
+                if written.is_ok() {
+                    linger(&writer, &mut reader);
+                }
                 return;
             }
         };
@@ -237,8 +255,28 @@ fn serve_connection(stream: TcpStream, shared: &Shared, app: &App, config: &Http
             who = exchange.who.as_deref().unwrap_or("-"),
             "request"
         );
+        if written.is_ok() && !exchange.body_consumed {
+            linger(&writer, &mut reader);
+        }
         if written.is_err() || !keep_alive {
             return;
+        }
+    }
+}
+
+/// After refusing a request whose body was not read (413, 401...): stop
+/// sending, then read and drop what the client still sends for a moment,
+/// so closing does not reset the connection before the client has read
+/// the answer.
+fn linger(writer: &TcpStream, reader: &mut BufReader<Deadline>) {
+    let _ = writer.shutdown(Shutdown::Write);
+    reader.get_mut().reset(LINGER);
+    let mut sink = [0u8; 16 * 1024];
+    let mut left = LINGER_BYTES_MAX;
+    while left > 0 {
+        match reader.read(&mut sink) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => left = left.saturating_sub(n),
         }
     }
 }
@@ -363,7 +401,6 @@ fn exchange<R: std::io::Read, W: std::io::Write>(
         body,
         peer,
         request_id,
-        principal,
     };
     let reply = std::panic::catch_unwind(AssertUnwindSafe(|| (route.handler)(app, &call)))
         .unwrap_or_else(|_| {

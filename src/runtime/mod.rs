@@ -294,6 +294,18 @@ impl Engine {
         &self.inner.store
     }
 
+    /// Ticks on every commit made through the engine (and on
+    /// `notify_changed`): long-polling readers subscribe, read, then wait.
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.inner.changed.subscribe()
+    }
+
+    /// Wakes long-polling readers after a write made outside the engine
+    /// (e.g. the webhook inbox flagging a booking).
+    pub fn notify_changed(&self) {
+        self.inner.notify_changed();
+    }
+
     pub fn catalog(&self) -> &Catalog {
         &self.inner.catalog
     }

@@ -135,7 +135,7 @@ fn bad_input_gets_a_precise_4xx_and_nothing_is_written() {
         "unsupported_media_type",
         "application/json",
     );
-    let mut with = |field: &str, value: Value| {
+    let with = |field: &str, value: Value| {
         let mut b = booking("colour-and-cut", COMPOSITE_START);
         match field.split_once('.') {
             Some((outer, inner)) => b[outer][inner] = value,
@@ -247,6 +247,17 @@ fn an_oversized_body_is_refused_from_its_length_before_it_is_sent() {
     let r = read_response(&mut stream);
     assert_error(&r, 413, "body_too_large", "at most 65536");
     assert_eq!(r.header("connection"), Some("close"));
+    let big = "x".repeat(20 * 1024);
+    let r = s.call("GET", "/api/health", &[("X-Big", &big)], b"");
+    assert_error(&r, 431, "headers_too_large", "16384 bytes");
+    let auth = format!("Bearer {}", s.booking);
+    let chunked = s.call(
+        "POST",
+        "/api/v2/bookings",
+        &[("Authorization", &auth), ("Transfer-Encoding", "chunked")],
+        b"0\r\n\r\n",
+    );
+    assert_error(&chunked, 411, "length_required", "Content-Length");
 }
 
 #[test]
@@ -550,7 +561,7 @@ fn admins_list_workflows_by_state_and_read_a_timeline() {
 
 #[test]
 fn a_thousand_concurrent_posts_with_one_key_start_exactly_one_saga() {
-    let s = Served::start(&[]);
+    let s = Served::start(&["--rate-limit-burst", "5000"]);
     let body = booking("colour-and-cut", COMPOSITE_START).to_string();
     let auth = format!("Bearer {}", s.booking);
     let barrier = std::sync::Arc::new(std::sync::Barrier::new(1000));
@@ -584,4 +595,556 @@ fn a_thousand_concurrent_posts_with_one_key_start_exactly_one_saga() {
     }
     assert_eq!(ids.len(), 1, "every success names the one booking");
     assert_eq!(workflow_count(&s), 1, "exactly one saga");
+}
+
+#[test]
+fn ten_times_the_quota_gets_429_with_retry_after_per_token_and_per_address() {
+    let s = Served::start(&["--rate-limit-per-min", "60", "--rate-limit-burst", "5"]);
+    let statuses: Vec<Resp> = (0..50)
+        .map(|_| s.get("/api/v2/services", &s.booking))
+        .collect();
+    assert!(statuses[..5].iter().all(|r| r.status == 200));
+    let limited: Vec<&Resp> = statuses.iter().filter(|r| r.status == 429).collect();
+    assert!(limited.len() >= 44, "{} of 50 limited", limited.len());
+    for r in &limited {
+        assert_error(r, 429, "rate_limited", "60 per minute");
+        let retry: u64 = r.header("retry-after").unwrap().parse().unwrap();
+        assert!((1..=60).contains(&retry), "{retry}");
+    }
+    assert_eq!(
+        s.get("/api/v2/services", &s.admin).status,
+        200,
+        "another token has its own bucket"
+    );
+    let guesses: Vec<u16> = (0..50)
+        .map(|_| s.get("/api/v2/services", "cs_guess").status)
+        .collect();
+    assert_eq!(&guesses[..5], &[401; 5]);
+    assert!(
+        guesses[5..].iter().filter(|s| **s == 429).count() >= 44,
+        "{guesses:?}"
+    );
+    assert_eq!(
+        s.call("GET", "/api/health", &[], b"").status,
+        429,
+        "the address is spent"
+    );
+}
+
+// ------------------------------------------------------------- webhooks
+
+const SECRET: &str = "whsec_new";
+const OLD_SECRET: &str = "whsec_old";
+
+fn signature(secret: &str, body: &[u8]) -> String {
+    use hmac::Mac;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(body);
+    hex::encode(mac.finalize().into_bytes())
+}
+
+fn deliver(s: &Served, signature: Option<&str>, body: &[u8]) -> Resp {
+    let mut headers = vec![("Content-Type", "application/json")];
+    headers.extend(signature.map(|sig| ("X-Cal-Signature-256", sig)));
+    s.call("POST", "/webhooks/calcom", &headers, body)
+}
+
+/// A BOOKING_CANCELLED delivery for `uid`, created `age_s` seconds ago.
+fn cancelled_webhook(uid: &str, age_s: i64) -> Vec<u8> {
+    let created = chrono::Utc::now() - chrono::Duration::seconds(age_s);
+    json!({
+        "triggerEvent": "BOOKING_CANCELLED",
+        "createdAt": created.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "payload": {"uid": uid, "startTime": "2030-03-05T10:00:00Z", "endTime": "2030-03-05T10:30:00Z",
+                    "status": "CANCELLED", "cancellationReason": "staff ill", "eventTypeId": 101},
+    })
+    .to_string()
+    .into_bytes()
+}
+
+/// Long-polls booking `id` (ETag + `Prefer: wait`) until `done` holds.
+fn await_booking(s: &Served, id: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let path = format!("/api/v2/bookings/{id}");
+    let mut r = s.get(&path, &s.booking);
+    for _ in 0..50 {
+        let body = r.json();
+        if done(&body) {
+            return body;
+        }
+        let tag = r.header("etag").expect("an ETag").to_string();
+        let headers = [("If-None-Match", tag.as_str()), ("Prefer", "wait=30")];
+        r = s.send("GET", &path, &s.booking, &headers, None);
+        assert_ne!(r.status, 304, "no change within 30 s: {body}");
+    }
+    panic!("booking {id} kept changing without reaching the expected state")
+}
+
+/// The Cal.com uids of a booking's segments.
+fn uids(booking: &Value) -> Vec<String> {
+    booking["segments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["calcomUid"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn the_webhook_corpus_only_genuine_fresh_first_deliveries_are_processed() {
+    let s = Served::start(&[
+        "--webhook-secret",
+        SECRET,
+        "--webhook-secret-previous",
+        OLD_SECRET,
+        "--broken-policy",
+        "flag",
+    ]);
+    let booked = book(&s, "k", &booking("colour-and-cut", COMPOSITE_START)).json();
+    let id = booked["id"].as_str().unwrap();
+    let uid = uids(&booked);
+    let valid = cancelled_webhook(&uid[0], 0);
+    let good = signature(SECRET, &valid);
+    assert_eq!(
+        deliver(&s, Some(&good), &valid).json()["status"],
+        "accepted"
+    );
+    assert_eq!(
+        deliver(&s, Some(&good), &valid).json()["status"],
+        "duplicate",
+        "a replay is stored once"
+    );
+
+    let mut flipped = valid.clone();
+    flipped[20] ^= 0x01;
+    let stale = cancelled_webhook(&uid[0], 301);
+    let not_json = b"triggerEvent=BOOKING_CANCELLED".to_vec();
+    let refused = [
+        deliver(&s, Some(&good), &flipped),
+        deliver(&s, Some(&good[..40]), &valid),
+        deliver(&s, Some(""), &valid),
+        deliver(&s, Some(&good.to_ascii_uppercase()), &valid),
+        deliver(&s, Some("no-secret-provided"), &valid),
+        deliver(&s, None, &valid),
+        deliver(&s, Some(&signature("guess", &valid)), &valid),
+        deliver(&s, Some(&signature(SECRET, &stale)), &stale),
+        deliver(&s, Some(&signature(SECRET, &not_json)), &not_json),
+    ];
+    for r in &refused {
+        assert_eq!(
+            (r.status, r.body.as_str()),
+            (401, refused[0].body.as_str()),
+            "one identical 401"
+        );
+    }
+    assert_eq!(refused[0].code(), "webhook_rejected");
+    let huge = vec![b' '; 300 * 1024];
+    assert_error(
+        &deliver(&s, Some(&signature(SECRET, &huge)), &huge),
+        413,
+        "body_too_large",
+        "at most",
+    );
+
+    let rotated = cancelled_webhook(&uid[1], 1);
+    let accepted = deliver(&s, Some(&signature(OLD_SECRET, &rotated)), &rotated);
+    assert_eq!(
+        accepted.json()["status"],
+        "accepted",
+        "the previous secret still works"
+    );
+
+    let flagged = await_booking(&s, id, |b| {
+        b["flags"].as_array().is_some_and(|f| f.len() == 2)
+    });
+    assert_eq!(flagged["status"], "broken");
+    assert!(
+        flagged["flags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|f| f["policy"] == "flag")
+    );
+    assert!(
+        flagged["segments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["calcomStatus"] == "cancelled")
+    );
+    let log = s.log();
+    assert_eq!(log.matches("webhook stored").count(), 2, "{log}");
+    assert_eq!(log.matches("webhook processed").count(), 2);
+    assert_eq!(log.matches("webhook refused").count(), 9);
+    assert!(
+        log.contains("the signature matches no configured secret")
+            && log.contains("outside the 300 s window")
+    );
+}
+
+/// Registers calsaga's webhook route at the embedded mock, as an admin would
+/// in Cal.com's settings.
+fn subscribe(s: &Served) -> std::net::SocketAddr {
+    let mock: std::net::SocketAddr = s.mock_url.trim_start_matches("http://").parse().unwrap();
+    let body = json!({
+        "subscriberUrl": format!("http://{}/webhooks/calcom", s.addr),
+        "triggers": ["BOOKING_CREATED", "BOOKING_CANCELLED", "BOOKING_RESCHEDULED"],
+        "active": true,
+        "secret": SECRET,
+    })
+    .to_string();
+    let r = http(
+        mock,
+        "POST",
+        "/v2/webhooks",
+        &calcom_headers(),
+        body.as_bytes(),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    mock
+}
+
+fn calcom_headers() -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("Authorization", "Bearer cal_test_calsaga_mock"),
+        ("cal-api-version", "2024-08-13"),
+        ("Content-Type", "application/json"),
+    ]
+}
+
+#[test]
+fn a_composite_broken_in_cal_com_is_repaired_by_the_policy_and_a_move_is_flagged() {
+    let s = Served::start(&["--webhook-secret", SECRET]);
+    let mock = subscribe(&s);
+    let booked = book(&s, "k", &booking("colour-and-cut", COMPOSITE_START)).json();
+    let id = booked["id"].as_str().unwrap();
+    let uid = uids(&booked);
+    // Staff cancel the cut in Cal.com itself.
+    let cancel = http(
+        mock,
+        "POST",
+        &format!("/v2/bookings/{}/cancel", uid[1]),
+        &calcom_headers(),
+        br#"{"cancellationReason":"stylist ill"}"#,
+    );
+    assert_eq!(cancel.status, 200, "{}", cancel.body);
+    let repaired = await_booking(&s, id, |b| b["status"] == "cancelled");
+    assert_eq!(repaired["flags"][0]["policy"], "cancel-rest");
+    assert!(
+        repaired["flags"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("stylist ill")
+    );
+    assert_eq!(
+        repaired["cancelledBy"],
+        repaired["flags"][0]["changeWorkflow"]
+    );
+    let colour = http(
+        mock,
+        "GET",
+        &format!("/v2/bookings/{}", uid[0]),
+        &calcom_headers(),
+        b"",
+    );
+    assert_eq!(
+        colour.json()["data"]["status"],
+        "cancelled",
+        "the rest is cancelled in Cal.com"
+    );
+
+    let other = book(&s, "k2", &booking("colour-and-cut", "2030-03-06T10:00:00Z")).json();
+    let other_id = other["id"].as_str().unwrap();
+    let moved = http(
+        mock,
+        "POST",
+        &format!("/v2/bookings/{}/reschedule", uids(&other)[0]),
+        &calcom_headers(),
+        br#"{"start":"2030-03-06T13:00:00Z","reschedulingReason":"late"}"#,
+    );
+    assert_eq!(moved.status, 201, "{}", moved.body);
+    let flagged = await_booking(&s, other_id, |b| b["status"] == "broken");
+    assert_eq!(flagged["flags"][0]["trigger"], "BOOKING_RESCHEDULED");
+    assert_eq!(flagged["segments"][0]["calcomStatus"], "rescheduled");
+    assert_eq!(
+        flagged["segments"][1]["calcomStatus"], "accepted",
+        "a move is left for an admin"
+    );
+}
+
+// ---------------------------------------------------------- availability
+
+fn availability(s: &Served, query: &str) -> Resp {
+    s.get(&format!("/api/v2/availability?{query}"), &s.booking)
+}
+
+/// (start, host of each segment) of every slot.
+fn starts(r: &Resp) -> Vec<(String, Vec<u64>)> {
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.json()["slots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let hosts = s["segments"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|g| g["host"].as_u64().unwrap())
+                .collect();
+            (s["start"].as_str().unwrap().to_string(), hosts)
+        })
+        .collect()
+}
+
+#[test]
+fn composite_availability_intersects_segments_across_time_zones_and_follows_bookings() {
+    let s = Served::start(&[]);
+    let berlin = "service=colour-and-cut&start=2030-03-05&end=2030-03-05&timeZone=Europe%2FBerlin";
+    let first = availability(&s, berlin);
+    let all = starts(&first);
+    // Anna colours from 09:00 Berlin; the cut 70 min later is Chloe's (from
+    // 09:00 London) because Ben has a walk-in until 11:00 Berlin; Ben's day
+    // ends 19:00 Berlin, so the last start is 17:00.
+    assert_eq!(
+        all.first().unwrap(),
+        &("2030-03-05T09:00:00+01:00".to_string(), vec![1, 3])
+    );
+    assert!(
+        all.contains(&("2030-03-05T10:00:00+01:00".to_string(), vec![1, 2])),
+        "Ben from 11:10: {all:?}"
+    );
+    assert_eq!(all.last().unwrap().0, "2030-03-05T17:00:00+01:00");
+    let plan = &first.json()["slots"][0]["segments"][1];
+    assert_eq!(
+        (plan["start"].as_str(), plan["end"].as_str()),
+        (
+            Some("2030-03-05T10:10:00+01:00"),
+            Some("2030-03-05T10:55:00+01:00")
+        )
+    );
+    assert_eq!(first.json()["cached"], false);
+    assert_eq!(
+        availability(&s, berlin).json()["cached"],
+        true,
+        "a repeat comes from the cache"
+    );
+    assert_eq!(
+        availability(&s, &format!("{berlin}&fresh=true")).json()["cached"],
+        false
+    );
+
+    let new_york = starts(&availability(
+        &s,
+        "service=colour-and-cut&start=2030-03-05&end=2030-03-05&timeZone=America%2FNew_York",
+    ));
+    assert_eq!(
+        new_york.first().unwrap().0,
+        "2030-03-05T03:00:00-05:00",
+        "the same instant in New York"
+    );
+
+    assert_eq!(
+        book(&s, "k", &booking("colour-and-cut", COMPOSITE_START)).status,
+        201
+    );
+    let after = availability(&s, berlin);
+    assert_eq!(
+        after.json()["cached"],
+        false,
+        "our booking flushed the cache"
+    );
+    let after = starts(&after);
+    assert!(
+        !after.iter().any(|(t, _)| t == "2030-03-05T11:00:00+01:00"),
+        "the booked start is gone"
+    );
+    // 10:30 Berlin: colour ends as ours starts; the cut overlaps Ben's, so Chloe.
+    assert!(
+        after.contains(&("2030-03-05T10:30:00+01:00".to_string(), vec![1, 3])),
+        "{after:?}"
+    );
+    let ben = starts(&availability(&s, &format!("{berlin}&staff=2")));
+    assert!(ben.iter().all(|(_, hosts)| hosts == &vec![1, 2]));
+    assert!(!ben.iter().any(|(t, _)| t == "2030-03-05T10:30:00+01:00"));
+}
+
+#[test]
+fn availability_follows_dst_and_refuses_bad_ranges() {
+    let s = Served::start(&[]);
+    // US DST starts Sunday 2030-03-10: Dev starts 08:00 local either side.
+    let dev = starts(&availability(
+        &s,
+        "service=haircut&start=2030-03-08&end=2030-03-11&timeZone=America%2FNew_York&staff=4",
+    ));
+    let firsts: Vec<&str> = dev
+        .iter()
+        .map(|(t, _)| t.as_str())
+        .filter(|t| t.ends_with("T08:00:00-05:00") || t.ends_with("T08:00:00-04:00"))
+        .collect();
+    assert_eq!(
+        firsts,
+        ["2030-03-08T08:00:00-05:00", "2030-03-11T08:00:00-04:00"]
+    );
+    assert!(dev.iter().all(|(_, hosts)| hosts == &vec![4]));
+
+    let bad = |query: &str, status: u16, code: &str, says: &str| {
+        assert_error(&availability(&s, query), status, code, says);
+    };
+    let q = "service=haircut&timeZone=Europe%2FBerlin";
+    bad(
+        &format!("{q}&start=2030-03-01&end=2030-04-01"),
+        422,
+        "range_too_large",
+        "at most 31 days",
+    );
+    bad(
+        &format!("{q}&start=2030-03-02&end=2030-03-01"),
+        422,
+        "invalid_request",
+        "before it starts",
+    );
+    bad(
+        &format!("{q}&start=05.03.2030&end=2030-03-05"),
+        422,
+        "invalid_request",
+        "YYYY-MM-DD",
+    );
+    bad(
+        "service=haircut&start=2030-03-05&end=2030-03-05&timeZone=Mars",
+        422,
+        "invalid_request",
+        "IANA",
+    );
+    bad(
+        "start=2030-03-05&end=2030-03-05&timeZone=UTC",
+        400,
+        "bad_request",
+        "\"service\" is missing",
+    );
+    bad(
+        "service=perm&start=2030-03-05&end=2030-03-05&timeZone=UTC",
+        422,
+        "unknown_service",
+        "haircut",
+    );
+    bad(
+        "service=colour-and-cut&start=2030-03-05&end=2030-03-05&timeZone=UTC&staff=4",
+        422,
+        "host_not_allowed",
+        "staff member 4",
+    );
+}
+
+#[test]
+fn a_batch_books_each_item_as_its_own_saga_and_replays_by_its_key() {
+    let s = Served::start(&[]);
+    let batch = |key: &str, items: Vec<Value>| {
+        s.send(
+            "POST",
+            "/api/v2/bookings/batch",
+            &s.booking,
+            &[("Idempotency-Key", key)],
+            Some(&json!({ "bookings": items })),
+        )
+    };
+    let items = vec![
+        booking("colour-and-cut", COMPOSITE_START),
+        booking("haircut", "2030-03-06T10:00:00Z"),
+        booking("colour-and-cut", COMPOSITE_START),
+    ];
+    let first = batch("batch-1", items.clone());
+    assert_eq!(first.status, 200, "{}", first.body);
+    let results = first.json()["results"].clone();
+    let statuses: Vec<u64> = results
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["status"].as_u64().unwrap())
+        .collect();
+    assert_eq!(statuses, [201, 201, 409]);
+    assert_eq!(results[2]["body"]["error"]["code"], "slot_unavailable");
+    let again = batch("batch-1", items).json()["results"].clone();
+    assert_eq!(
+        again[0]["body"]["id"], results[0]["body"]["id"],
+        "a retried batch replays"
+    );
+    assert_eq!(again[1]["body"]["id"], results[1]["body"]["id"]);
+    assert_eq!(workflow_count(&s), 2);
+    let mut pages = Vec::new();
+    let mut next = String::new();
+    for _ in 0..4 {
+        let page = s
+            .get(&format!("/api/v2/bookings?limit=1{next}"), &s.booking)
+            .json();
+        pages.extend(
+            page["bookings"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|b| b["start"].clone()),
+        );
+        match page["nextCursor"].as_str() {
+            Some(cursor) => next = format!("&cursor={cursor}"),
+            None => break,
+        }
+    }
+    assert_eq!(
+        pages,
+        [json!("2030-03-05T10:00:00Z"), json!("2030-03-06T10:00:00Z")],
+        "by start, page by page"
+    );
+
+    let mut bad = booking("haircut", "2030-03-07T10:00:00Z");
+    bad["attendee"]["email"] = json!("nope");
+    let refused = batch(
+        "batch-2",
+        vec![booking("haircut", "2030-03-07T11:00:00Z"), bad],
+    );
+    assert_error(
+        &refused,
+        422,
+        "invalid_request",
+        "`bookings[1].attendee.email`",
+    );
+    let too_many = batch(
+        "batch-3",
+        vec![booking("haircut", "2030-03-07T11:00:00Z"); 51],
+    );
+    assert_error(&too_many, 422, "invalid_request", "1 to 50 bookings");
+    assert_eq!(workflow_count(&s), 2, "a refused batch writes nothing");
+}
+
+#[test]
+fn a_key_survives_kill_9_and_never_starts_a_second_saga() {
+    let mut s = Served::start(&[]);
+    let body = booking("haircut", COMPOSITE_START);
+    let first = book(&s, "durable", &body);
+    assert_eq!(first.status, 201, "{}", first.body);
+    let started = s.send(
+        "POST",
+        "/api/v2/bookings",
+        &s.booking,
+        &[
+            ("Idempotency-Key", "in-flight"),
+            ("Prefer", "respond-async"),
+        ],
+        Some(&booking("haircut", "2030-03-06T10:00:00Z")),
+    );
+    assert_eq!(started.status, 202);
+    s.kill_and_restart();
+    let replay = book(&s, "durable", &body);
+    assert_eq!(
+        (replay.status, replay.json()["id"].clone()),
+        (201, first.json()["id"].clone())
+    );
+    assert_eq!(replay.header("idempotent-replayed"), Some("true"));
+    let retried = s.send(
+        "POST",
+        "/api/v2/bookings",
+        &s.booking,
+        &[("Idempotency-Key", "in-flight"), ("Prefer", "wait=20")],
+        Some(&booking("haircut", "2030-03-06T10:00:00Z")),
+    );
+    assert!(matches!(retried.status, 201 | 409), "{}", retried.body);
+    assert_eq!(workflow_count(&s), 2, "one saga per key across the crash");
 }

@@ -118,6 +118,7 @@ pub struct Served {
     pub admin: String,
     /// A token with the booking scope.
     pub booking: String,
+    args: Vec<String>,
     dir: tempfile::TempDir,
 }
 
@@ -133,18 +134,27 @@ impl Served {
         let admin = create_token(db, "ops", "admin");
         let booking = create_token(db, "web", "booking");
         let (child, lines) = spawn_serve(db, dir.path(), args);
-        let listening = lines
-            .iter()
-            .find(|l| l.contains("listening on http://"))
-            .expect("listening line");
+        let (addr, mock_url) = listening(&lines);
         Served {
             child,
-            addr: between(listening, "http://", " ").parse().expect("address"),
-            mock_url: between(listening, "mock at ", ")").to_string(),
+            addr,
+            mock_url,
             admin,
             booking,
+            args: args.iter().map(|a| a.to_string()).collect(),
             dir,
         }
+    }
+
+    /// SIGKILLs the server and starts it again on the same database.
+    pub fn kill_and_restart(&mut self) {
+        self.child.kill().expect("kill -9");
+        self.child.wait().expect("reaped");
+        let db = self.dir.path().join("calsaga.db");
+        let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
+        let (child, lines) = spawn_serve(db.to_str().expect("utf-8"), self.dir.path(), &args);
+        self.child = child;
+        (self.addr, self.mock_url) = listening(&lines);
     }
 
     /// What the server wrote to stderr so far (its log).
@@ -203,7 +213,11 @@ pub fn create_token(db: &str, name: &str, scope: &str) -> String {
 /// and including the "listening" line.
 pub fn spawn_serve(db: &str, dir: &Path, args: &[&str]) -> (std::process::Child, Vec<String>) {
     use std::io::BufRead;
-    let log = std::fs::File::create(dir.join("serve.log")).expect("log file");
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("serve.log"))
+        .expect("log file");
     let mut child = calsaga()
         .args(["serve", "--db", db, "--bind", "127.0.0.1:0"])
         .args(args)
@@ -227,16 +241,30 @@ pub fn spawn_serve(db: &str, dir: &Path, args: &[&str]) -> (std::process::Child,
     let mut lines = Vec::new();
     loop {
         let left = deadline.saturating_duration_since(std::time::Instant::now());
-        let line = rx.recv_timeout(left).unwrap_or_else(|_| {
+        let Ok(line) = rx.recv_timeout(left) else {
+            let _ = child.kill();
+            let _ = child.wait();
             let log = std::fs::read_to_string(dir.join("serve.log")).unwrap_or_default();
-            panic!("serve did not start; stdout {lines:?}; log:\n{log}")
-        });
+            panic!("serve did not start; stdout {lines:?}; log:\n{log}");
+        };
         let done = line.contains("listening on http://");
         lines.push(line);
         if done {
             return (child, lines);
         }
     }
+}
+
+/// Our address and the embedded mock's URL from serve's stdout.
+fn listening(lines: &[String]) -> (std::net::SocketAddr, String) {
+    let line = lines
+        .iter()
+        .find(|l| l.contains("listening on http://"))
+        .expect("listening line");
+    (
+        between(line, "http://", " ").parse().expect("address"),
+        between(line, "mock at ", ")").to_string(),
+    )
 }
 
 fn between<'a>(s: &'a str, from: &str, to: &str) -> &'a str {

@@ -24,6 +24,8 @@ fn migrates_an_empty_file_to_the_current_schema() {
         .collect::<Result<_, _>>()
         .unwrap();
     let expected = [
+        "api_tokens",
+        "booking_flags",
         "booking_mirror",
         "call_stats",
         "events",

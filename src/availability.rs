@@ -1,0 +1,491 @@
+//! Composite availability: the start times at which EVERY segment of a
+//! service fits. For each staff option of each segment it asks Cal.com for
+//! that event type's free slots over the search window (one call per event
+//! type, shared by all segments and services searching the same window).
+//! A start is a slot of the first segment; each later segment, at its
+//! offset, must lie inside the free time the host's slots cover (offsets
+//! such as 70 minutes fall between 15-minute slots, so exact slot matches
+//! would miss them), and hosts whose time calsaga itself has claimed for a
+//! running or booked saga are skipped. Each start comes with its segment
+//! plan (times and host).
+//!
+//! Slot sets are cached for a short TTL, bounded in size, and flushed when
+//! bookings change (our own requests and Cal.com's webhooks). The search
+//! range is whole local days in an IANA time zone (DST-aware), at most
+//! `RANGE_DAYS_MAX` days. This module does Cal.com I/O for the HTTP layer,
+//! which never calls Cal.com itself; it writes nothing.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Days, NaiveDate, NaiveTime, TimeZone, Utc};
+use chrono_tz::Tz;
+
+use crate::calcom::wire::SlotsQuery;
+use crate::calcom::{CalcomApi, CalcomError};
+use crate::catalog::{SERVICE_MINUTES_MAX, Service, StaffOption};
+use crate::saga::PlannedSegment;
+use crate::store::{ClaimRow, Store, StoreError};
+
+/// The longest search, in local days.
+pub const RANGE_DAYS_MAX: u64 = 31;
+/// How long fetched slots are trusted.
+pub const CACHE_TTL: Duration = Duration::from_secs(30);
+/// Slot sets kept at once.
+const CACHE_ENTRIES_MAX: usize = 1_024;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AvailabilityError {
+    #[error("the range ends ({end}) before it starts ({start}); send end on or after start")]
+    Reversed { start: NaiveDate, end: NaiveDate },
+    #[error("the range spans {days} days; search at most {RANGE_DAYS_MAX} days at a time")]
+    TooLarge { days: u64 },
+    #[error("{date} does not exist in {zone}; pick dates within the calendar")]
+    NoSuchDay { date: NaiveDate, zone: Tz },
+    #[error(
+        "staff member {host} does no part of service {service:?}; choose one of {hosts:?} or leave staff out"
+    )]
+    Staff {
+        host: u64,
+        service: String,
+        hosts: Vec<u64>,
+    },
+    #[error("asking Cal.com for free slots failed: {0}")]
+    Calcom(CalcomError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What to search.
+#[derive(Debug, Clone)]
+pub struct Search<'a> {
+    pub service: &'a Service,
+    /// First and last local day, inclusive.
+    pub start: NaiveDate,
+    pub end: NaiveDate,
+    pub zone: Tz,
+    /// Only this host for every segment they can do.
+    pub staff: Option<u64>,
+    /// Ask Cal.com again instead of trusting the cache.
+    pub fresh: bool,
+}
+
+/// One start time at which the whole service fits, with the plan a
+/// booking at that time would get.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Start {
+    pub start: DateTime<Utc>,
+    pub segments: Vec<PlannedSegment>,
+}
+
+/// The answer and whether Cal.com was asked for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    pub starts: Vec<Start>,
+    /// Every slot set came from the cache.
+    pub cached: bool,
+}
+
+/// One event type's free time: its slot starts, and the merged spans
+/// `[start, end)` those slots cover.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Free {
+    pub starts: BTreeSet<DateTime<Utc>>,
+    spans: Vec<(DateTime<Utc>, DateTime<Utc>)>,
+}
+
+impl Free {
+    /// From `(start, end)` slots in any order.
+    pub fn from_slots(slots: impl IntoIterator<Item = (DateTime<Utc>, DateTime<Utc>)>) -> Free {
+        let mut slots: Vec<_> = slots.into_iter().filter(|(s, e)| s < e).collect();
+        slots.sort();
+        let mut spans: Vec<(DateTime<Utc>, DateTime<Utc>)> = Vec::new();
+        for (start, end) in &slots {
+            match spans.last_mut() {
+                Some(last) if *start <= last.1 => last.1 = last.1.max(*end),
+                _ => spans.push((*start, *end)),
+            }
+        }
+        Free {
+            starts: slots.iter().map(|(s, _)| *s).collect(),
+            spans,
+        }
+    }
+
+    /// Whether `[start, end)` is free time.
+    pub fn covers(&self, start: DateTime<Utc>, end: DateTime<Utc>) -> bool {
+        let i = self.spans.partition_point(|(s, _)| *s <= start);
+        i > 0 && self.spans[i - 1].1 >= end
+    }
+}
+
+type Slots = Arc<Free>;
+
+/// (event type, window start, window end).
+type CacheKey = (u64, DateTime<Utc>, DateTime<Utc>);
+
+pub struct Availability {
+    api: Arc<dyn CalcomApi>,
+    store: Store,
+    cache: Mutex<HashMap<CacheKey, (Instant, Slots)>>,
+}
+
+impl Availability {
+    pub fn new(api: Arc<dyn CalcomApi>, store: Store) -> Availability {
+        Availability {
+            api,
+            store,
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Forgets every cached slot set: bookings changed.
+    pub fn invalidate(&self) {
+        self.cache_lock().clear();
+    }
+
+    fn cache_lock(&self) -> std::sync::MutexGuard<'_, HashMap<CacheKey, (Instant, Slots)>> {
+        self.cache.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub async fn search(&self, q: &Search<'_>) -> Result<Found, AvailabilityError> {
+        let (from, to) = utc_range(q.start, q.end, q.zone)?;
+        let options = options(q.service, q.staff)?;
+        // Any segment starts within a day of the service start.
+        let window_end = to + chrono::Duration::minutes(i64::from(SERVICE_MINUTES_MAX));
+        let mut slots = HashMap::new();
+        let mut cached = true;
+        let event_types: BTreeSet<u64> =
+            options.iter().flatten().map(|o| o.event_type_id).collect();
+        for event_type in event_types {
+            let (set, hit) = self.slots(event_type, from, window_end, q.fresh).await?;
+            cached &= hit;
+            slots.insert(event_type, set);
+        }
+        let hosts: BTreeSet<u64> = options.iter().flatten().map(|o| o.host).collect();
+        let mut claims = Vec::new();
+        for host in hosts {
+            claims.extend(self.store.live_claims_overlapping(host, from, window_end)?);
+        }
+        let starts = compose(q.service, &options, &slots, &claims, from, to);
+        Ok(Found { starts, cached })
+    }
+
+    /// One event type's free slot starts in the window, from the cache
+    /// when fresh enough; and whether it came from the cache.
+    async fn slots(
+        &self,
+        event_type: u64,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        fresh: bool,
+    ) -> Result<(Slots, bool), AvailabilityError> {
+        let key = (event_type, from, to);
+        if !fresh
+            && let Some((at, set)) = self.cache_lock().get(&key)
+            && at.elapsed() < CACHE_TTL
+        {
+            return Ok((Arc::clone(set), true));
+        }
+        let query = SlotsQuery {
+            event_type_id: event_type,
+            start: crate::calcom::wire::ts::format(&from),
+            end: crate::calcom::wire::ts::format(&to),
+            time_zone: None,
+            duration_min: None,
+            range: true,
+        };
+        let days = self
+            .api
+            .slots(&query)
+            .await
+            .map_err(AvailabilityError::Calcom)?;
+        let instant = |s: &str| DateTime::parse_from_rfc3339(s).ok().map(|t| t.to_utc());
+        let set: Slots =
+            Arc::new(Free::from_slots(days.values().flatten().filter_map(|s| {
+                Some((instant(&s.start)?, instant(s.end.as_deref()?)?))
+            })));
+        let mut cache = self.cache_lock();
+        if cache.len() >= CACHE_ENTRIES_MAX {
+            cache.retain(|_, (at, _)| at.elapsed() < CACHE_TTL);
+            if cache.len() >= CACHE_ENTRIES_MAX {
+                cache.clear();
+            }
+        }
+        cache.insert(key, (Instant::now(), Arc::clone(&set)));
+        Ok((set, false))
+    }
+}
+
+/// `[first local midnight, midnight after the last day)` in UTC.
+pub fn utc_range(
+    start: NaiveDate,
+    end: NaiveDate,
+    zone: Tz,
+) -> Result<(DateTime<Utc>, DateTime<Utc>), AvailabilityError> {
+    if end < start {
+        return Err(AvailabilityError::Reversed { start, end });
+    }
+    let days = u64::try_from((end - start).num_days()).unwrap_or(u64::MAX) + 1;
+    if days > RANGE_DAYS_MAX {
+        return Err(AvailabilityError::TooLarge { days });
+    }
+    let after = end
+        .checked_add_days(Days::new(1))
+        .ok_or(AvailabilityError::NoSuchDay { date: end, zone })?;
+    Ok((midnight(start, zone)?, midnight(after, zone)?))
+}
+
+/// The first instant of a local day (a DST jump at midnight moves it).
+fn midnight(date: NaiveDate, zone: Tz) -> Result<DateTime<Utc>, AvailabilityError> {
+    let no_such_day = || AvailabilityError::NoSuchDay { date, zone };
+    (0..=2)
+        .filter_map(|h| NaiveTime::from_hms_opt(h, 0, 0))
+        .find_map(|t| zone.from_local_datetime(&date.and_time(t)).earliest())
+        .map(|t| t.to_utc())
+        .ok_or_else(no_such_day)
+}
+
+/// Each segment's allowed options: only `staff` where they can do it.
+fn options(
+    service: &Service,
+    staff: Option<u64>,
+) -> Result<Vec<Vec<StaffOption>>, AvailabilityError> {
+    let all: Vec<Vec<StaffOption>> = service.segments.iter().map(|s| s.staff.clone()).collect();
+    let Some(host) = staff else { return Ok(all) };
+    if !all.iter().flatten().any(|o| o.host == host) {
+        let hosts: BTreeSet<u64> = all.iter().flatten().map(|o| o.host).collect();
+        return Err(AvailabilityError::Staff {
+            host,
+            service: service.id.clone(),
+            hosts: hosts.into_iter().collect(),
+        });
+    }
+    Ok(all
+        .into_iter()
+        .map(|opts| {
+            let theirs: Vec<StaffOption> =
+                opts.iter().copied().filter(|o| o.host == host).collect();
+            if theirs.is_empty() { opts } else { theirs }
+        })
+        .collect())
+}
+
+/// The starts in `[from, to)` at which every segment has a free option;
+/// pure, so the intersection is tested without Cal.com.
+pub fn compose(
+    service: &Service,
+    options: &[Vec<StaffOption>],
+    slots: &HashMap<u64, Slots>,
+    claims: &[ClaimRow],
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Vec<Start> {
+    let minutes = |m: u32| chrono::Duration::minutes(i64::from(m));
+    let candidates: BTreeSet<DateTime<Utc>> = options
+        .first()
+        .into_iter()
+        .flatten()
+        .filter_map(|o| slots.get(&o.event_type_id))
+        .flat_map(|free| free.starts.range(from..to).copied())
+        .collect();
+    let free = |o: &StaffOption, start: DateTime<Utc>, end: DateTime<Utc>| {
+        slots
+            .get(&o.event_type_id)
+            .is_some_and(|f| f.covers(start, end))
+            && !claims
+                .iter()
+                .any(|c| c.host == o.host && c.start < end && start < c.end)
+    };
+    candidates
+        .into_iter()
+        .filter_map(|t| {
+            let segments = service
+                .segments
+                .iter()
+                .zip(options)
+                .enumerate()
+                .map(|(i, (segment, opts))| {
+                    let start = t + minutes(service.offset_min(i));
+                    let end = start + minutes(segment.duration_min);
+                    let o = opts.iter().find(|o| free(o, start, end))?;
+                    Some(PlannedSegment {
+                        index: u16::try_from(i).unwrap_or(u16::MAX),
+                        name: segment.name.clone(),
+                        host: o.host,
+                        event_type_id: o.event_type_id,
+                        start,
+                        end,
+                        pause_after_min: segment.pause_after_min,
+                    })
+                })
+                .collect::<Option<Vec<_>>>()?;
+            Some(Start { start: t, segments })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    fn opt(host: u64, event_type_id: u64) -> StaffOption {
+        StaffOption {
+            host,
+            event_type_id,
+        }
+    }
+
+    /// The shipped colour 30 (Anna) + 40 pause + cut 45 (Ben or Chloe).
+    fn colour_and_cut() -> Service {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("workflows");
+        let catalog = crate::catalog::Catalog::load_dir(&dir).unwrap();
+        catalog.get("colour-and-cut").unwrap().clone()
+    }
+
+    /// Slots of `length_min` starting at `times`.
+    fn set(length_min: i64, times: &[&str]) -> Slots {
+        let length = chrono::Duration::minutes(length_min);
+        Arc::new(Free::from_slots(
+            times.iter().map(|s| (t(s), t(s) + length)),
+        ))
+    }
+
+    #[test]
+    fn a_start_needs_every_segment_free_at_its_offset_and_picks_a_free_host() {
+        let service = colour_and_cut();
+        let slots = HashMap::from([
+            (
+                101,
+                set(
+                    30,
+                    &[
+                        "2030-03-05T09:00:00Z",
+                        "2030-03-05T10:00:00Z",
+                        "2030-03-05T11:00:00Z",
+                    ],
+                ),
+            ),
+            // Cuts at +70 min fall between the 15-minute slots: 11:10 is
+            // inside Chloe's 11:00 + 11:15 slots, 12:10 inside both hosts'.
+            (
+                201,
+                set(45, &["2030-03-05T12:00:00Z", "2030-03-05T12:15:00Z"]),
+            ),
+            (
+                301,
+                set(
+                    45,
+                    &[
+                        "2030-03-05T11:00:00Z",
+                        "2030-03-05T11:15:00Z",
+                        "2030-03-05T12:00:00Z",
+                        "2030-03-05T12:15:00Z",
+                    ],
+                ),
+            ),
+        ]);
+        let options = options(&service, None).unwrap();
+        let starts = compose(
+            &service,
+            &options,
+            &slots,
+            &[],
+            t("2030-03-05T00:00:00Z"),
+            t("2030-03-06T00:00:00Z"),
+        );
+        let found: Vec<(DateTime<Utc>, u64)> = starts
+            .iter()
+            .map(|s| (s.start, s.segments[1].host))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                (t("2030-03-05T10:00:00Z"), 3),
+                (t("2030-03-05T11:00:00Z"), 2)
+            ]
+        );
+        assert_eq!(starts[0].segments[1].end, t("2030-03-05T11:55:00Z"));
+
+        let claim = ClaimRow {
+            workflow: uuid::Uuid::nil(),
+            segment: 1,
+            host: 2,
+            start: t("2030-03-05T12:00:00Z"),
+            end: t("2030-03-05T12:45:00Z"),
+            live: true,
+        };
+        let starts = compose(
+            &service,
+            &options,
+            &slots,
+            &[claim],
+            t("2030-03-05T00:00:00Z"),
+            t("2030-03-06T00:00:00Z"),
+        );
+        let hosts: Vec<u64> = starts.iter().map(|s| s.segments[1].host).collect();
+        assert_eq!(
+            hosts,
+            [3, 3],
+            "a host we claimed is not offered; Chloe takes 12:10"
+        );
+    }
+
+    #[test]
+    fn free_time_is_the_union_of_slots_and_a_gap_breaks_it() {
+        let free = set(
+            45,
+            &[
+                "2030-03-05T09:00:00Z",
+                "2030-03-05T09:15:00Z",
+                "2030-03-05T11:00:00Z",
+            ],
+        );
+        assert!(free.covers(t("2030-03-05T09:10:00Z"), t("2030-03-05T09:55:00Z")));
+        assert!(free.covers(t("2030-03-05T09:15:00Z"), t("2030-03-05T10:00:00Z")));
+        assert!(!free.covers(t("2030-03-05T09:20:00Z"), t("2030-03-05T10:05:00Z")));
+        assert!(!free.covers(t("2030-03-05T08:55:00Z"), t("2030-03-05T09:40:00Z")));
+        assert!(!free.covers(t("2030-03-05T10:30:00Z"), t("2030-03-05T11:15:00Z")));
+    }
+
+    #[test]
+    fn staff_narrows_the_segments_they_do_and_must_do_one() {
+        let service = colour_and_cut();
+        let only_ben = options(&service, Some(2)).unwrap();
+        assert_eq!(only_ben, vec![vec![opt(1, 101)], vec![opt(2, 201)]]);
+        assert!(matches!(
+            options(&service, Some(4)),
+            Err(AvailabilityError::Staff { host: 4, .. })
+        ));
+    }
+
+    #[test]
+    fn ranges_are_local_days_across_dst_and_capped() {
+        let berlin: Tz = "Europe/Berlin".parse().unwrap();
+        let d = |s: &str| s.parse::<NaiveDate>().unwrap();
+        // EU DST starts 2030-03-31: that day has 23 hours.
+        let (from, to) = utc_range(d("2030-03-31"), d("2030-03-31"), berlin).unwrap();
+        assert_eq!(
+            (from, to),
+            (t("2030-03-30T23:00:00Z"), t("2030-03-31T22:00:00Z"))
+        );
+        assert!(matches!(
+            utc_range(d("2030-03-02"), d("2030-03-01"), berlin),
+            Err(AvailabilityError::Reversed { .. })
+        ));
+        assert!(utc_range(d("2030-03-01"), d("2030-03-31"), berlin).is_ok());
+        assert_eq!(
+            utc_range(d("2030-03-01"), d("2030-04-01"), berlin),
+            Err(AvailabilityError::TooLarge { days: 32 })
+        );
+        // Santiago's clocks jump from 00:00 to 01:00 on 2030-09-08.
+        let santiago: Tz = "America/Santiago".parse().unwrap();
+        let (from, _) = utc_range(d("2030-09-08"), d("2030-09-08"), santiago).unwrap();
+        assert_eq!(from.with_timezone(&santiago).date_naive(), d("2030-09-08"));
+    }
+}

@@ -1,0 +1,114 @@
+//! `GET /api/v2/availability`: the start times at which a whole service
+//! fits, in the client's time zone, each with its segment plan. The search
+//! itself (Cal.com slots, intersection, cache) is `crate::availability`;
+//! this file reads the query and shapes the answer.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use chrono_tz::Tz;
+use serde_json::{Value, json};
+
+use super::App;
+use super::calls::run;
+use super::input::{self, Query};
+use super::reply::{ApiError, Reply};
+use super::router::Call;
+use crate::availability::{AvailabilityError, Search};
+use crate::calcom::CalcomError;
+use crate::runtime::EngineError;
+
+pub fn search(app: &App, call: &Call<'_>) -> Result<Reply, ApiError> {
+    let q = Query::parse(
+        call.query,
+        &["service", "start", "end", "timeZone", "staff", "fresh"],
+    )?;
+    let service_id = q.require("service", "colour-and-cut")?;
+    let catalog = app.engine.catalog();
+    let service = catalog.get(service_id).ok_or_else(|| {
+        ApiError::from(EngineError::UnknownService {
+            id: service_id.to_string(),
+            known: catalog.ids().join(", "),
+        })
+    })?;
+    let day = |key: &str| -> Result<_, ApiError> {
+        let raw = q.require(key, "2030-03-05")?;
+        input::date(raw).map_err(|m| q.invalid(key, m))
+    };
+    let (start, end) = (day("start")?, day("end")?);
+    let zone = input::time_zone(q.require("timeZone", "Europe/Berlin")?)
+        .map_err(|m| q.invalid("timeZone", m))?;
+    let staff = q
+        .get("staff")
+        .map(|s| {
+            s.parse::<u64>()
+                .map_err(|_| q.invalid("staff", format!("{s:?} is not a host id")))
+        })
+        .transpose()?;
+    let fresh = match q.get("fresh") {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(other) => return Err(q.invalid("fresh", format!("{other:?} is not true or false"))),
+    };
+    let search = Search {
+        service,
+        start,
+        end,
+        zone,
+        staff,
+        fresh,
+    };
+    let found = run(app, app.availability.search(&search)).map_err(error)?;
+    let local = |t: DateTime<Utc>| local(t, zone);
+    let slots: Vec<Value> = found
+        .starts
+        .iter()
+        .map(|s| {
+            let segments: Vec<Value> = s
+                .segments
+                .iter()
+                .map(|g| {
+                    json!({"index": g.index, "name": g.name, "host": g.host, "eventTypeId": g.event_type_id,
+                           "start": local(g.start), "end": local(g.end)})
+                })
+                .collect();
+            json!({"start": local(s.start), "segments": segments})
+        })
+        .collect();
+    Ok(Reply::json(
+        200,
+        &json!({
+            "service": service.id, "timeZone": zone.name(), "start": start, "end": end,
+            "cached": found.cached, "slots": slots,
+        }),
+    ))
+}
+
+fn local(t: DateTime<Utc>, zone: Tz) -> String {
+    t.with_timezone(&zone)
+        .to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+fn error(e: AvailabilityError) -> ApiError {
+    let message = e.to_string();
+    match e {
+        AvailabilityError::TooLarge { .. } => ApiError::new(422, "range_too_large", message),
+        AvailabilityError::Reversed { .. } | AvailabilityError::NoSuchDay { .. } => {
+            ApiError::invalid(message)
+        }
+        AvailabilityError::Staff { .. } => ApiError::new(422, "host_not_allowed", message),
+        AvailabilityError::Calcom(CalcomError::Retryable { after, .. }) => {
+            let retry_s = after.map_or(5, |a| a.as_secs().max(1));
+            ApiError::new(
+                503,
+                "calcom_unavailable",
+                format!("{message}; retry in {retry_s} s"),
+            )
+            .with_header("Retry-After", retry_s.to_string())
+        }
+        AvailabilityError::Calcom(_) => ApiError::new(
+            502,
+            "calcom_failed",
+            format!("{message}; check calsaga's Cal.com settings"),
+        ),
+        AvailabilityError::Store(e) => EngineError::from(e).into(),
+    }
+}
