@@ -124,6 +124,8 @@ impl Harness {
             &RATE_PER_MINUTE.to_string(),
             "--calcom-timeout-s",
             "2",
+            "--webhook-secret",
+            "crash-test-secret",
         ]);
         let url = url_in(&server.first_line);
         (server, url)

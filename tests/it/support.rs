@@ -18,6 +18,7 @@ pub fn calsaga() -> Command {
         "CALCOM_API_URL",
         "CALSAGA_DB",
         "CALSAGA_BIND",
+        "CALSAGA_WEBHOOK_SECRET",
     ] {
         cmd.env_remove(var);
     }
