@@ -155,6 +155,9 @@ pub struct Machine {
     /// `df` of the scratch folder: device, file system type, mount point.
     pub disk: String,
     pub scratch_parent: String,
+    /// `/proc/loadavg` at the end of the run (1, 5, 15 minutes): other work
+    /// on the CPUs, which the raw samples do not capture.
+    pub load_average: String,
 }
 
 impl Machine {
@@ -168,7 +171,19 @@ impl Machine {
                 .unwrap_or_else(|_| dir.to_path_buf())
                 .display()
                 .to_string(),
+            load_average: load_average(),
         }
+    }
+}
+
+fn load_average() -> String {
+    match std::fs::read_to_string("/proc/loadavg") {
+        Ok(text) => text
+            .split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" "),
+        Err(e) => format!("unknown ({e})"),
     }
 }
 
@@ -301,8 +316,8 @@ impl BenchReport {
         );
         let _ = writeln!(
             t,
-            "machine: {} cpus, {}; disk {}",
-            m.cpus, m.cpu_model, m.disk
+            "machine: {} cpus, {}, load average {}; disk {}",
+            m.cpus, m.cpu_model, m.load_average, m.disk
         );
         let _ = writeln!(t, "command: {}\n", run.command);
         line(
