@@ -30,8 +30,8 @@ use crate::runtime::{BookRequest, Engine, EngineConfig, EngineError, WorkflowVie
 use crate::saga::Attendee;
 use crate::store::{self, Store, StoreConfig, StoreError};
 
-pub use report::{Aim, BenchReport, Machine, Ratios, Recovery, Throughput};
-use report::{Measured, PhaseRun};
+use report::PhaseRun;
+pub use report::{Aim, BenchReport, Machine, Measured, Ratios, Recovery, Throughput};
 use supplier::Supplier;
 
 /// The service every saga books: three segments, two hosts, a pause.
@@ -207,8 +207,9 @@ impl Bench {
         let left = Arc::new(AtomicUsize::new(sagas));
         let before = engine.store().commit_stats();
         let started = Instant::now();
+        let at_once = at_once.min(sagas);
         let mut clients = JoinSet::new();
-        for _ in 0..at_once.min(sagas) {
+        for _ in 0..at_once {
             let (engine, schedule, left) = (engine.clone(), self.schedule.clone(), left.clone());
             clients.spawn(async move {
                 while take_one(&left) {

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::report::{Measured, PhaseRun};
+use super::report::PhaseRun;
 use super::*;
 use crate::store::CommitStats;
 
