@@ -5,6 +5,7 @@
 //! codemap and the invariants every module keeps.
 
 pub mod availability;
+pub mod bench;
 pub mod calcom;
 pub mod catalog;
 pub mod clock;

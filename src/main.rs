@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use std::sync::Arc;
 
+use calsaga::bench;
 use calsaga::calcom::{ClientConfig, HttpPoster};
 use calsaga::catalog::Catalog;
 use calsaga::config::{ServeConfig, ServeInputs};
@@ -57,6 +58,9 @@ enum Command {
     /// process per database).
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Measure calsaga on this machine (see docs/PERFORMANCE.md).
+    #[command(subcommand)]
+    Bench(BenchCommand),
 }
 
 #[derive(Subcommand)]
@@ -173,6 +177,42 @@ enum CatalogCommand {
     },
 }
 
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Raw disk commits, sequential and concurrent sagas, commits per saga and
+    /// recovery of interrupted sagas, in one run, against an instant supplier.
+    Engine(BenchEngineArgs),
+}
+
+#[derive(clap::Args)]
+struct BenchEngineArgs {
+    /// Print one JSON object instead of the table.
+    #[arg(long)]
+    json: bool,
+    /// Sagas booked one at a time, and again many at once.
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..))]
+    sagas: u32,
+    /// Sagas at once in the concurrent and recovery runs.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
+    concurrency: u32,
+    /// Interrupted sagas to recover.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
+    recover: u32,
+    /// Single-row commits timed in each sample of the disk baseline.
+    #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(u32).range(1..))]
+    raw_commits: u32,
+    /// Book each saga later than the last (as bookings accumulate) instead of
+    /// earlier; shows what the slot-claim check costs as claims pile up.
+    #[arg(long)]
+    earliest_first: bool,
+    /// Folder on the disk to measure; a scratch folder is made in it and removed.
+    #[arg(long, default_value = ".")]
+    dir: PathBuf,
+    /// Folder of service files (must hold highlights-toner-blowdry).
+    #[arg(long, default_value = "workflows", env = "CALSAGA_WORKFLOWS")]
+    workflows: PathBuf,
+}
+
 type CliResult = Result<(), Box<dyn std::error::Error>>;
 
 fn main() -> ExitCode {
@@ -185,6 +225,7 @@ fn main() -> ExitCode {
         Command::Token(TokenCommand::Create { db, name, scope }) => {
             run_token_create(&db, &name, &scope)
         }
+        Command::Bench(BenchCommand::Engine(args)) => run_bench_engine(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -253,6 +294,29 @@ fn run_token_create(db: &std::path::Path, name: &str, scope: &str) -> CliResult 
     let token = http::create_token(&store, name, scope.parse()?, chrono::Utc::now())?;
     println!("{token}");
     eprintln!("created token {name:?} with the {scope} scope; it is shown only this once");
+    Ok(())
+}
+
+fn run_bench_engine(args: BenchEngineArgs) -> CliResult {
+    let report = bench::run_engine(&bench::BenchConfig {
+        dir: args.dir,
+        workflows: args.workflows,
+        sagas: args.sagas as usize,
+        concurrency: args.concurrency as usize,
+        recover: args.recover as usize,
+        raw_commits: args.raw_commits,
+        order: if args.earliest_first {
+            bench::StartOrder::EarliestFirst
+        } else {
+            bench::StartOrder::LatestFirst
+        },
+        command: std::env::args().collect::<Vec<_>>().join(" "),
+    })?;
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        print!("{}", report.table());
+    }
     Ok(())
 }
 

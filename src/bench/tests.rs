@@ -1,0 +1,96 @@
+//! The benchmark's own arithmetic: start times that never collide, and
+//! ratios and aims worked out against the right samples of (a).
+
+use std::time::Duration;
+
+use super::report::PhaseRun;
+use super::*;
+use crate::store::CommitStats;
+
+fn service() -> Service {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("workflows");
+    Catalog::load_dir(&dir)
+        .unwrap()
+        .get(SERVICE)
+        .unwrap()
+        .clone()
+}
+
+#[test]
+fn schedule_hands_out_aligned_starts_a_whole_service_apart_in_the_chosen_order() {
+    let service = service();
+    for order in [StartOrder::LatestFirst, StartOrder::EarliestFirst] {
+        let schedule = Schedule::new(&service, 5, order);
+        let starts: Vec<_> = (0..5).map(|_| schedule.take()).collect();
+        let mut sorted = starts.clone();
+        sorted.sort();
+        let expected = match order {
+            StartOrder::EarliestFirst => sorted.clone(),
+            StartOrder::LatestFirst => sorted.iter().rev().copied().collect(),
+        };
+        assert_eq!(starts, expected, "{order:?}");
+        assert_eq!(sorted[0].timestamp(), FIRST_START_S, "{order:?}");
+        for pair in sorted.windows(2) {
+            let gap_min = (pair[1] - pair[0]).num_minutes();
+            assert!(gap_min >= i64::from(service.total_min()), "{gap_min} min");
+            assert_eq!(gap_min % 15, 0, "starts stay on the 15-minute slots");
+        }
+    }
+}
+
+fn throughput(sagas_per_s: f64, commits: u64) -> Throughput {
+    let sagas = 10;
+    let run = PhaseRun {
+        sagas,
+        concurrency: 1,
+        elapsed: Duration::from_secs_f64(sagas as f64 / sagas_per_s),
+        before: CommitStats::default(),
+        after: CommitStats {
+            commits,
+            batches: 50,
+            largest_group: 1,
+        },
+    };
+    Throughput::new(&run, 4)
+}
+
+#[test]
+fn each_phase_is_set_against_the_raw_samples_either_side_of_it_and_aims_are_judged() {
+    let report = BenchReport::new(Measured {
+        command: "calsaga bench engine".into(),
+        machine: Machine::probe(Path::new(".")),
+        service: SERVICE.into(),
+        start_order: StartOrder::LatestFirst,
+        steps_per_saga: 4,
+        raw_commits_per_sample: 100,
+        raw_samples_per_s: [400.0, 800.0, 1200.0, 1600.0],
+        sequential: throughput(100.0, 50),
+        concurrent: throughput(600.0, 5),
+        recovery: Recovery::new(
+            3000,
+            64,
+            Duration::from_secs(9),
+            Duration::from_millis(10),
+            Duration::from_secs(1),
+            CommitStats::default(),
+        ),
+    });
+    let r = &report.ratios;
+    assert!(
+        (r.sequential_steps_vs_raw - 400.0 / 600.0).abs() < 1e-6,
+        "{r:?}"
+    );
+    assert!(
+        (r.concurrent_steps_vs_raw - 2400.0 / 1000.0).abs() < 1e-6,
+        "{r:?}"
+    );
+    assert!((r.concurrent_vs_sequential - 6.0).abs() < 1e-6, "{r:?}");
+    assert!(
+        (r.recovery_steps_vs_raw - 12_000.0 / 1400.0).abs() < 1e-6,
+        "{r:?}"
+    );
+    assert!((report.raw_commits_per_s - 1000.0).abs() < 1e-9);
+    let met: Vec<bool> = report.aims.iter().map(|a| a.met).collect();
+    // 0.67 < 0.7; 6 >= 5; 5 commits <= 4 + 1; 3000/s >= 2000/s.
+    assert_eq!(met, [false, true, true, true], "{:?}", report.aims);
+}
