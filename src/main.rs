@@ -46,7 +46,7 @@ enum LogFormat {
 enum Command {
     /// Run calsaga: the booking engine and its HTTP API, on an SQLite file,
     /// against Cal.com when CALCOM_API_KEY is set, else the embedded mock.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Start a standalone Cal.com API v2 mock (slots, reservations, bookings,
     /// event types, webhooks) loaded from a fixture, with scenarios and faults.
     Mock(MockArgs),
@@ -171,7 +171,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
     let result = match cli.command {
-        Command::Serve(args) => run_serve(args),
+        Command::Serve(args) => run_serve(*args),
         Command::Mock(args) => run_mock(args),
         Command::Catalog(CatalogCommand::Check { workflows }) => run_catalog_check(&workflows),
         Command::Token(TokenCommand::Create { db, name, scope }) => {
