@@ -169,12 +169,36 @@ fn webhook_secrets(i: &ServeInputs, calcom: &CalcomTarget) -> Result<Vec<String>
             "CALSAGA_WEBHOOK_SECRET_PREVIOUS",
             "is set without CALSAGA_WEBHOOK_SECRET; set the new secret too (the previous one is only for a rotation)",
         )),
-        (None, None) if matches!(calcom, CalcomTarget::Remote { .. }) => Err(invalid(
+        (None, None) if is_real(calcom) => Err(invalid(
             "CALSAGA_WEBHOOK_SECRET",
             "is not set; against a real Cal.com calsaga needs the secret of the Cal.com webhook that posts to /webhooks/calcom (--webhook-secret)",
         )),
         (current, previous) => Ok(current.into_iter().chain(previous).collect()),
     }
+}
+
+/// A Cal.com off this machine. One on a loopback address is a mock or a
+/// development setup, which may run without webhooks.
+fn is_real(calcom: &CalcomTarget) -> bool {
+    let CalcomTarget::Remote { base_url, .. } = calcom else {
+        return false;
+    };
+    let authority = base_url
+        .split("://")
+        .nth(1)
+        .unwrap_or_default()
+        .split('/')
+        .next()
+        .unwrap_or_default();
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => authority.split(':').next().unwrap_or_default(),
+    };
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    !loopback
 }
 
 fn calcom_target(i: &ServeInputs) -> Result<CalcomTarget, ConfigError> {
@@ -275,6 +299,30 @@ mod tests {
     }
 
     #[test]
+    fn a_cal_com_on_loopback_may_run_without_a_webhook_secret() {
+        for url in [
+            "http://127.0.0.1:5555",
+            "http://localhost:3000/",
+            "http://[::1]:80",
+        ] {
+            let config = ServeConfig::from_inputs(ServeInputs {
+                calcom_api_key: Some("k".into()),
+                calcom_url: Some(url.into()),
+                ..inputs()
+            });
+            assert!(
+                config.is_ok_and(|c| c.http.webhook_secrets.is_empty()),
+                "{url}"
+            );
+        }
+        let real = ServeConfig::from_inputs(ServeInputs {
+            calcom_api_key: Some("k".into()),
+            ..inputs()
+        });
+        assert!(real.is_err(), "api.cal.com needs a webhook secret");
+    }
+
+    #[test]
     fn each_bad_input_names_what_to_fix() {
         let cases = [
             (
@@ -330,6 +378,7 @@ mod tests {
             (
                 ServeInputs {
                     calcom_api_key: Some("k".into()),
+                    calcom_url: Some("https://cal.example.com:8443/api".into()),
                     ..inputs()
                 },
                 "CALSAGA_WEBHOOK_SECRET: is not set; against a real Cal.com",

@@ -90,6 +90,11 @@ impl App {
         settings: &HttpSettings,
     ) -> Result<App, AuthError> {
         let auth = Auth::load(engine.store())?;
+        if settings.webhook_secrets.is_empty() {
+            tracing::warn!(
+                "no webhook secret: POST /webhooks/calcom refuses every delivery; set --webhook-secret to receive Cal.com's changes"
+            );
+        }
         let availability = Arc::new(Availability::new(calcom, engine.store().clone()));
         Ok(App {
             availability,
