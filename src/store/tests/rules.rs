@@ -226,3 +226,31 @@ fn the_mirror_upserts_by_uid_and_keeps_a_uid_with_its_workflow() {
     );
     assert!(f.store.mirror_by_uid("uid-2").unwrap().is_none());
 }
+
+#[test]
+fn a_long_claim_still_conflicts_and_none_may_exceed_a_day() {
+    let f = Fixture::new();
+    let (first, second) = (f.workflow(), f.workflow());
+    // From 01:00 to 23:00: the bounded overlap search must still see it.
+    claim(&f, first, 0, ANNA, (1, 0), (23, 0)).unwrap();
+    assert!(matches!(
+        claim(&f, second, 0, ANNA, (22, 0), (22, 30)),
+        Err(StoreError::SlotClaimed { holder, .. }) if holder == first
+    ));
+    let too_long = f.store.commit_blocking(vec![WriteOp::ClaimSlots {
+        workflow: second,
+        claims: vec![Claim {
+            segment: 1,
+            host: BEN,
+            start: at(1, 0),
+            end: at(1, 0) + chrono::Duration::hours(25),
+        }],
+    }]);
+    assert!(
+        too_long
+            .unwrap_err()
+            .to_string()
+            .contains("longer than 24 h"),
+        "a claim longer than a day is refused"
+    );
+}
