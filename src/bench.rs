@@ -337,6 +337,9 @@ impl Bench {
             Arc::clone(&self.catalog),
             EngineConfig {
                 sagas_concurrent_max: sagas_at_once,
+                // The in-process supplier answers or drops a request at once;
+                // nothing it was sent can land later, so no settle window.
+                reconcile_settle: std::time::Duration::ZERO,
                 ..EngineConfig::default()
             },
         ))
