@@ -32,7 +32,7 @@ use crate::saga::{
 };
 use crate::store::{EventRow, Store, StoreError, WorkflowFilter, WorkflowRow, WriteOp};
 
-pub use recovery::RecoveryReport;
+pub use recovery::{RecoveryReport, TERMINAL_STATES};
 pub use runner::WAKE_TIMER;
 
 /// Tuning of the engine. Every wait has a bound.

@@ -18,7 +18,7 @@ use serde_json::Value;
 use calsaga::calcom::{Client, ClientConfig};
 use calsaga::catalog::Catalog;
 use calsaga::clock::SystemClock;
-use calsaga::runtime::{Engine, EngineConfig};
+use calsaga::runtime::{Engine, EngineConfig, TERMINAL_STATES};
 use calsaga::store::{Store, StoreConfig};
 
 use crate::support::{Running, create_token, repo_root, spawn};
@@ -28,14 +28,6 @@ const RATE_PER_MINUTE: u32 = 100_000;
 /// Twice the 2 s Cal.com timeout the servers run with (see `serve`).
 const SETTLE: Duration = Duration::from_secs(4);
 const BOOKINGS_PER_ROUND: usize = 12;
-const TERMINAL: &[&str] = &[
-    "booked",
-    "rescheduled",
-    "compensated",
-    "cancelled",
-    "expired",
-    "failed",
-];
 
 fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -222,7 +214,7 @@ fn resume_to_the_end(db: &std::path::Path, mock_url: &str) -> Store {
             },
         );
         engine.start().unwrap();
-        for row in store.unfinished_workflows(TERMINAL).unwrap() {
+        for row in store.unfinished_workflows(TERMINAL_STATES).unwrap() {
             let view = engine
                 .wait_terminal(row.id, Duration::from_secs(60))
                 .await
@@ -267,7 +259,7 @@ fn kill_9_at_random_moments_never_double_books_or_orphans() {
     };
     for row in store.list_workflows(&all).unwrap() {
         assert!(
-            TERMINAL.contains(&row.state.as_str()),
+            TERMINAL_STATES.contains(&row.state.as_str()),
             "{} is {}",
             row.id,
             row.state
