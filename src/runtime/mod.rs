@@ -588,22 +588,18 @@ impl Engine {
         {
             return Err(illegal("cancelled or rescheduled"));
         }
-        for row in self
+        let running = self
             .inner
             .store
-            .unfinished_workflows(recovery::TERMINAL_STATES)?
-        {
-            let Ok(changing) = serde_json::from_str::<Saga>(&row.projection) else {
-                continue;
-            };
-            if changing.original.as_ref().is_some_and(|o| o.workflow == of) {
-                return Err(EngineError::ChangeInProgress { id: of, by: row.id });
-            }
+            .changes_of(of)?
+            .into_iter()
+            .find(|row| !TERMINAL_STATES.contains(&row.state.as_str()));
+        if let Some(row) = running {
+            return Err(EngineError::ChangeInProgress { id: of, by: row.id });
         }
         Ok(original)
     }
 
-    /// Commits a new saga's first event with its claims, then drives it.
     /// A concurrent retry with the same key loses the race for the slot to
     /// its own first attempt; answer it as the retry it is.
     fn explain_with_key(
@@ -633,6 +629,7 @@ impl Engine {
         }))
     }
 
+    /// Commits a new saga's first event with its claims, then drives it.
     async fn start_saga(
         &self,
         service: &str,
