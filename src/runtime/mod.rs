@@ -28,7 +28,7 @@ use crate::catalog::Catalog;
 use crate::clock::Clock;
 use crate::saga::{
     self, AdvanceError, Attendee, BookingRequest, Event, Kind, Phase, PlanError, PlanRequest, Saga,
-    SegmentView, TransitionError,
+    SegmentView, Then, TransitionError,
 };
 use crate::store::{EventRow, Store, StoreError, WorkflowFilter, WorkflowRow, WriteOp};
 
@@ -673,18 +673,34 @@ impl Engine {
                 .iter()
                 .map(runner::claim_op),
         );
+        // The first step's intent rides in the same commit (one fsync fewer
+        // per saga); the driver then starts with its call.
+        let next = saga::advance(&saga, Vec::new(), now)?;
+        ops.extend(runner::batch_ops(&next, 1, now)?);
         self.inner.store.commit(ops).await.map_err(|e| {
             self.inner.stop_if_fatal(&e);
             EngineError::key_used(e, key.as_ref())
         })?;
         self.inner.notify_changed();
-        self.spawn_drive(saga.workflow);
+        let started = match next.then {
+            Then::Call(call) => Some(runner::Started {
+                seq: 1 + next.events.len() as u64,
+                saga: next.saga,
+                call,
+            }),
+            Then::WaitUntil(_) | Then::Idle => None,
+        };
+        self.spawn_driver(saga.workflow, started);
         Ok(())
     }
 
     /// Drives the saga in its own task unless a driver is already on it, in
     /// which case that driver is asked to look again when it is done.
     pub(crate) fn spawn_drive(&self, id: Uuid) {
+        self.spawn_driver(id, None);
+    }
+
+    fn spawn_driver(&self, id: Uuid, mut started: Option<runner::Started>) {
         {
             let mut active = self.inner.active.lock().expect("active lock");
             if let Some(again) = active.get_mut(&id) {
@@ -699,7 +715,7 @@ impl Engine {
                 return;
             };
             loop {
-                if let Err(e) = runner::drive(&inner, id).await {
+                if let Err(e) = runner::drive(&inner, id, started.take()).await {
                     tracing::error!(workflow = %id, error = %e, "saga stopped; it resumes on the next start");
                 }
                 let mut active = inner.active.lock().expect("active lock");

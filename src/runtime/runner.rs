@@ -30,12 +30,33 @@ pub enum Driven {
     Waiting(DateTime<Utc>),
 }
 
+/// A saga whose first intent was committed with its request: the driver
+/// starts with that call instead of reloading the log.
+pub struct Started {
+    pub saga: Saga,
+    /// The next sequence number.
+    pub seq: u64,
+    pub call: saga::Call,
+}
+
 /// Runs the saga until it ends or must wait longer than the engine sleeps
 /// in-task. Errors stop this saga only; a fatal store error also stops the
 /// engine (the caller checks).
-pub async fn drive(inner: &Arc<Inner>, id: Uuid) -> Result<Driven, EngineError> {
-    let (mut saga, mut seq) = load(inner, id)?;
-    let mut outcomes = Vec::new();
+pub async fn drive(
+    inner: &Arc<Inner>,
+    id: Uuid,
+    started: Option<Started>,
+) -> Result<Driven, EngineError> {
+    let (mut saga, mut seq, mut outcomes) = match started {
+        Some(s) => {
+            let outcomes = perform(inner, id, &s.saga, &s.call).await?;
+            (s.saga, s.seq, outcomes)
+        }
+        None => {
+            let (saga, seq) = load(inner, id)?;
+            (saga, seq, Vec::new())
+        }
+    };
     let mut conflicts = 0;
     loop {
         let now = inner.clock.now();
@@ -54,15 +75,7 @@ pub async fn drive(inner: &Arc<Inner>, id: Uuid) -> Result<Driven, EngineError> 
         saga = batch.saga;
         outcomes = match batch.then {
             Then::Idle => return Ok(Driven::Ended),
-            Then::Call(call) => {
-                let intent_at = match &call {
-                    saga::Call::Reconcile(c) => intent_time(inner, id, c.segment.index)?,
-                    _ => None,
-                };
-                caller(inner)
-                    .perform(&call, &saga.known_uids(), intent_at, now)
-                    .await
-            }
+            Then::Call(call) => perform(inner, id, &saga, &call).await?,
             Then::WaitUntil(at) => {
                 let wait = (at - inner.clock.now()).to_std().unwrap_or_default();
                 if wait > inner.config.in_task_wait_max {
@@ -73,6 +86,23 @@ pub async fn drive(inner: &Arc<Inner>, id: Uuid) -> Result<Driven, EngineError> 
             }
         };
     }
+}
+
+/// Makes the call whose intent is committed and returns its outcome events.
+async fn perform(
+    inner: &Inner,
+    id: Uuid,
+    saga: &Saga,
+    call: &saga::Call,
+) -> Result<Vec<Event>, EngineError> {
+    let intent_at = match call {
+        saga::Call::Reconcile(c) => intent_time(inner, id, c.segment.index)?,
+        _ => None,
+    };
+    let now = inner.clock.now();
+    Ok(caller(inner)
+        .perform(call, &saga.known_uids(), intent_at, now)
+        .await)
 }
 
 fn caller(inner: &Inner) -> Caller<'_> {
