@@ -11,6 +11,7 @@ pub mod catalog;
 pub mod clock;
 pub mod config;
 pub mod http;
+mod httpwire;
 pub mod mock;
 pub mod runtime;
 pub mod saga;

@@ -3,10 +3,10 @@
 //! and hands work to the engine, which appends to the log; it never calls
 //! Cal.com itself (I8) and answers 2xx only after a commit (I5).
 //!
-//! Files: `server.rs` sockets, workers, limits and the access log;
-//! `wire.rs` HTTP/1.1 framing; `router.rs` the route table; `reply.rs`
-//! responses and the one error writer; `input.rs` body and query parsing;
-//! `calls.rs` engine calls and their errors; `view.rs` the booking shape;
+//! Files: `server.rs` sockets, workers, limits and the access log (its
+//! HTTP/1.1 framing is the crate's shared `httpwire`); `router.rs` the
+//! route table; `reply.rs` responses and the one error writer; `input.rs`
+//! body and query parsing; `calls.rs` engine calls and their errors; `view.rs` the booking shape;
 //! `outcome.rs` idempotency keys and the answers of saga-starting requests;
 //! `auth.rs` tokens; `ratelimit.rs` quotas; then one file per area
 //! (`bookings`, `batch`, `holds`, `availability`, `admin`, `health`,
@@ -29,7 +29,6 @@ mod router;
 mod server;
 mod view;
 mod webhooks;
-mod wire;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -40,6 +39,7 @@ use crate::calcom::CalcomApi;
 use crate::clock::Clock;
 use crate::runtime::Engine;
 
+use crate::httpwire::Head;
 use auth::Auth;
 pub use auth::{
     AuthError, FIRST_ADMIN_NAME as FIRST_ADMIN_TOKEN_NAME, Principal, Scope, create_token,
@@ -50,7 +50,6 @@ use ratelimit::{Caller, RateLimiter};
 use reply::ApiError;
 use router::{Access, Route};
 pub use webhooks::{BrokenPolicy, CREATED_AT_WINDOW};
-use wire::Head;
 
 /// What the handlers work with; cheap to clone.
 #[derive(Clone)]

@@ -7,8 +7,8 @@ use std::net::IpAddr;
 
 use super::App;
 use super::reply::{ApiError, Reply};
-use super::wire::Head;
 use super::{admin, availability, batch, bookings, health, holds, webhooks};
+use crate::httpwire::Head;
 
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

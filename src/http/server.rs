@@ -23,8 +23,8 @@ use serde_json::json;
 
 use super::reply::{ApiError, Reply};
 use super::router::{self, BodyRule, Call, Found, Route};
-use super::wire::{self, Deadline, Head, WireError};
 use super::{App, HttpConfig, HttpError};
+use crate::httpwire::{self, Deadline, Head, WireError};
 
 /// Requests served on one connection before it is closed (spreads load).
 const REQUESTS_PER_CONNECTION_MAX: usize = 1_000;
@@ -159,7 +159,7 @@ fn refuse_busy(mut stream: TcpStream, write_timeout: Duration) {
     )
     .with_header("Retry-After", "1")
     .into();
-    let _ = wire::write_response(
+    let _ = httpwire::write_response(
         &mut stream,
         reply.status,
         &reply.headers,
@@ -208,12 +208,12 @@ fn serve_connection(stream: TcpStream, shared: &Shared, app: &App, config: &Http
             config.idle_timeout
         };
         reader.get_mut().reset(budget);
-        let head = match wire::read_head(&mut reader) {
+        let head = match httpwire::read_head(&mut reader) {
             Ok(head) => head,
             Err(WireError::Closed | WireError::Io) => return,
             Err(e) => {
                 let reply: Reply = framing_error(&e).into();
-                let written = wire::write_response(
+                let written = httpwire::write_response(
                     &mut writer,
                     reply.status,
                     &reply.headers,
@@ -237,7 +237,7 @@ fn serve_connection(stream: TcpStream, shared: &Shared, app: &App, config: &Http
             && served + 1 < REQUESTS_PER_CONNECTION_MAX;
         let mut reply = exchange.reply;
         reply.headers.push(("X-Request-Id", request_id.clone()));
-        let written = wire::write_response(
+        let written = httpwire::write_response(
             &mut writer,
             reply.status,
             &reply.headers,
@@ -288,8 +288,8 @@ fn framing_error(e: &WireError) -> ApiError {
             "headers_too_large",
             format!(
                 "the request line and headers exceed {} bytes or {} headers; send fewer or shorter headers",
-                wire::HEAD_BYTES_MAX,
-                wire::HEADERS_MAX
+                httpwire::HEAD_BYTES_MAX,
+                httpwire::HEADERS_MAX
             ),
         ),
         WireError::LengthRequired => ApiError::new(
@@ -383,7 +383,7 @@ fn exchange<R: std::io::Read, W: std::io::Write>(
     if let Err(e) = check_body(route, head, length) {
         return refuse(e, who);
     }
-    let body = match wire::read_body(reader, writer, head, length) {
+    let body = match httpwire::read_body(reader, writer, head, length) {
         Ok(body) => body,
         Err(e) => {
             return Exchange {

@@ -32,9 +32,12 @@
 //!   slot-taken texts, 429 the throttler body, 500 the bare internal error,
 //!   503 a bare `{"statusCode":503,"message":"Service Unavailable"}` (what a
 //!   proxy in front of Cal.com answers is not documented).
-//! - **HTTP.** The socket server is a small HTTP/1.1 implementation instead
-//!   of tiny_http, because a lost reply must close the connection without a
-//!   response, which tiny_http 0.12 cannot do (see `http1`).
+//! - **HTTP.** The socket server uses the crate's own HTTP/1.1 codec
+//!   (`httpwire`, shared with calsaga's server) instead of tiny_http,
+//!   because a lost reply must close the connection without a response,
+//!   which tiny_http 0.12 cannot do: dropping its `Request` sends a 500, and
+//!   dropping `into_writer()` leaves the keep-alive connection open
+//!   (tiny-http PR #282, unmerged).
 
 mod admin;
 mod availability;
@@ -45,7 +48,6 @@ mod error;
 mod faults;
 mod fixture;
 mod guard;
-mod http1;
 mod input;
 mod listing;
 mod reply;

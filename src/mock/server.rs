@@ -1,9 +1,10 @@
 //! `MockServer`: the mock on a real socket. One accept thread hands each
 //! connection to its own worker thread, at most `CONNECTIONS_MAX` at once
-//! (more are refused with 503). Workers read requests (body cap 1 MiB -> 413),
-//! call `Mock::handle_from`, sleep any fault latency on their own thread, and
-//! either answer or - for a lost reply - close the connection without a byte.
-//! It never decides an API answer itself.
+//! (more are refused with 503). Workers read requests with the crate's
+//! shared HTTP/1.1 codec (`httpwire`; body cap 1 MiB -> 413 before the body
+//! is read), call `Mock::handle_from`, sleep any fault latency on their own
+//! thread, and either answer or - for a lost reply - close the connection
+//! without a byte. It never decides an API answer itself.
 
 use std::collections::HashMap;
 use std::io::BufReader;
@@ -14,9 +15,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::engine::{Mock, lock, method_from};
-use super::http1::{self, RawRequest, ReadError};
 use super::reply::bare_response;
 use crate::calcom::{ApiRequest, ApiResponse};
+use crate::httpwire::{self, Deadline, Head, WireError};
 
 /// Open connections (one worker thread each); more are answered 503.
 pub const CONNECTIONS_MAX: usize = 256;
@@ -26,8 +27,9 @@ const WORKER_STACK_BYTES: usize = 512 * 1024;
 /// cannot spin.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(10);
 pub const BODY_BYTES_MAX: usize = 1024 * 1024;
-/// An idle keep-alive connection is closed after this long.
-const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// An idle keep-alive connection is closed after this long; a request's
+/// head, and then its body, must each arrive within it too.
+const READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long `shutdown` waits for workers to finish their current request.
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(2);
 const WAKE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -166,32 +168,26 @@ fn unregister(shared: &Shared, id: u64) {
 /// Answers a request that never reached the mock, then closes.
 fn refuse(mut stream: TcpStream, status: u16, message: &str) {
     let r = bare_response(status, message);
-    let _ = http1::write_response(&mut stream, r.status, &r.headers, &r.body, false);
+    let _ = httpwire::write_response(&mut stream, r.status, &r.headers, &r.body, false);
 }
 
 fn serve_connection(mock: &Mock, mut stream: TcpStream) {
     let peer = stream
         .peer_addr()
         .map_or(IpAddr::V4(Ipv4Addr::LOCALHOST), |a| a.ip());
-    let _ = stream.set_read_timeout(Some(IDLE_TIMEOUT));
     let _ = stream.set_nodelay(true);
     let Ok(read_half) = stream.try_clone() else {
         return;
     };
-    let mut reader = BufReader::new(read_half);
+    let mut reader = BufReader::new(Deadline::new(read_half));
     loop {
-        let req = match http1::read_request(&mut reader, &mut stream, BODY_BYTES_MAX) {
-            Ok(req) => req,
-            Err(ReadError::Closed | ReadError::Io) => return,
-            Err(ReadError::BodyTooLarge) => return refuse(stream, 413, "request entity too large"),
-            Err(ReadError::LengthRequired) => return refuse(stream, 411, "Length Required"),
-            Err(ReadError::HeadTooLarge) => {
-                return refuse(stream, 431, "Request Header Fields Too Large");
-            }
-            Err(ReadError::Malformed(why)) => return refuse(stream, 400, why),
+        let (head, body) = match read_request(&mut reader, &mut stream) {
+            Ok(request) => request,
+            Err(Some((status, message))) => return refuse(stream, status, message),
+            Err(None) => return,
         };
-        let keep_alive = req.keep_alive;
-        let (response, latency) = answer(mock, req, peer);
+        let keep_alive = head.keep_alive();
+        let (response, latency) = answer(mock, head, body, peer);
         if !latency.is_zero() {
             // Fault latency is real time on this worker, like a slow server.
             std::thread::sleep(latency);
@@ -201,7 +197,7 @@ fn serve_connection(mock: &Mock, mut stream: TcpStream) {
             let _ = stream.shutdown(Shutdown::Both);
             return;
         };
-        if http1::write_response(&mut stream, r.status, &r.headers, &r.body, keep_alive).is_err()
+        if httpwire::write_response(&mut stream, r.status, &r.headers, &r.body, keep_alive).is_err()
             || !keep_alive
         {
             return;
@@ -209,18 +205,47 @@ fn serve_connection(mock: &Mock, mut stream: TcpStream) {
     }
 }
 
-fn answer(mock: &Mock, req: RawRequest, peer: IpAddr) -> (Option<ApiResponse>, Duration) {
-    let Some(method) = method_from(&req.method) else {
+/// Why a connection ends before a request reached the mock: the bare
+/// status and message to answer first, or None to close without one.
+type Refusal = Option<(u16, &'static str)>;
+
+/// One request with its body. `writer` gets `100 Continue` when asked.
+fn read_request(
+    reader: &mut BufReader<Deadline>,
+    writer: &mut TcpStream,
+) -> Result<(Head, Vec<u8>), Refusal> {
+    reader.get_mut().reset(READ_TIMEOUT);
+    let head = httpwire::read_head(reader).map_err(refusal)?;
+    let length = head.content_length().map_err(refusal)?;
+    if length > BODY_BYTES_MAX {
+        return Err(Some((413, "request entity too large")));
+    }
+    reader.get_mut().reset(READ_TIMEOUT);
+    let body = httpwire::read_body(reader, writer, &head, length).map_err(refusal)?;
+    Ok((head, body))
+}
+
+fn refusal(e: WireError) -> Refusal {
+    match e {
+        WireError::Closed | WireError::Io => None,
+        WireError::LengthRequired => Some((411, "Length Required")),
+        WireError::HeadTooLarge => Some((431, "Request Header Fields Too Large")),
+        WireError::Malformed(why) => Some((400, why)),
+    }
+}
+
+fn answer(mock: &Mock, head: Head, body: Vec<u8>, peer: IpAddr) -> (Option<ApiResponse>, Duration) {
+    let Some(method) = method_from(&head.method) else {
         return (
-            Some(mock.no_route(&req.method, &req.target)),
+            Some(mock.no_route(&head.method, &head.target)),
             Duration::ZERO,
         );
     };
     let request = ApiRequest {
         method,
-        path: req.target,
-        headers: req.headers,
-        body: (!req.body.is_empty()).then_some(req.body),
+        path: head.target,
+        headers: head.headers,
+        body: (!body.is_empty()).then_some(body),
     };
     let reply = mock.handle_from(&request, peer);
     (reply.response, reply.latency)

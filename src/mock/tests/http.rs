@@ -1,5 +1,6 @@
 //! The mock on a real socket (127.0.0.1, port 0): keep-alive, limits, the
-//! lost reply that closes the connection without a byte, racing clients.
+//! lost reply that closes the connection without a byte, `100 Continue`,
+//! racing clients.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -38,19 +39,22 @@ fn connect(addr: SocketAddr) -> (TcpStream, BufReader<TcpStream>) {
 /// Writes a request with the test key and the family's version.
 fn write(s: &mut TcpStream, method: &str, path: &str, body: Option<&Value>, close: bool) {
     let body = body.map(Value::to_string).unwrap_or_default();
+    s.write_all(head(method, path, body.len(), close).as_bytes())
+        .unwrap();
+    s.write_all(body.as_bytes()).unwrap();
+}
+
+fn head(method: &str, path: &str, body_bytes: usize, close: bool) -> String {
     let version = if path.starts_with("/v2/slots") {
         "2024-09-04"
     } else {
         "2024-08-13"
     };
     let connection = if close { "close" } else { "keep-alive" };
-    let head = format!(
+    format!(
         "{method} {path} HTTP/1.1\r\nHost: mock\r\nAuthorization: Bearer {KEY}\r\ncal-api-version: {version}\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: {connection}\r\n\r\n",
-        body.len()
-    );
-    s.write_all(head.as_bytes()).unwrap();
-    s.write_all(body.as_bytes()).unwrap();
+         Content-Type: application/json\r\nContent-Length: {body_bytes}\r\nConnection: {connection}\r\n\r\n"
+    )
 }
 
 fn read(r: &mut BufReader<TcpStream>) -> Reply {
@@ -148,6 +152,23 @@ fn a_lost_reply_closes_the_connection_without_a_response_after_applying() {
         .filter(|b| b["start"] == "2030-03-04T10:00:00.000Z")
         .count();
     assert_eq!(made, 1, "the create was applied");
+}
+
+#[test]
+fn a_client_waiting_for_continue_gets_it_before_sending_the_body() {
+    let (_w, server) = serve();
+    let (mut s, mut r) = connect(server.addr());
+    let body = booking_body(101, "2030-03-04T10:00:00Z").to_string();
+    let waiting = head("POST", "/v2/bookings", body.len(), true)
+        .replace("\r\n\r\n", "\r\nExpect: 100-continue\r\n\r\n");
+    s.write_all(waiting.as_bytes()).unwrap();
+    let mut interim = String::new();
+    for _ in 0..2 {
+        r.read_line(&mut interim).unwrap();
+    }
+    assert_eq!(interim, "HTTP/1.1 100 Continue\r\n\r\n");
+    s.write_all(body.as_bytes()).unwrap();
+    assert_eq!(read(&mut r).status, 201);
 }
 
 #[test]

@@ -1,10 +1,13 @@
-//! HTTP/1.1 framing for calsaga's own server: read a request head under hard
-//! limits, read a Content-Length body only after the caller has looked at
-//! the head (so an oversized body is refused with 413 before a byte of it is
-//! read), and write one whole response. Reads go through `Deadline`, which
-//! bounds the total time of a head or body, not just each read, so a client
-//! trickling one byte at a time cannot hold a worker. This file knows
-//! nothing about routes, JSON or calsaga.
+//! The one HTTP/1.1 server codec, shared by calsaga's API server and the
+//! embedded mock's socket server: read a request head under hard limits,
+//! read a Content-Length body only after the caller has looked at the head
+//! (so an oversized body is refused with 413 before a byte of it is read,
+//! and `100 Continue` is sent only for a body the caller will take), and
+//! write one whole response. Reads go through `Deadline`, which bounds the
+//! total time of a head or body, not just each read, so a client trickling
+//! one byte at a time cannot hold a worker. It never answers on its own: the
+//! caller decides every status, and may close a connection without a reply.
+//! It knows nothing of calsaga, Cal.com, routes or JSON.
 
 use std::io::{self, BufRead, Read, Write};
 use std::net::TcpStream;
@@ -69,12 +72,18 @@ impl Head {
     }
 
     /// Whether the client wants the connection kept open after the answer.
+    /// `Connection` is a comma-separated token list (RFC 9110, 7.6.1).
     pub fn keep_alive(&self) -> bool {
         let connection = self.header("connection").unwrap_or_default();
+        let has = |token: &str| {
+            connection
+                .split(',')
+                .any(|t| t.trim().eq_ignore_ascii_case(token))
+        };
         if self.http_1_0 {
-            connection.eq_ignore_ascii_case("keep-alive")
+            has("keep-alive")
         } else {
-            !connection.eq_ignore_ascii_case("close")
+            !has("close")
         }
     }
 
@@ -161,7 +170,9 @@ pub fn read_head<R: BufRead>(r: &mut R) -> Result<Head, WireError> {
     })
 }
 
-/// Reads a body of exactly `length` bytes (already checked against the cap).
+/// Reads a body of exactly `length` bytes (already checked against the
+/// caller's cap). `w` receives `100 Continue` first when the client waits
+/// for it.
 pub fn read_body<R: Read, W: Write>(
     r: &mut R,
     w: &mut W,
@@ -204,17 +215,18 @@ fn read_line<R: BufRead>(r: &mut R, budget: &mut usize) -> Result<String, WireEr
     String::from_utf8(buf).map_err(|_| WireError::Malformed("the request head is not UTF-8"))
 }
 
-/// Writes a whole response in one go.
-pub fn write_response<W: Write>(
+/// Writes a whole response in one go. `Content-Length` and `Connection`
+/// are added here; `headers` must not carry them.
+pub fn write_response<W: Write, K: AsRef<str>, V: AsRef<str>>(
     w: &mut W,
     status: u16,
-    headers: &[(&str, String)],
+    headers: &[(K, V)],
     body: &[u8],
     keep_alive: bool,
 ) -> io::Result<()> {
     let mut out = format!("HTTP/1.1 {status} {}\r\n", reason(status)).into_bytes();
     for (k, v) in headers {
-        out.extend_from_slice(format!("{k}: {v}\r\n").as_bytes());
+        out.extend_from_slice(format!("{}: {}\r\n", k.as_ref(), v.as_ref()).as_bytes());
     }
     let connection = if keep_alive { "keep-alive" } else { "close" };
     out.extend_from_slice(
@@ -317,6 +329,67 @@ mod tests {
             !head("GET / HTTP/1.1\r\nConnection: close\r\n\r\n")
                 .unwrap()
                 .keep_alive()
+        );
+        // Connection is a token list: a listed close still closes.
+        assert!(
+            !head("GET / HTTP/1.1\r\nConnection: TE, Close\r\n\r\n")
+                .unwrap()
+                .keep_alive()
+        );
+        assert!(
+            head("GET / HTTP/1.0\r\nConnection: Keep-Alive, TE\r\n\r\n")
+                .unwrap()
+                .keep_alive()
+        );
+        assert!(
+            head("GET / HTTP/1.1\r\nConnection: closed\r\n\r\n")
+                .unwrap()
+                .keep_alive()
+        );
+    }
+
+    #[test]
+    fn continue_is_sent_only_to_a_client_waiting_to_send_a_body() {
+        let body_of = |raw: &str| {
+            let mut r = raw.as_bytes();
+            let h = read_head(&mut r).unwrap();
+            let length = h.content_length().unwrap();
+            let mut sent = Vec::new();
+            let body = read_body(&mut r, &mut sent, &h, length).unwrap();
+            (String::from_utf8(sent).unwrap(), body)
+        };
+        let waiting = "POST / HTTP/1.1\r\nExpect: 100-Continue\r\nContent-Length: 2\r\n\r\nhi";
+        assert_eq!(
+            body_of(waiting),
+            ("HTTP/1.1 100 Continue\r\n\r\n".to_string(), b"hi".to_vec())
+        );
+        let not_waiting = "POST / HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi";
+        assert_eq!(body_of(not_waiting), (String::new(), b"hi".to_vec()));
+        let no_body = "POST / HTTP/1.1\r\nExpect: 100-continue\r\n\r\n";
+        assert_eq!(body_of(no_body), (String::new(), Vec::new()));
+        let short = "POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\nhi";
+        let mut r = short.as_bytes();
+        let h = read_head(&mut r).unwrap();
+        assert_eq!(
+            read_body(&mut r, &mut Vec::new(), &h, 5),
+            Err(WireError::Io)
+        );
+    }
+
+    #[test]
+    fn a_response_takes_borrowed_or_owned_headers_and_adds_its_framing() {
+        let mut out = Vec::new();
+        write_response(&mut out, 201, &[("X-A", "1".to_string())], b"{}", true).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "HTTP/1.1 201 Created\r\nX-A: 1\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\n{}"
+        );
+        let mut out = Vec::new();
+        let owned = [("X-B".to_string(), "2".to_string())];
+        write_response(&mut out, 413, &owned, b"", false).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "HTTP/1.1 413 Content Too Large\r\nX-B: 2\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
         );
     }
 }
