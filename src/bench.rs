@@ -10,6 +10,8 @@
 //! must never touch a real database or Cal.com. It reports whether the aims
 //! are met and never fails a run for being slow.
 
+mod http;
+mod http_report;
 mod report;
 mod supplier;
 
@@ -33,6 +35,11 @@ use crate::store::{self, Store, StoreConfig, StoreError};
 use report::PhaseRun;
 pub use report::{Aim, BenchReport, Machine, Measured, Ratios, Recovery, Throughput};
 use supplier::Supplier;
+
+pub use http::{
+    Availability, COMPOSITE, HttpBenchConfig, HttpBenchError, HttpBenchReport, Level, LevelRatios,
+    Load, SIMPLE, run_http,
+};
 
 /// The service every saga books: three segments, two hosts, a pause.
 pub const SERVICE: &str = "highlights-toner-blowdry";

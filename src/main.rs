@@ -182,6 +182,35 @@ enum BenchCommand {
     /// Raw disk commits, sequential and concurrent sagas, commits per saga and
     /// recovery of interrupted sagas, in one run, against an instant supplier.
     Engine(BenchEngineArgs),
+    /// Simple and composite bookings, availability cold and cached, and webhook
+    /// ingest through the HTTP server, against the embedded mock on loopback.
+    Http(BenchHttpArgs),
+}
+
+#[derive(clap::Args)]
+struct BenchHttpArgs {
+    /// Print one JSON object instead of the table.
+    #[arg(long)]
+    json: bool,
+    /// Requests in each phase (health, haircut, colour-and-cut, webhooks) at
+    /// each client count.
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..))]
+    requests: u32,
+    /// Client counts, run in turn.
+    #[arg(long, value_delimiter = ',', default_values_t = [1u32, 16, 64], value_parser = clap::value_parser!(u32).range(1..))]
+    clients: Vec<u32>,
+    /// Availability searches timed cold, and again cached.
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..))]
+    availability_requests: u32,
+    /// Single-row commits timed in each sample of the disk baseline.
+    #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(u32).range(1..))]
+    raw_commits: u32,
+    /// Folder for the scratch database; a scratch folder is made in it and removed.
+    #[arg(long, default_value = ".")]
+    dir: PathBuf,
+    /// Folder of service files (must hold haircut and colour-and-cut).
+    #[arg(long, default_value = "workflows", env = "CALSAGA_WORKFLOWS")]
+    workflows: PathBuf,
 }
 
 #[derive(clap::Args)]
@@ -226,6 +255,7 @@ fn main() -> ExitCode {
             run_token_create(&db, &name, &scope)
         }
         Command::Bench(BenchCommand::Engine(args)) => run_bench_engine(args),
+        Command::Bench(BenchCommand::Http(args)) => run_bench_http(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -312,10 +342,32 @@ fn run_bench_engine(args: BenchEngineArgs) -> CliResult {
         },
         command: std::env::args().collect::<Vec<_>>().join(" "),
     })?;
-    if args.json {
-        println!("{}", serde_json::to_string(&report)?);
+    print_report(args.json, &report, || report.table())
+}
+
+fn run_bench_http(args: BenchHttpArgs) -> CliResult {
+    let report = bench::run_http(&bench::HttpBenchConfig {
+        dir: args.dir,
+        workflows: args.workflows,
+        requests: args.requests as usize,
+        clients: args.clients.iter().map(|&c| c as usize).collect(),
+        availability_requests: args.availability_requests as usize,
+        raw_commits: args.raw_commits,
+        command: std::env::args().collect::<Vec<_>>().join(" "),
+    })?;
+    print_report(args.json, &report, || report.table())
+}
+
+/// A benchmark's report: one JSON object, or the table for people.
+fn print_report(
+    json: bool,
+    report: &impl serde::Serialize,
+    table: impl FnOnce() -> String,
+) -> CliResult {
+    if json {
+        println!("{}", serde_json::to_string(report)?);
     } else {
-        print!("{}", report.table());
+        print!("{}", table());
     }
     Ok(())
 }

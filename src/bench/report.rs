@@ -396,7 +396,7 @@ fn line(t: &mut String, label: &str, [a, b, c]: [String; 3]) {
 }
 
 /// Three significant digits are all a noisy machine supports.
-fn fmt(v: f64) -> String {
+pub(super) fn fmt(v: f64) -> String {
     match v.abs() {
         a if a >= 100.0 => format!("{v:.0}"),
         a if a >= 10.0 => format!("{v:.1}"),

@@ -33,6 +33,30 @@ fn number(report: &Value, pointer: &str) -> f64 {
         .unwrap_or_else(|| panic!("{pointer} is not a number in {report:#}"))
 }
 
+/// A figure that must have been measured: finite and above zero.
+fn assert_positive(report: &Value, pointer: &str) {
+    let v = number(report, pointer);
+    assert!(v.is_finite() && v > 0.0, "{pointer} = {v}");
+}
+
+fn assert_all_positive(report: &Value, pointers: &[&str]) {
+    for pointer in pointers {
+        assert_positive(report, pointer);
+    }
+}
+
+/// The report names its command, and the scratch folder is gone.
+fn assert_recorded_and_cleaned(report: &Value, command: &str, dir: &std::path::Path) {
+    assert!(
+        report["command"]
+            .as_str()
+            .is_some_and(|c| c.contains(command)),
+        "{report:#}"
+    );
+    let left: Vec<_> = std::fs::read_dir(dir).unwrap().collect();
+    assert!(left.is_empty(), "scratch files left behind: {left:?}");
+}
+
 #[test]
 fn bench_engine_json_has_every_figure_ratio_and_aim_and_leaves_no_files() {
     let dir = tempfile::tempdir().unwrap();
@@ -41,24 +65,24 @@ fn bench_engine_json_has_every_figure_ratio_and_aim_and_leaves_no_files() {
     let report: Value = serde_json::from_str(out.trim())
         .unwrap_or_else(|e| panic!("stdout is not one JSON object ({e}):\n{out}"));
 
-    for pointer in [
-        "/raw_commits_per_s",
-        "/raw_samples_per_s/0",
-        "/raw_samples_per_s/3",
-        "/sequential/sagas_per_s",
-        "/sequential/steps_per_s",
-        "/concurrent/sagas_per_s",
-        "/concurrent/steps_per_s",
-        "/recovery/schedule_sagas_per_s",
-        "/recovery/terminal_sagas_per_s",
-        "/ratios/sequential_steps_vs_raw",
-        "/ratios/concurrent_steps_vs_raw",
-        "/ratios/concurrent_vs_sequential",
-        "/ratios/recovery_steps_vs_raw",
-    ] {
-        let v = number(&report, pointer);
-        assert!(v.is_finite() && v > 0.0, "{pointer} = {v}");
-    }
+    assert_all_positive(
+        &report,
+        &[
+            "/raw_commits_per_s",
+            "/raw_samples_per_s/0",
+            "/raw_samples_per_s/3",
+            "/sequential/sagas_per_s",
+            "/sequential/steps_per_s",
+            "/concurrent/sagas_per_s",
+            "/concurrent/steps_per_s",
+            "/recovery/schedule_sagas_per_s",
+            "/recovery/terminal_sagas_per_s",
+            "/ratios/sequential_steps_vs_raw",
+            "/ratios/concurrent_steps_vs_raw",
+            "/ratios/concurrent_vs_sequential",
+            "/ratios/recovery_steps_vs_raw",
+        ],
+    );
     assert_eq!(number(&report, "/sequential/sagas"), 3.0);
     assert_eq!(number(&report, "/sequential/concurrency"), 1.0);
     assert_eq!(number(&report, "/concurrent/concurrency"), 2.0);
@@ -88,14 +112,7 @@ fn bench_engine_json_has_every_figure_ratio_and_aim_and_leaves_no_files() {
             .as_str()
             .is_some_and(|d| !d.is_empty())
     );
-    assert!(
-        report["command"]
-            .as_str()
-            .is_some_and(|c| c.contains("bench engine"))
-    );
-
-    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
-    assert!(left.is_empty(), "scratch files left behind: {left:?}");
+    assert_recorded_and_cleaned(&report, "bench engine", dir.path());
 }
 
 #[test]
@@ -135,4 +152,69 @@ fn bench_engine_without_its_service_says_which_and_runs_nothing() {
         "{err}"
     );
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
+
+/// `calsaga bench http` in a tiny configuration: every booking, search and
+/// webhook really goes through the server (a refused one fails the run), and
+/// every phase, ratio and baseline is reported. Speed is never asserted.
+#[test]
+fn bench_http_json_reports_each_phase_per_client_count_with_its_baseline() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir_arg = dir.path().to_str().expect("temp dir path is UTF-8");
+    let (code, out, err) = run(
+        &[
+            "bench",
+            "http",
+            "--json",
+            "--requests",
+            "4",
+            "--clients",
+            "1,2",
+            "--availability-requests",
+            "2",
+            "--raw-commits",
+            "5",
+            "--dir",
+            dir_arg,
+        ],
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    let report: Value = serde_json::from_str(out.trim())
+        .unwrap_or_else(|e| panic!("stdout is not one JSON object ({e}):\n{out}"));
+
+    let levels = report["levels"].as_array().expect("levels is a list");
+    assert_eq!(levels.len(), 2, "one level per client count: {levels:?}");
+    for (i, clients) in [1.0, 2.0].into_iter().enumerate() {
+        assert_eq!(number(&report, &format!("/levels/{i}/clients")), clients);
+        for phase in ["health", "simple", "composite", "webhooks"] {
+            let at = |field: &str| number(&report, &format!("/levels/{i}/{phase}/{field}"));
+            assert_eq!(at("requests"), 4.0, "{phase} at {clients} clients");
+            assert_eq!(at("clients"), clients, "{phase}");
+            for field in ["per_s", "p50_ms", "p99_ms", "max_ms"] {
+                assert_positive(&report, &format!("/levels/{i}/{phase}/{field}"));
+            }
+            assert!(at("p50_ms") <= at("p99_ms") && at("p99_ms") <= at("max_ms"));
+        }
+        for ratio in [
+            "simple_per_s_vs_health",
+            "simple_p50_vs_health",
+            "composite_per_s_vs_health",
+            "composite_p99_vs_health",
+            "webhooks_per_s_vs_raw",
+        ] {
+            assert_positive(&report, &format!("/levels/{i}/ratios/{ratio}"));
+        }
+    }
+    assert_all_positive(
+        &report,
+        &[
+            "/availability/cold/p99_ms",
+            "/availability/cached/p99_ms",
+            "/availability/cold_vs_cached_p50",
+            "/raw_commits_per_s",
+        ],
+    );
+    assert_eq!(number(&report, "/availability/cold/requests"), 2.0);
+    assert_recorded_and_cleaned(&report, "bench http", dir.path());
 }
