@@ -512,14 +512,17 @@ async fn a_booking_is_changed_by_one_saga_at_a_time() {
     );
 }
 
+/// A 10-minute hold of colour-and-cut on 2030-03-05 at 10:00 UTC.
+async fn start_hold(engine: &Engine) -> Uuid {
+    let req = request("colour-and-cut", "2030-03-05T10:00:00Z");
+    engine.hold(req, 10, None).await.unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hold_reserves_every_segment_and_confirm_books_it() {
     let world = World::new();
     let engine = world.parking_engine();
-    let hold = engine
-        .hold(request("colour-and-cut", "2030-03-05T10:00:00Z"), 10, None)
-        .await
-        .unwrap();
+    let hold = start_hold(&engine).await;
     let held = engine.wait(hold, WAIT).await.unwrap();
     assert_eq!(held.state, "held", "{held:?}");
     assert_eq!(world.mock.view().reservations.len(), 2);
@@ -537,10 +540,7 @@ async fn a_hold_reserves_every_segment_and_confirm_books_it() {
 async fn an_unconfirmed_hold_expires_and_releases_its_reservations() {
     let world = World::new();
     let engine = world.engine();
-    let hold = engine
-        .hold(request("colour-and-cut", "2030-03-05T10:00:00Z"), 10, None)
-        .await
-        .unwrap();
+    let hold = start_hold(&engine).await;
     // With simulated time the hold's expiry is slept through in-task.
     let done = engine.wait_terminal(hold, WAIT).await.unwrap();
     assert_eq!(done.state, "expired", "{done:?}");
