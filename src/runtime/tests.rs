@@ -386,20 +386,34 @@ async fn bad_requests_are_refused_before_any_saga_starts() {
     );
 }
 
+/// What becomes of the booking create that a crash cuts off.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum CutOff {
+    /// Cal.com made the booking; the reply never came.
+    Applied,
+    /// The request never reached Cal.com.
+    Lost,
+    /// Cal.com will process it later (see `LateLanding`).
+    Late,
+}
+
 /// Passes requests to the mock until the first booking create, which it
-/// applies (or not) and then never answers: the process "dies" mid-call.
+/// treats as `fate` says and then never answers: the process "dies" mid-call.
 struct Gate {
     inner: MockTransport,
-    apply: bool,
+    fate: CutOff,
     reached: Arc<Notify>,
+    stashed: Arc<std::sync::Mutex<Option<ApiRequest>>>,
 }
 
 #[async_trait]
 impl Transport for Gate {
     async fn send(&self, request: ApiRequest) -> Result<ApiResponse, TransportError> {
         if request.path == "/v2/bookings" && request.method == crate::calcom::Method::Post {
-            if self.apply {
-                let _ = self.inner.send(request.clone()).await;
+            match self.fate {
+                CutOff::Applied => drop(self.inner.send(request.clone()).await),
+                CutOff::Lost => {}
+                CutOff::Late => *self.stashed.lock().unwrap() = Some(request.clone()),
             }
             self.reached.notify_one();
             std::future::pending::<()>().await;
@@ -408,24 +422,22 @@ impl Transport for Gate {
     }
 }
 
-/// A crash between the intent and the outcome of a create, with the booking
-/// made or not: after restart the step is reconciled and the saga finishes
-/// with exactly one booking per segment.
-#[test]
-fn a_crash_mid_create_is_reconciled_after_restart() {
-    for apply in [true, false] {
-        let world = World::new();
-        let reached = Arc::new(Notify::new());
+impl World {
+    /// Books `service` and "kills" the engine while its first create is in
+    /// flight; returns the workflow and the create if it is to land late.
+    fn crash_mid_create(&self, service: &str, fate: CutOff) -> (Uuid, Option<ApiRequest>) {
+        let gate = Gate {
+            inner: MockTransport::new(self.mock.clone()),
+            fate,
+            reached: Arc::new(Notify::new()),
+            stashed: Arc::default(),
+        };
+        let (reached, stashed) = (gate.reached.clone(), gate.stashed.clone());
         let crashed = tokio::runtime::Runtime::new().unwrap();
         let id = crashed.block_on(async {
-            let gate = Gate {
-                inner: MockTransport::new(world.mock.clone()),
-                apply,
-                reached: reached.clone(),
-            };
-            let engine = world.engine_with(Some(Arc::new(gate)));
+            let engine = self.engine_with(Some(Arc::new(gate)));
             let id = engine
-                .book(request("colour-and-cut", "2030-03-05T10:00:00Z"), None)
+                .book(request(service, "2030-03-05T10:00:00Z"), None)
                 .await
                 .unwrap();
             tokio::time::timeout(WAIT, reached.notified())
@@ -435,17 +447,35 @@ fn a_crash_mid_create_is_reconciled_after_restart() {
         });
         // Dropping the runtime drops every task mid-await, like kill -9.
         drop(crashed);
+        let late = stashed.lock().unwrap().take();
+        (id, late)
+    }
 
+    /// Starts a new engine on the same database and waits for `id`.
+    fn restart(&self, transport: Option<Arc<dyn Transport>>, id: Uuid) -> WorkflowView {
         let restarted = tokio::runtime::Runtime::new().unwrap();
-        let done = restarted.block_on(async {
-            let engine = world.engine();
+        restarted.block_on(async {
+            let engine = self.engine_with(transport);
             engine.wait(id, WAIT).await.unwrap()
-        });
-        assert_eq!(done.state, "booked", "apply={apply}: {done:?}");
+        })
+    }
+}
+
+/// A crash between the intent and the outcome of a create, with the booking
+/// made or not: after restart the step is reconciled and the saga finishes
+/// with exactly one booking per segment.
+#[test]
+fn a_crash_mid_create_is_reconciled_after_restart() {
+    for fate in [CutOff::Applied, CutOff::Lost] {
+        let world = World::new();
+        let (id, _) = world.crash_mid_create("colour-and-cut", fate);
+        let done = world.restart(None, id);
+        let applied = fate == CutOff::Applied;
+        assert_eq!(done.state, "booked", "applied={applied}: {done:?}");
         assert_eq!(
             world.live_of(id).len(),
             2,
-            "apply={apply}: one booking per segment"
+            "applied={applied}: one booking per segment"
         );
         world.assert_no_double_booking();
     }
@@ -575,51 +605,12 @@ impl Transport for LateLanding {
 #[test]
 fn a_create_that_lands_after_the_restart_looked_is_not_booked_twice() {
     let world = World::new();
-    let reached = Arc::new(Notify::new());
-    let crashed = tokio::runtime::Runtime::new().unwrap();
-    let stash = Arc::new(std::sync::Mutex::new(None));
-    struct Stash(
-        Arc<std::sync::Mutex<Option<ApiRequest>>>,
-        Arc<Notify>,
-        MockTransport,
-    );
-    #[async_trait]
-    impl Transport for Stash {
-        async fn send(&self, request: ApiRequest) -> Result<ApiResponse, TransportError> {
-            if request.path == "/v2/bookings" && request.method == crate::calcom::Method::Post {
-                *self.0.lock().unwrap() = Some(request.clone());
-                self.1.notify_one();
-                std::future::pending::<()>().await;
-            }
-            self.2.send(request).await
-        }
-    }
-    let id = crashed.block_on(async {
-        let gate = Stash(
-            stash.clone(),
-            reached.clone(),
-            MockTransport::new(world.mock.clone()),
-        );
-        let engine = world.engine_with(Some(Arc::new(gate)));
-        let id = engine
-            .book(request("haircut", "2030-03-05T10:00:00Z"), None)
-            .await
-            .unwrap();
-        tokio::time::timeout(WAIT, reached.notified())
-            .await
-            .unwrap();
-        id
-    });
-    drop(crashed);
+    let (id, create) = world.crash_mid_create("haircut", CutOff::Late);
     let late = LateLanding {
         inner: MockTransport::new(world.mock.clone()),
-        stashed: std::sync::Mutex::new(stash.lock().unwrap().take()),
+        stashed: std::sync::Mutex::new(create),
     };
-    let restarted = tokio::runtime::Runtime::new().unwrap();
-    let done = restarted.block_on(async {
-        let engine = world.engine_with(Some(Arc::new(late)));
-        engine.wait(id, WAIT).await.unwrap()
-    });
+    let done = world.restart(Some(Arc::new(late)), id);
     assert_eq!(done.state, "booked", "{done:?}");
     assert_eq!(
         world.live_of(id).len(),
