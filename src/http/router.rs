@@ -323,6 +323,45 @@ mod tests {
         }
     }
 
+    /// The document is valid OpenAPI 3.1 (checked against the OpenAPI
+    /// Initiative's schema, vendored in fixtures/openapi) and every `$ref`
+    /// in it points at something that exists.
+    #[test]
+    fn the_openapi_document_is_valid_openapi_3_1_with_no_dangling_refs() {
+        let doc: serde_json::Value = serde_json::from_str(super::health::OPENAPI).unwrap();
+        let schema: serde_json::Value =
+            serde_json::from_str(include_str!("../../fixtures/openapi/oas-3.1-schema.json"))
+                .unwrap();
+        let validator = jsonschema::validator_for(&schema).expect("the OAS 3.1 schema compiles");
+        let errors: Vec<String> = validator
+            .iter_errors(&doc)
+            .map(|e| format!("{} at {}", e, e.instance_path()))
+            .collect();
+        assert!(errors.is_empty(), "docs/openapi.json: {errors:#?}");
+        let mut refs = Vec::new();
+        collect_refs(&doc, &mut refs);
+        assert!(!refs.is_empty(), "the document uses components");
+        for r in refs {
+            let pointer = r
+                .strip_prefix('#')
+                .unwrap_or_else(|| panic!("external $ref {r}"));
+            assert!(doc.pointer(pointer).is_some(), "dangling $ref {r}");
+        }
+    }
+
+    fn collect_refs(v: &serde_json::Value, out: &mut Vec<String>) {
+        match v {
+            serde_json::Value::Object(map) => {
+                if let Some(serde_json::Value::String(r)) = map.get("$ref") {
+                    out.push(r.clone());
+                }
+                map.values().for_each(|v| collect_refs(v, out));
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(|v| collect_refs(v, out)),
+            _ => {}
+        }
+    }
+
     #[test]
     fn a_known_path_with_another_method_is_405_and_unknown_is_404() {
         assert!(
