@@ -19,7 +19,7 @@ use serde_json::json;
 use crate::support::{Resp, Served, http};
 
 const BROWSER: &str = "chromium";
-const INSTALL: &str = "apt-get install -y --no-install-recommends chromium";
+const INSTALL: &str = "apt-get install -y --no-install-recommends chromium fonts-liberation";
 /// One Chromium run (start, load, render, exit); killed after this.
 const BROWSER_WAIT: Duration = Duration::from_secs(90);
 /// Colour 11:00-11:30 Berlin, pause 40 min, cut 12:10-12:55 with Ben.
