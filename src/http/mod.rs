@@ -10,9 +10,10 @@
 //! `outcome.rs` idempotency keys and the answers of saga-starting requests;
 //! `auth.rs` tokens; `ratelimit.rs` quotas; then one file per area
 //! (`bookings`, `batch`, `holds`, `availability`, `admin`, `health`,
-//! `webhooks` and the `inbox` task).
+//! `webhooks` and the `inbox` task); `admin_page` serves the `/admin` page.
 
 mod admin;
+mod admin_page;
 mod auth;
 mod availability;
 mod batch;

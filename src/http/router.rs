@@ -7,7 +7,7 @@ use std::net::IpAddr;
 
 use super::App;
 use super::reply::{ApiError, Reply};
-use super::{admin, availability, batch, bookings, health, holds, webhooks};
+use super::{admin, admin_page, availability, batch, bookings, health, holds, webhooks};
 use crate::httpwire::Head;
 
 /// Who may call a route.
@@ -213,6 +213,8 @@ pub static ROUTES: &[Route] = &[
         NONE,
         admin::workflow,
     ),
+    // A static shell without data; its script calls the admin routes above.
+    route("GET", "/admin", Access::Public, NONE, admin_page::page),
     route(
         "POST",
         "/webhooks/calcom",

@@ -1,6 +1,7 @@
 //! Integration tests: one binary, one module per area. They drive the real
 //! `calsaga` binary or the real HTTP surface, on 127.0.0.1 only.
 
+mod admin_page;
 mod bench;
 mod calcom;
 mod cli;
