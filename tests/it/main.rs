@@ -8,3 +8,4 @@ mod crash;
 mod http;
 mod mock_cli;
 mod support;
+mod workflows;
