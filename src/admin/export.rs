@@ -126,7 +126,9 @@ fn records(row: WorkflowRow, events: &[EventRow], requests: &[AdminRequestRow]) 
 
 /// The workflows of an export, each with its events, in file order.
 /// Admin requests are not part of the fold and are skipped.
-fn records_to_logs(records: Vec<Record>) -> Result<Vec<(WorkflowRow, Vec<EventRow>)>, String> {
+pub(super) fn records_to_logs(
+    records: Vec<Record>,
+) -> Result<Vec<(WorkflowRow, Vec<EventRow>)>, String> {
     let mut logs: Vec<(WorkflowRow, Vec<EventRow>)> = Vec::new();
     for record in records {
         match record {
