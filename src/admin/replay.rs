@@ -36,59 +36,77 @@ pub struct ReplayReport {
 /// `ReplayDiffers` when any differs.
 pub fn replay(db: &Path, id: Option<Uuid>, out: &mut dyn Write) -> Result<(), AdminError> {
     let store = open_checked(db)?;
-    let mut differing = 0;
-    let mut check = |row: WorkflowRow, events: Vec<EventRow>| -> Result<(), AdminError> {
-        let report = replay_log(&row, &events);
-        differing += usize::from(!report.differences.is_empty());
-        Ok(print(&report, out)?)
-    };
+    let mut tally = Tally::new(out);
     match id {
         Some(id) => {
             let (row, events) = workflow(&store, id)?;
-            check(row, events)?;
+            tally.check(&row, &events)?;
         }
         None => each_workflow(&store, &WorkflowFilter::default(), |row| {
             let events = store.events(row.id)?;
-            check(row, events)
+            tally.check(&row, &events)
         })?,
     }
-    finish(differing)
+    tally.finish()
 }
 
 /// `replay` of a file written by `calsaga workflows export`.
 pub fn replay_file(path: &Path, out: &mut dyn Write) -> Result<(), AdminError> {
     let logs = super::export::read_file(path)?;
-    let mut differing = 0;
+    let mut tally = Tally::new(out);
     for (row, events) in &logs {
+        tally.check(row, events)?;
+    }
+    tally.finish()
+}
+
+/// Prints each verdict as it comes and counts them.
+struct Tally<'a> {
+    out: &'a mut dyn Write,
+    replayed: usize,
+    differing: usize,
+}
+
+impl<'a> Tally<'a> {
+    fn new(out: &'a mut dyn Write) -> Tally<'a> {
+        Tally {
+            out,
+            replayed: 0,
+            differing: 0,
+        }
+    }
+
+    fn check(&mut self, row: &WorkflowRow, events: &[EventRow]) -> Result<(), AdminError> {
         let report = replay_log(row, events);
-        differing += usize::from(!report.differences.is_empty());
-        print(&report, out)?;
+        self.replayed += 1;
+        let verdict = if report.differences.is_empty() {
+            "ok"
+        } else {
+            self.differing += 1;
+            "DIFFERS"
+        };
+        writeln!(
+            self.out,
+            "{verdict:<7}  {}  {} events  {}",
+            report.workflow, report.events, report.state
+        )?;
+        for d in &report.differences {
+            writeln!(self.out, "         - {d}")?;
+        }
+        Ok(())
     }
-    finish(differing)
-}
 
-fn finish(differing: usize) -> Result<(), AdminError> {
-    match differing {
-        0 => Ok(()),
-        workflows => Err(AdminError::ReplayDiffers { workflows }),
+    fn finish(self) -> Result<(), AdminError> {
+        writeln!(
+            self.out,
+            "replayed {} workflow(s), {} differ",
+            self.replayed, self.differing
+        )?;
+        match self.differing {
+            0 => Ok(()),
+            workflows => Err(AdminError::ReplayDiffers { workflows }),
+        }
     }
-}
-
-fn print(report: &ReplayReport, out: &mut dyn Write) -> std::io::Result<()> {
-    let verdict = if report.differences.is_empty() {
-        "ok"
-    } else {
-        "DIFFERS"
-    };
-    writeln!(
-        out,
-        "{verdict:<7}  {}  {} events  {}",
-        report.workflow, report.events, report.state
-    )?;
-    for d in &report.differences {
-        writeln!(out, "         - {d}")?;
-    }
-    Ok(())
 }
 
 /// Folds `events` and compares the result with the stored `row`.

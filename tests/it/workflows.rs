@@ -329,6 +329,7 @@ fn every_admin_command_on_sagas_in_every_state_while_serve_runs_and_offline() {
     // replay and export agree with the stored state, while serve runs.
     let (code, out, err) = w.admin(&["replay", "--all"]);
     assert_eq!((code, out.matches("ok ").count()), (0, 7), "{out}{err}");
+    assert!(out.ends_with("replayed 7 workflow(s), 0 differ\n"), "{out}");
     let (code, out, err) = w.admin(&["export", "--all", "--format", "jsonl"]);
     assert_eq!(code, 0, "{err}");
     let records: Vec<Value> = out
@@ -440,6 +441,7 @@ fn every_admin_command_on_sagas_in_every_state_while_serve_runs_and_offline() {
 
     let (code, out, err) = w.admin(&["replay", "--all"]);
     assert_eq!((code, out.matches("ok ").count()), (0, 7), "{out}{err}");
+    assert!(out.ends_with("replayed 7 workflow(s), 0 differ\n"), "{out}");
     if std::env::var_os("CALSAGA_GOLDEN_WRITE").is_some() {
         let after_admin = BTreeMap::from([
             ("compensated-by-admin-then-resumed", stuck.clone()),
@@ -542,12 +544,14 @@ fn golden_logs_replay_to_their_recorded_state_and_a_tampered_one_fails() {
         let (code, out, err) = replay_file(file);
         assert_eq!(code, 0, "{}: {out}{err}", file.display());
         let expected = recorded_state(file);
-        assert!(out.starts_with("ok "), "{out}");
+        let verdict = out.lines().next().unwrap_or_default();
+        assert!(verdict.starts_with("ok "), "{out}");
         assert!(
-            out.trim_end().ends_with(&format!("  {expected}")),
+            verdict.ends_with(&format!("  {expected}")),
             "{}: {out}",
             file.display()
         );
+        assert!(out.ends_with("replayed 1 workflow(s), 0 differ\n"), "{out}");
     }
     let booked = std::fs::read_to_string(dir.join("booked.jsonl")).unwrap();
     let tampered = booked.replacen("\"state\":\"booked\"", "\"state\":\"held\"", 1);
