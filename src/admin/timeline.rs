@@ -14,6 +14,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::{AdminError, workflow};
+use crate::runtime::reason;
 use crate::saga::{CancelTarget, Event, Failure, Saga};
 use crate::store::{AdminRequestRow, EventRow, Store};
 
@@ -45,12 +46,18 @@ pub fn show(store: &Store, id: Uuid, json: bool, out: &mut dyn Write) -> Result<
     let (row, events) = workflow(store, id)?;
     let rows = timeline(&events);
     let requests = store.admin_requests_of(id)?;
+    // The stored projection, as the engine acts on it (`replay` checks it).
+    let stored = serde_json::from_str::<Saga>(&row.projection).ok();
+    let segments = stored.as_ref().map(Saga::segments_view).unwrap_or_default();
+    let why = stored.as_ref().and_then(reason);
     if json {
         let value = json!({
             "workflow": {
                 "id": row.id, "kind": row.kind, "service": row.service, "state": row.state,
-                "createdAt": row.created_at, "updatedAt": row.updated_at, "events": row.next_seq,
+                "reason": why, "createdAt": row.created_at, "updatedAt": row.updated_at,
+                "events": row.next_seq,
             },
+            "segments": segments,
             "events": rows,
             "adminRequests": requests.iter().map(request_json).collect::<Vec<_>>(),
         });
@@ -67,6 +74,27 @@ pub fn show(store: &Store, id: Uuid, json: bool, out: &mut dyn Write) -> Result<
         time(row.created_at),
         time(row.updated_at)
     )?;
+    if let Some(why) = why {
+        writeln!(out, "reason: {why}")?;
+    }
+    for v in &segments {
+        let s = &v.segment;
+        writeln!(
+            out,
+            "segment {} {}: host {} event type {}, {} to {}, Cal.com uid {}, {}",
+            s.index,
+            s.name,
+            s.host,
+            s.event_type_id,
+            time(s.start),
+            time(s.end),
+            v.calcom_uid.as_deref().unwrap_or("-"),
+            serde_json::to_value(v.status)
+                .ok()
+                .and_then(|j| j.as_str().map(str::to_string))
+                .unwrap_or_default()
+        )?;
+    }
     writeln!(
         out,
         "{:>4}  {:<24}  {:<26}  {:>3}  {:>7}  {:<24}  {:>8}  {:<12}  STATUS",

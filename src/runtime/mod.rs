@@ -774,7 +774,7 @@ fn kind_name(kind: Kind) -> &'static str {
 }
 
 /// Why the saga was compensated or failed, when it was.
-fn reason(saga: &Saga) -> Option<String> {
+pub fn reason(saga: &Saga) -> Option<String> {
     match (&saga.failure, &saga.phase) {
         (Some(failure), _) => Some(failure.clone()),
         (None, Phase::Compensating { reason } | Phase::Compensated { reason }) => {

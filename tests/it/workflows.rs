@@ -305,11 +305,15 @@ fn every_admin_command_on_sagas_in_every_state_while_serve_runs_and_offline() {
         "outcome unknown",
         "reconcile failed, permanent",
         "failed, needs an admin",
+        "reason: booking segment 1 (cut) with host 2",
+        "segment 0 colour: host 1 event type 101, 2030-03-12T10:00:00.000Z to 2030-03-12T10:30:00.000Z",
     ] {
         assert!(out.contains(needle), "{needle:?} missing:\n{out}");
     }
     let (_, json_out, _) = w.admin(&["show", stuck, "--json"]);
     let shown: Value = serde_json::from_str(&json_out).unwrap();
+    assert_eq!(shown["segments"].as_array().map(Vec::len), Some(2));
+    assert_eq!(shown["segments"][1]["status"], "uncertain");
     let events = shown["events"].as_array().unwrap();
     assert_eq!(events[0]["state"], "booking");
     assert_eq!(events.last().unwrap()["state"], "failed");
