@@ -349,6 +349,21 @@ fn every_admin_command_on_sagas_in_every_state_while_serve_runs_and_offline() {
             .iter()
             .any(|r| r["type"] == "event" && r["kind"] == "failed")
     );
+    let (code, one, err) = w.admin(&["export", stuck]);
+    assert_eq!(code, 0, "{err}");
+    let one: Vec<Value> = one
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        (one[0]["type"].clone(), one[0]["id"].clone()),
+        (json!("workflow"), json!(stuck))
+    );
+    assert_eq!(
+        Some(one.len() as u64 - 1),
+        one[0]["nextSeq"].as_u64(),
+        "every event follows"
+    );
     if std::env::var_os("CALSAGA_GOLDEN_WRITE").is_some() {
         write_golden(&w, &ids);
     }
