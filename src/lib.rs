@@ -4,6 +4,7 @@
 //! tests and benchmarks use the same modules. See docs/ARCHITECTURE.md for the
 //! codemap and the invariants every module keeps.
 
+pub mod admin;
 pub mod availability;
 pub mod bench;
 pub mod calcom;

@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use std::sync::Arc;
 
+use calsaga::admin;
 use calsaga::bench;
 use calsaga::calcom::{ClientConfig, HttpPoster};
 use calsaga::catalog::Catalog;
@@ -61,6 +62,117 @@ enum Command {
     /// Measure calsaga on this machine (see docs/PERFORMANCE.md).
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Inspect, check and repair sagas on the database file; works while
+    /// `serve` runs (reads are read-only; resume and compensate queue a
+    /// request that the running engine, or the next start, applies).
+    #[command(subcommand)]
+    Workflows(WorkflowsCommand),
+}
+
+/// The database file the admin commands read.
+#[derive(clap::Args)]
+struct DbArg {
+    /// SQLite database file of `calsaga serve`.
+    #[arg(long, default_value = "calsaga.db", env = "CALSAGA_DB")]
+    db: PathBuf,
+}
+
+/// One workflow by id, or every workflow.
+#[derive(clap::Args)]
+#[group(required = true, multiple = false)]
+struct Which {
+    /// Workflow id (from `calsaga workflows list`).
+    id: Option<uuid::Uuid>,
+    /// Every workflow in the database.
+    #[arg(long)]
+    all: bool,
+}
+
+#[derive(Subcommand)]
+enum WorkflowsCommand {
+    /// Workflows newest first, as a table (or JSON lines).
+    List {
+        #[command(flatten)]
+        db: DbArg,
+        /// Only this state (booking, held, booked, compensated, cancelled, failed, ...).
+        #[arg(long)]
+        state: Option<String>,
+        /// Only this service id.
+        #[arg(long)]
+        service: Option<String>,
+        /// Only workflows created at or after this time (2030-03-05 or RFC 3339).
+        #[arg(long, value_parser = admin::parse_since)]
+        since: Option<chrono::DateTime<chrono::Utc>>,
+        /// At most this many rows.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        /// One JSON object per line instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One workflow's timeline: every event with time, segment, Cal.com uid,
+    /// status, duration, retries and the state derived from the log.
+    Show {
+        id: uuid::Uuid,
+        #[command(flatten)]
+        db: DbArg,
+        /// One JSON object instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Fold each log with this calsaga and compare with the stored state;
+    /// any difference exits 1. Read-only: safe on a copy of production.
+    Replay {
+        /// Workflow id (from `calsaga workflows list`).
+        #[arg(required_unless_present_any = ["all", "file"])]
+        id: Option<uuid::Uuid>,
+        /// Every workflow in the database.
+        #[arg(long, conflicts_with = "id")]
+        all: bool,
+        /// Replay a file written by `calsaga workflows export` instead.
+        #[arg(long, conflicts_with_all = ["id", "all"])]
+        file: Option<PathBuf>,
+        #[command(flatten)]
+        db: DbArg,
+    },
+    /// Retry the stuck steps of a failed saga (after fixing the cause).
+    Resume {
+        id: uuid::Uuid,
+        #[command(flatten)]
+        db: DbArg,
+        #[command(flatten)]
+        wait: WaitArg,
+    },
+    /// Undo what a saga made so far (cancel its bookings, release its
+    /// reservations); for a saga still reserving, held or booking.
+    Compensate {
+        id: uuid::Uuid,
+        /// Why; recorded in the log and sent to Cal.com with the cancellations.
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        db: DbArg,
+        #[command(flatten)]
+        wait: WaitArg,
+    },
+    /// Workflows with their events and admin requests as JSON lines, for
+    /// support and audits.
+    Export {
+        #[command(flatten)]
+        which: Which,
+        /// Output format.
+        #[arg(long, value_parser = ["jsonl"], default_value = "jsonl")]
+        format: String,
+        #[command(flatten)]
+        db: DbArg,
+    },
+}
+
+#[derive(clap::Args)]
+struct WaitArg {
+    /// Seconds to wait for the running calsaga to apply the request (0: do not wait).
+    #[arg(long, default_value_t = 10)]
+    wait_s: u64,
 }
 
 #[derive(Subcommand)]
@@ -256,6 +368,7 @@ fn main() -> ExitCode {
         }
         Command::Bench(BenchCommand::Engine(args)) => run_bench_engine(args),
         Command::Bench(BenchCommand::Http(args)) => run_bench_http(args),
+        Command::Workflows(cmd) => run_workflows(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -369,6 +482,66 @@ fn print_report(
     } else {
         print!("{}", table());
     }
+    Ok(())
+}
+
+fn run_workflows(cmd: WorkflowsCommand) -> CliResult {
+    let mut out = std::io::stdout().lock();
+    match cmd {
+        WorkflowsCommand::List {
+            db,
+            state,
+            service,
+            since,
+            limit,
+            json,
+        } => {
+            let query = admin::ListQuery {
+                state,
+                service,
+                since,
+                limit,
+                json,
+            };
+            admin::list(&admin::open(&db.db)?, &query, &mut out)?
+        }
+        WorkflowsCommand::Show { id, db, json } => {
+            admin::show(&admin::open(&db.db)?, id, json, &mut out)?
+        }
+        WorkflowsCommand::Replay {
+            file: Some(file), ..
+        } => admin::replay_file(&file, &mut out)?,
+        WorkflowsCommand::Replay { id, db, .. } => admin::replay(&db.db, id, &mut out)?,
+        WorkflowsCommand::Resume { id, db, wait } => {
+            run_admin_request(&db.db, id, calsaga::runtime::AdminAction::Resume, &wait)?
+        }
+        WorkflowsCommand::Compensate {
+            id,
+            reason,
+            db,
+            wait,
+        } => run_admin_request(
+            &db.db,
+            id,
+            calsaga::runtime::AdminAction::Compensate { reason },
+            &wait,
+        )?,
+        WorkflowsCommand::Export { which, db, .. } => admin::export(&db.db, which.id, &mut out)?,
+    }
+    Ok(())
+}
+
+fn run_admin_request(
+    db: &std::path::Path,
+    id: uuid::Uuid,
+    action: calsaga::runtime::AdminAction,
+    wait: &WaitArg,
+) -> CliResult {
+    let options = admin::RequestOptions {
+        wait: std::time::Duration::from_secs(wait.wait_s),
+        busy_timeout_ms: StoreConfig::default().busy_timeout_ms,
+    };
+    admin::request(db, id, &action, &options, &mut std::io::stdout().lock())?;
     Ok(())
 }
 

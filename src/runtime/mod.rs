@@ -2,10 +2,12 @@
 //! sagas (request event + slot claims in one commit), drives them
 //! concurrently with a bound (`runner`), makes their Cal.com calls (`calls`),
 //! reconciles uncertain steps (`reconcile`), wakes them on durable timers and
-//! resumes every unfinished saga after a restart (`recovery`). It decides
+//! resumes every unfinished saga after a restart (`recovery`), and applies
+//! the admin CLI's queued requests (`admin`). It decides
 //! nothing itself: `saga::decide` does. After a failed write the disk is in
 //! doubt, so the engine stops taking work until it is restarted.
 
+mod admin;
 mod calls;
 mod reconcile;
 mod recovery;
@@ -32,6 +34,7 @@ use crate::saga::{
 };
 use crate::store::{EventRow, Store, StoreError, WorkflowFilter, WorkflowRow, WriteOp};
 
+pub use admin::{ADMIN_REQUESTS_PER_POLL, AdminAction};
 pub use recovery::{RecoveryReport, TERMINAL_STATES};
 pub use runner::WAKE_TIMER;
 
@@ -437,11 +440,22 @@ impl Engine {
     /// Appends an event from outside the runner (confirm, admin requests)
     /// and wakes the saga.
     pub async fn append(&self, id: Uuid, event: Event) -> Result<(), EngineError> {
+        self.append_with(id, event, Vec::new()).await
+    }
+
+    /// `append` with `also` in the same commit (an admin request settled
+    /// together with the event it caused).
+    async fn append_with(
+        &self,
+        id: Uuid,
+        event: Event,
+        also: Vec<WriteOp>,
+    ) -> Result<(), EngineError> {
         self.inner.check_running()?;
         let now = self.inner.clock.now();
         let (mut saga, seq) = runner::load(&self.inner, id)?;
         saga.apply(&event)?;
-        let ops = vec![
+        let mut ops = vec![
             WriteOp::AppendEvents {
                 workflow: id,
                 expected_seq: seq,
@@ -449,6 +463,7 @@ impl Engine {
             },
             runner::projection_op(&saga, now)?,
         ];
+        ops.extend(also);
         self.inner
             .store
             .commit(ops)
@@ -759,7 +774,7 @@ fn kind_name(kind: Kind) -> &'static str {
 }
 
 /// Why the saga was compensated or failed, when it was.
-fn reason(saga: &Saga) -> Option<String> {
+pub fn reason(saga: &Saga) -> Option<String> {
     match (&saga.failure, &saga.phase) {
         (Some(failure), _) => Some(failure.clone()),
         (None, Phase::Compensating { reason } | Phase::Compensated { reason }) => {

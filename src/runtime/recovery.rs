@@ -3,7 +3,8 @@
 //! without an outcome becomes a reconcile (never a second create) and the
 //! saga then finishes or compensates (I3). The timer loop wakes sagas parked
 //! on a durable timer (a long retry backoff, a hold's expiry); the timers
-//! live in the database, so they survive restarts too.
+//! live in the database, so they survive restarts too. The same loop applies
+//! the admin CLI's queued requests (`admin.rs`), the first round at start.
 
 use std::sync::atomic::Ordering;
 
@@ -40,7 +41,7 @@ pub fn resume_all(engine: &Engine) -> Result<RecoveryReport, EngineError> {
     })
 }
 
-/// Polls for due timers until the engine shuts down or stops.
+/// Polls for due timers and admin requests until the engine shuts down or stops.
 pub fn spawn_timer_loop(engine: Engine) {
     tokio::spawn(async move {
         let inner = &engine.inner;
@@ -48,6 +49,11 @@ pub fn spawn_timer_loop(engine: Engine) {
             match inner.store.due_timers(inner.clock.now(), TIMERS_PER_POLL) {
                 Ok(due) => due.iter().for_each(|t| engine.spawn_drive(t.workflow)),
                 Err(e) => tracing::warn!(error = %e, "reading due timers failed; trying again"),
+            }
+            // The first round runs at start, so requests queued while calsaga
+            // was down are applied by recovery.
+            if let Err(e) = super::admin::apply_pending(&engine).await {
+                tracing::warn!(error = %e, "applying admin requests failed; trying again");
             }
             // Real time on purpose: the poll cadence must not move a simulated clock.
             tokio::time::sleep(inner.config.timer_poll).await;

@@ -682,3 +682,62 @@ async fn a_full_disk_stops_the_engine_and_leaves_every_log_whole() {
         assert_eq!(folded, stored, "workflow {}", row.id);
     }
 }
+
+/// Waits (bounded) until every listed admin request is settled.
+async fn settled(engine: &Engine, ids: &[i64]) -> Vec<crate::store::AdminRequestRow> {
+    let mut changes = engine.changes();
+    let until = tokio::time::Instant::now() + WAIT;
+    loop {
+        let rows: Vec<_> = ids
+            .iter()
+            .map(|id| engine.store().admin_request(*id).unwrap().unwrap())
+            .collect();
+        if rows
+            .iter()
+            .all(|r| r.state != crate::store::AdminRequestState::Pending)
+        {
+            return rows;
+        }
+        let waited = tokio::time::timeout_at(until, changes.changed()).await;
+        assert!(waited.is_ok(), "admin requests still pending: {rows:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queued_admin_requests_are_applied_or_refused_by_the_running_engine() {
+    let world = World::new();
+    let engine = world.parking_engine();
+    let hold = start_hold(&engine).await;
+    assert_eq!(engine.wait(hold, WAIT).await.unwrap().state, "held");
+    let db = world.dir.path().join("calsaga.db");
+    let now = world.clock.now();
+    let compensate = AdminAction::Compensate {
+        reason: "no-show".into(),
+    };
+    // Queued as the CLI does, beside the engine that holds the lock.
+    let queued: Vec<i64> = [&AdminAction::Resume, &compensate, &compensate]
+        .iter()
+        .map(|a| crate::store::queue_admin_request(&db, &a.request(hold, now), 1_000).unwrap())
+        .collect();
+    let rows = settled(&engine, &queued).await;
+    let outcomes: Vec<(&str, &str)> = rows
+        .iter()
+        .map(|r| (r.state.as_str(), r.outcome.as_deref().unwrap_or_default()))
+        .collect();
+    assert_eq!(outcomes[1], ("applied", "compensating: no-show"));
+    for (state, why) in [outcomes[0], outcomes[2]] {
+        assert_eq!(state, "refused", "{outcomes:?}");
+        assert!(why.contains("is not possible: workflow"), "{why}");
+    }
+    assert!(outcomes[0].1.contains("only a failed saga is resumed"));
+    let done = engine.wait_terminal(hold, WAIT).await.unwrap();
+    assert_eq!(done.state, "compensated", "{done:?}");
+    assert!(world.mock.view().reservations.is_empty());
+    let admin_events = engine
+        .events(hold)
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind.starts_with("admin_"))
+        .count();
+    assert_eq!(admin_events, 1, "one event for the one applied request");
+}

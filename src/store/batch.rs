@@ -13,8 +13,9 @@ use uuid::Uuid;
 use super::codec::Ms;
 use super::sql::execute;
 use super::{
-    BookingFlag, CallStat, Claim, InboxState, MirrorEntry, NewEvent, StoreConfig, StoreError,
-    TokenRow, claims, flags, idempotency, inbox, log, mirror, stats, timers, tokens,
+    AdminRequestState, BookingFlag, CallStat, Claim, InboxState, MirrorEntry, NewEvent,
+    StoreConfig, StoreError, TokenRow, admin_requests, claims, flags, idempotency, inbox, log,
+    mirror, stats, timers, tokens,
 };
 
 /// Ops committed together: either all of them are stored or none.
@@ -109,6 +110,14 @@ pub enum WriteOp {
     PutToken(TokenRow),
     /// Insert or update the flag of one broken booking.
     FlagBooking(BookingFlag),
+    /// Settle a pending admin request as applied or refused (commit it with
+    /// the admin event it caused). Fails with `AdminRequestNotPending`.
+    SettleAdminRequest {
+        id: i64,
+        state: AdminRequestState,
+        outcome: String,
+        at: DateTime<Utc>,
+    },
     /// Delete expired idempotency keys, call stats older than
     /// `call_stats_keep_days` and finished inbox entries older than
     /// `inbox_keep_days` (at most `PRUNE_ROWS_MAX` rows per table per op;
@@ -188,6 +197,12 @@ fn apply_op(conn: &Connection, op: &WriteOp, config: &StoreConfig) -> Result<(),
         WriteOp::RecordCalls(calls) => stats::record(conn, calls),
         WriteOp::PutToken(token) => tokens::put(conn, token),
         WriteOp::FlagBooking(flag) => flags::put(conn, flag),
+        WriteOp::SettleAdminRequest {
+            id,
+            state,
+            outcome,
+            at,
+        } => admin_requests::settle(conn, *id, *state, outcome, *at),
         WriteOp::PruneExpired { now } => prune(conn, *now, config),
     }
 }

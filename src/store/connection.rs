@@ -86,6 +86,19 @@ pub(super) fn open_writer(path: &Path, config: &StoreConfig) -> Result<Connectio
     Ok(conn)
 }
 
+/// A read-write connection to an existing database that another process
+/// may hold (the admin CLI's queue): never creates the file and leaves the
+/// file's persistent settings (`journal_mode`) to the owning process.
+pub(super) fn open_existing_writer(
+    path: &Path,
+    config: &StoreConfig,
+) -> Result<Connection, StoreError> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags).map_err(|e| open_error(path, e))?;
+    apply_pragmas(&conn, false, config.busy_timeout()).map_err(|e| open_error(path, e))?;
+    Ok(conn)
+}
+
 /// One read-only connection outside the pool: to check a file before
 /// building the pool (r2d2 would only report a timeout) and for backups.
 pub(super) fn open_reader(path: &Path, config: &StoreConfig) -> Result<Connection, StoreError> {

@@ -105,6 +105,16 @@ pub enum StoreError {
         holder: Uuid,
     },
 
+    #[error(
+        "could not queue the admin request in {path}: {detail}; nothing was queued; retry, and check the file's permissions if it persists"
+    )]
+    AdminQueue { path: String, detail: String },
+
+    #[error(
+        "admin request {id} is not pending any more (applied or refused already); read it again to see its outcome"
+    )]
+    AdminRequestNotPending { id: i64 },
+
     #[error("a write was refused: {detail}; this is a bug in calsaga, please report it")]
     Invalid { detail: String },
 

@@ -13,9 +13,11 @@
 //! `writer.rs` group commit, `batch.rs` the write ops, `sql.rs` statement
 //! helpers, `codec.rs` column encodings, then one file per
 //! area (`log`, `claims`, `timers`, `idempotency`, `inbox`, `mirror`,
-//! `stats`, and for the HTTP API `tokens`, `flags`, `bookings`) holding that
-//! area's SQL, and `bench.rs` the disk baseline.
+//! `stats`, and for the HTTP API `tokens`, `flags`, `bookings`, and for the
+//! admin CLI `admin_requests`) holding that area's SQL, and `bench.rs` the
+//! disk baseline.
 
+mod admin_requests;
 mod batch;
 mod bench;
 mod bookings;
@@ -43,6 +45,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use admin_requests::{
+    AdminRequestRow, AdminRequestState, NewAdminRequest, queue_admin_request,
+};
 pub use batch::{PRUNE_ROWS_MAX, WriteBatch, WriteOp};
 pub use bench::raw_commit_rate;
 pub use bookings::{BookingCursor, BookingListRow, BookingQuery};

@@ -10,3 +10,4 @@ mod http;
 mod mock_cli;
 mod readme;
 mod support;
+mod workflows;

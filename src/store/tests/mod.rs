@@ -2,6 +2,7 @@
 //! in a temp dir, fixed 2030 instants, one-op builders), so a change to the
 //! store's internals touches this file, not every test.
 
+mod admin_requests;
 mod open;
 mod queries;
 mod rules;

@@ -24,6 +24,7 @@ fn migrates_an_empty_file_to_the_current_schema() {
         .collect::<Result<_, _>>()
         .unwrap();
     let expected = [
+        "admin_requests",
         "api_tokens",
         "booking_flags",
         "booking_mirror",
