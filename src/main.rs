@@ -143,8 +143,9 @@ enum WorkflowsCommand {
         #[command(flatten)]
         wait: WaitArg,
     },
-    /// Undo what a saga made so far (cancel its bookings, release its
-    /// reservations); for a saga still reserving, held or booking.
+    /// Undo what a saga made (cancel its bookings, release its reservations):
+    /// a saga still reserving, held or booking is rolled back; a booked one
+    /// (a broken composite too) is cancelled segment by segment.
     Compensate {
         id: uuid::Uuid,
         /// Why; recorded in the log and sent to Cal.com with the cancellations.

@@ -75,20 +75,28 @@ impl AdminAction {
 
     /// Whether the saga accepts this action now (tried on a copy), or why not.
     pub fn check(&self, saga: &Saga) -> Result<(), String> {
+        if self.cancels(saga) {
+            return Ok(());
+        }
         let mut copy = saga.clone();
         copy.apply(&self.event())
             .map_err(|e| self.refusal(saga, &e.problem))
     }
 
+    /// A finished booking is undone by a cancel saga (every live segment,
+    /// newest first) rather than by rewinding the booking saga itself; this
+    /// is also how a broken composite (some segments cancelled in Cal.com)
+    /// is cleared.
+    fn cancels(&self, saga: &Saga) -> bool {
+        matches!(self, AdminAction::Compensate { .. }) && saga.state_name() == "booked"
+    }
+
     fn refusal(&self, saga: &Saga, problem: &str) -> String {
         let state = saga.state_name();
         let hint = match (self, state) {
-            (AdminAction::Compensate { .. }, "booked" | "rescheduled") => format!(
-                "; a finished booking is undone by cancelling it: POST /api/v2/bookings/{}/cancel",
-                saga.workflow
-            ),
             (AdminAction::Compensate { .. }, _) => {
-                "; only a saga still reserving, held or booking can be compensated".to_string()
+                "; only a saga still reserving, held, booking or booked can be compensated"
+                    .to_string()
             }
             (AdminAction::Resume, _) => String::new(),
         };
@@ -133,6 +141,9 @@ async fn apply_one(engine: &Engine, row: &AdminRequestRow) -> Result<bool, Engin
     if let Err(problem) = action.check(&saga) {
         return refuse(engine, row, problem).await;
     }
+    if let (true, AdminAction::Compensate { reason }) = (action.cancels(&saga), &action) {
+        return cancel_booked(engine, row, reason).await;
+    }
     let now = engine.inner.clock.now();
     let applied = settle_op(row, AdminRequestState::Applied, applied_text(&action), now);
     match engine
@@ -148,6 +159,34 @@ async fn apply_one(engine: &Engine, row: &AdminRequestRow) -> Result<bool, Engin
         | Err(EngineError::Transition(_)) => Ok(false),
         Err(e) => Err(e),
     }
+}
+
+/// Compensating a booked saga: start its cancel saga, then record the
+/// request as applied. A crash in between leaves the request pending; the
+/// next poll then finds the booking already being cancelled and refuses
+/// with that reason, which names the cancel saga.
+async fn cancel_booked(
+    engine: &Engine,
+    row: &AdminRequestRow,
+    reason: &str,
+) -> Result<bool, EngineError> {
+    let cancel = match engine.cancel(row.workflow, reason.to_string()).await {
+        Ok(cancel) => cancel,
+        Err(e @ (EngineError::Store(_) | EngineError::Stopped(_))) => return Err(e),
+        Err(e) => return refuse(engine, row, e.to_string()).await,
+    };
+    tracing::info!(workflow = %row.workflow, request = row.id, %cancel, "admin compensate of a booked saga: cancelling it");
+    let now = engine.inner.clock.now();
+    let text = format!("cancelling every segment in workflow {cancel}: {reason}");
+    let op = settle_op(row, AdminRequestState::Applied, text, now);
+    engine
+        .inner
+        .store
+        .commit(vec![op])
+        .await
+        .map_err(|e| engine.inner.store_failed(e))?;
+    engine.notify_changed();
+    Ok(true)
 }
 
 fn applied_text(action: &AdminAction) -> String {
