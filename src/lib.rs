@@ -12,6 +12,7 @@ pub mod clock;
 pub mod config;
 pub mod http;
 mod httpwire;
+pub mod metrics;
 pub mod mock;
 pub mod runtime;
 pub mod saga;

@@ -7,7 +7,7 @@ use std::net::IpAddr;
 
 use super::App;
 use super::reply::{ApiError, Reply};
-use super::{admin, availability, batch, bookings, health, holds, webhooks};
+use super::{admin, availability, batch, bookings, health, holds, metrics, webhooks};
 use crate::httpwire::Head;
 
 /// Who may call a route.
@@ -213,6 +213,7 @@ pub static ROUTES: &[Route] = &[
         NONE,
         admin::workflow,
     ),
+    route("GET", "/metrics", Access::Admin, NONE, metrics::scrape),
     route(
         "POST",
         "/webhooks/calcom",
