@@ -7,6 +7,7 @@
 pub mod availability;
 pub mod bench;
 pub mod calcom;
+pub mod calcom_admin;
 pub mod catalog;
 pub mod clock;
 pub mod config;
@@ -18,3 +19,5 @@ pub mod runtime;
 pub mod saga;
 pub mod serve;
 pub mod store;
+pub mod subscriptions;
+pub mod sync;
