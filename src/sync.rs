@@ -274,7 +274,10 @@ pub async fn apply(client: &Client, rows: &[Row]) -> Vec<Applied> {
                 },
                 Err(e) => Applied::Failed {
                     id,
-                    error: e.to_string(),
+                    error: format!(
+                        "{e}; if the host already has an event type {:?}, point the catalogue at its id instead",
+                        want.slug
+                    ),
                 },
             },
             Status::OtherOwner(owner) => Applied::Skipped {
