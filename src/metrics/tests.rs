@@ -149,3 +149,54 @@ fn an_empty_database_renders_every_family_and_zero_log_counters() {
     assert!(text.contains("calsaga_reconciliations_total{phase=\"failed\"} 0\n"));
     assert!(text.contains("calsaga_store_poisoned 0\n"));
 }
+
+/// `calsaga_...` names in `text`.
+fn metric_names(text: &str) -> std::collections::BTreeSet<String> {
+    text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| w.starts_with("calsaga_"))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn the_dashboard_and_the_docs_name_exactly_the_metrics_we_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(
+        dir.path().join("m.db"),
+        crate::store::StoreConfig::default(),
+    )
+    .unwrap();
+    let m = Metrics::default();
+    m.observe_request(None, 200, Duration::from_millis(1));
+    m.record(&CallRecord {
+        route: "GET /v2/slots",
+        outcome: CallOutcome::Status(200),
+        latency_ms: 1,
+        attempt: 1,
+    });
+    let text = m.render(&store).unwrap();
+    let families: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split(' ').next())
+        .collect();
+    // Gauges read from tables have no samples in an empty database.
+    let written: std::collections::BTreeSet<String> = metric_names(&text)
+        .into_iter()
+        .chain(families.iter().map(|f| f.to_string()))
+        .collect();
+    let dashboard = include_str!("../../docs/grafana-dashboard.json");
+    for name in metric_names(dashboard) {
+        assert!(
+            written.contains(&name),
+            "the dashboard uses {name}, which is not written"
+        );
+    }
+    let doc = include_str!("../../docs/METRICS.md");
+    for family in families {
+        assert!(
+            doc.contains(&format!("| `{family}` |")),
+            "docs/METRICS.md lacks {family}"
+        );
+    }
+}
