@@ -1,5 +1,15 @@
 use super::*;
 
+/// An empty database in a temp folder (kept while the folder lives).
+fn scratch_store() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(
+        dir.path().join("m.db"),
+        crate::store::StoreConfig::default(),
+    );
+    (dir, store.unwrap())
+}
+
 fn lines(text: &str) -> Vec<&str> {
     text.lines().collect()
 }
@@ -118,12 +128,7 @@ fn cal_com_attempts_are_grouped_by_route_family_and_outcome_class() {
 
 #[test]
 fn an_empty_database_renders_every_family_and_zero_log_counters() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(
-        dir.path().join("m.db"),
-        crate::store::StoreConfig::default(),
-    )
-    .unwrap();
+    let (_dir, store) = scratch_store();
     let m = Metrics::default();
     m.committed(Duration::from_micros(1_500));
     let text = m.render(&store).unwrap();
@@ -160,12 +165,7 @@ fn metric_names(text: &str) -> std::collections::BTreeSet<String> {
 
 #[test]
 fn the_dashboard_and_the_docs_name_exactly_the_metrics_we_write() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(
-        dir.path().join("m.db"),
-        crate::store::StoreConfig::default(),
-    )
-    .unwrap();
+    let (_dir, store) = scratch_store();
     let m = Metrics::default();
     m.observe_request(None, 200, Duration::from_millis(1));
     m.record(&CallRecord {
