@@ -286,10 +286,33 @@ fn samples(text: &str) -> BTreeMap<String, f64> {
         .collect()
 }
 
+/// Posts a signed BOOKING_CANCELLED delivery about a booking nobody knows.
+fn deliver_webhook(s: &Served, secret: &str) {
+    use hmac::Mac;
+    let body = json!({
+        "triggerEvent": "BOOKING_CANCELLED",
+        "createdAt": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "payload": {"uid": "notOurs0001", "startTime": "2030-03-05T10:00:00Z",
+                    "endTime": "2030-03-05T10:30:00Z", "status": "CANCELLED", "eventTypeId": 101},
+    })
+    .to_string();
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(body.as_bytes());
+    let signature = hex::encode(mac.finalize().into_bytes());
+    let headers = [
+        ("Content-Type", "application/json"),
+        ("X-Cal-Signature-256", signature.as_str()),
+    ];
+    let r = s.call("POST", "/webhooks/calcom", &headers, body.as_bytes());
+    assert!((200..300).contains(&r.status), "{} {}", r.status, r.body);
+}
+
 #[test]
-fn metrics_count_requests_cal_com_calls_commits_and_sagas() {
-    let s = Served::start(&[]);
+fn metrics_count_requests_cal_com_calls_commits_sagas_and_webhooks() {
+    let secret = "whsec_metrics";
+    let s = Served::start(&["--webhook-secret", secret]);
     book_some(&s);
+    deliver_webhook(&s, secret);
     assert_eq!(s.get("/api/v2/nope/123", &s.admin).status, 404);
     assert_eq!(
         s.get("/metrics", &s.booking).status,
@@ -361,4 +384,13 @@ fn metrics_count_requests_cal_com_calls_commits_and_sagas() {
         get("calsaga_reconciliations_total{phase=\"resolved\"}"),
         0.0
     );
+    // The delivery is stored once; the inbox task may not have taken it yet.
+    let inbox: f64 = m
+        .iter()
+        .filter(|(series, _)| series.starts_with("calsaga_webhook_inbox_entries{"))
+        .map(|(_, n)| n)
+        .sum();
+    assert_eq!(inbox, 1.0, "{}", r.body);
+    let webhooks = "route=\"/webhooks/calcom\",method=\"POST\",status=\"2xx\"";
+    assert_eq!(get(&format!("{http}_count{{{webhooks}}}")), 1.0);
 }
