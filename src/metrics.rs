@@ -16,7 +16,7 @@
 use std::collections::BTreeMap;
 use std::fmt::{Display, Write as _};
 use std::sync::{Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::calcom::{CallObserver, CallOutcome, CallRecord};
 use crate::store::{CommitObserver, Store, StoreError};
@@ -36,6 +36,9 @@ pub const COMMIT_BUCKETS_S: &[f64] = &[
 /// Label of a request that matched no route (404, 405): one series for
 /// all of them, whatever path was asked.
 pub const UNMATCHED: &str = "unmatched";
+
+/// How stale the counters read from the event log may be.
+pub const LOG_COUNT_REFRESH: Duration = Duration::from_secs(30);
 
 /// Event kinds counted from the log, with the metric and label they feed.
 const LOG_COUNTERS: &[(&str, &str, &str)] = &[
@@ -188,6 +191,8 @@ pub struct Metrics {
     http: Mutex<BTreeMap<HttpKey, Histogram>>,
     calcom: Mutex<BTreeMap<CalcomKey, Histogram>>,
     commits: Mutex<Histogram>,
+    /// The last count of `LOG_COUNTERS` and when it was taken.
+    log_counts: Mutex<Option<(Instant, Vec<u64>)>>,
 }
 
 impl Default for Metrics {
@@ -196,6 +201,7 @@ impl Default for Metrics {
             http: Mutex::default(),
             calcom: Mutex::default(),
             commits: Mutex::new(Histogram::new(COMMIT_BUCKETS_S)),
+            log_counts: Mutex::default(),
         }
     }
 }
@@ -225,7 +231,8 @@ impl Metrics {
         self.render_http(&mut out);
         self.render_calcom(&mut out);
         self.render_store(&mut out, store)?;
-        render_log(&mut out, store)?;
+        let counts = self.log_counts(store)?;
+        render_log(&mut out, &counts);
         Ok(out.finish())
     }
 
@@ -302,30 +309,45 @@ impl Metrics {
     }
 }
 
+impl Metrics {
+    /// The `LOG_COUNTERS` counts, taken again only when the last count is
+    /// older than `LOG_COUNT_REFRESH`: counting scans the event log, which
+    /// grows without bound, so frequent scrapes must not each pay for it.
+    fn log_counts(&self, store: &Store) -> Result<Vec<u64>, StoreError> {
+        let mut cached = lock(&self.log_counts);
+        if let Some((at, counts)) = cached.as_ref()
+            && at.elapsed() < LOG_COUNT_REFRESH
+        {
+            return Ok(counts.clone());
+        }
+        let kinds: Vec<&str> = LOG_COUNTERS.iter().map(|(kind, ..)| *kind).collect();
+        let counts = store.event_counts(&kinds)?;
+        *cached = Some((Instant::now(), counts.clone()));
+        Ok(counts)
+    }
+}
+
 /// Counters counted in the event log: they survive restarts and never go
 /// down, because events are never removed.
-fn render_log(out: &mut Exposition, store: &Store) -> Result<(), StoreError> {
-    let kinds: Vec<&str> = LOG_COUNTERS.iter().map(|(kind, ..)| *kind).collect();
-    let counts = store.event_counts(&kinds)?;
+fn render_log(out: &mut Exposition, counts: &[u64]) {
     let families = [
         (
             "calsaga_compensations_total",
-            "Compensations in the event log, all time (they survive restarts): started (a saga began undoing its segments) and finished (it has undone them).",
+            "Compensations in the event log, all time (they survive restarts; recounted at most every 30 s): started (a saga began undoing its segments) and finished (it has undone them).",
         ),
         (
             "calsaga_reconciliations_total",
-            "Reconciliations of uncertain Cal.com creates in the event log, all time (they survive restarts): resolved (Cal.com's bookings were read) and failed (the read failed; it is retried).",
+            "Reconciliations of uncertain Cal.com creates in the event log, all time (they survive restarts; recounted at most every 30 s): resolved (Cal.com's bookings were read) and failed (the read failed; it is retried).",
         ),
     ];
     for (family, help) in families {
         out.family(family, Kind::Counter, help);
-        for ((_, name, phase), n) in LOG_COUNTERS.iter().zip(&counts) {
+        for ((_, name, phase), n) in LOG_COUNTERS.iter().zip(counts) {
             if *name == family {
                 out.sample(family, &[("phase", *phase)], n);
             }
         }
     }
-    Ok(())
 }
 
 impl CallObserver for Metrics {

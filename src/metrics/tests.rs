@@ -200,3 +200,57 @@ fn the_dashboard_and_the_docs_name_exactly_the_metrics_we_write() {
         );
     }
 }
+
+#[test]
+fn log_counters_count_events_of_their_kinds_and_are_recounted_only_after_the_refresh() {
+    use crate::store::{NewEvent, WriteOp};
+    let (_dir, store) = scratch_store();
+    let at = chrono::Utc::now();
+    let workflow = uuid::Uuid::new_v4();
+    let event = |kind: &str| NewEvent {
+        at,
+        kind: kind.into(),
+        payload: "{}".into(),
+    };
+    let append = |expected_seq, kinds: &[&str]| WriteOp::AppendEvents {
+        workflow,
+        expected_seq,
+        events: kinds.iter().map(|k| event(k)).collect(),
+    };
+    let create = WriteOp::CreateWorkflow {
+        id: workflow,
+        kind: "book".into(),
+        service: "haircut".into(),
+        state: "compensated".into(),
+        at,
+        projection: "{}".into(),
+    };
+    let kinds = [
+        "requested",
+        "compensation_started",
+        "compensated",
+        "segment_reconciled",
+    ];
+    store
+        .commit_blocking(vec![create, append(0, &kinds)])
+        .unwrap();
+    let m = Metrics::default();
+    let first = m.render(&store).unwrap();
+    for line in [
+        "calsaga_compensations_total{phase=\"started\"} 1",
+        "calsaga_compensations_total{phase=\"finished\"} 1",
+        "calsaga_reconciliations_total{phase=\"resolved\"} 1",
+        "calsaga_reconciliations_total{phase=\"failed\"} 0",
+        "calsaga_workflows{kind=\"book\",state=\"compensated\"} 1",
+    ] {
+        assert!(first.lines().any(|l| l == line), "{line} not in\n{first}");
+    }
+    store
+        .commit_blocking(vec![append(4, &["reconcile_failed"])])
+        .unwrap();
+    let cached = m.render(&store).unwrap();
+    assert!(cached.contains("calsaga_reconciliations_total{phase=\"failed\"} 0\n"));
+    *lock(&m.log_counts) = None;
+    let recounted = m.render(&store).unwrap();
+    assert!(recounted.contains("calsaga_reconciliations_total{phase=\"failed\"} 1\n"));
+}
