@@ -9,7 +9,7 @@
 //! body and query parsing; `calls.rs` engine calls and their errors; `view.rs` the booking shape;
 //! `outcome.rs` idempotency keys and the answers of saga-starting requests;
 //! `auth.rs` tokens; `ratelimit.rs` quotas; then one file per area
-//! (`bookings`, `batch`, `holds`, `availability`, `admin`, `health`, `metrics`,
+//! (`bookings`, `batch`, `holds`, `availability`, `admin`, `health`,
 //! `webhooks` and the `inbox` task).
 
 mod admin;

@@ -213,7 +213,6 @@ pub static ROUTES: &[Route] = &[
         NONE,
         admin::workflow,
     ),
-    route("GET", "/metrics", Access::Admin, NONE, metrics::scrape),
     route(
         "POST",
         "/webhooks/calcom",
@@ -223,6 +222,7 @@ pub static ROUTES: &[Route] = &[
         },
         webhooks::receive,
     ),
+    route("GET", "/metrics", Access::Admin, NONE, metrics::scrape),
 ];
 
 /// What a method and path lead to.
