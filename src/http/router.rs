@@ -7,7 +7,7 @@ use std::net::IpAddr;
 
 use super::App;
 use super::reply::{ApiError, Reply};
-use super::{admin, availability, batch, bookings, health, holds, metrics, webhooks};
+use super::{admin, availability, batch, bookings, health, holds, webhooks};
 use crate::httpwire::Head;
 
 /// Who may call a route.
@@ -222,7 +222,13 @@ pub static ROUTES: &[Route] = &[
         },
         webhooks::receive,
     ),
-    route("GET", "/metrics", Access::Admin, NONE, metrics::scrape),
+    route(
+        "GET",
+        "/metrics",
+        Access::Admin,
+        NONE,
+        super::metrics::scrape,
+    ),
 ];
 
 /// What a method and path lead to.
