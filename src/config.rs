@@ -217,23 +217,35 @@ fn calcom_target(i: &ServeInputs) -> Result<CalcomTarget, ConfigError> {
             state_file: i.mock_state_file.clone(),
         });
     };
+    remote_calcom(
+        api_key,
+        i.calcom_url.as_deref(),
+        i.calcom_requests_per_minute,
+    )
+}
+
+/// A real Cal.com (or a mock in another process) at `calcom_url` (default
+/// https://api.cal.com), checked as `serve` checks it; the admin commands
+/// use it too.
+pub fn remote_calcom(
+    api_key: &str,
+    calcom_url: Option<&str>,
+    requests_per_minute: u32,
+) -> Result<CalcomTarget, ConfigError> {
     if api_key.chars().any(|c| c.is_control() || c.is_whitespace()) {
         return Err(invalid(
             "CALCOM_API_KEY",
             "contains spaces or control characters; paste the key exactly as Cal.com shows it",
         ));
     }
-    let base_url = i
-        .calcom_url
-        .clone()
-        .unwrap_or_else(|| "https://api.cal.com".into());
+    let base_url = calcom_url.unwrap_or("https://api.cal.com").to_string();
     if !(base_url.starts_with("https://") || base_url.starts_with("http://")) {
         return Err(invalid(
             "--calcom-url",
             format!("{base_url:?} is not an http(s) URL; use e.g. https://api.cal.com"),
         ));
     }
-    if i.calcom_requests_per_minute == 0 {
+    if requests_per_minute == 0 {
         return Err(invalid(
             "--calcom-requests-per-minute",
             "must be at least 1; Cal.com's default is 120 per API key",
@@ -242,7 +254,7 @@ fn calcom_target(i: &ServeInputs) -> Result<CalcomTarget, ConfigError> {
     Ok(CalcomTarget::Remote {
         base_url: base_url.trim_end_matches('/').to_string(),
         api_key: api_key.to_string(),
-        requests_per_minute_max: i.calcom_requests_per_minute,
+        requests_per_minute_max: requests_per_minute,
     })
 }
 

@@ -13,12 +13,14 @@ use std::sync::Arc;
 use calsaga::admin;
 use calsaga::bench;
 use calsaga::calcom::{ClientConfig, HttpPoster};
+use calsaga::calcom_admin::{AdminCalcom, AdminError};
 use calsaga::catalog::Catalog;
 use calsaga::config::{ServeConfig, ServeInputs};
 use calsaga::http;
 use calsaga::mock::{self, MockOptions};
 use calsaga::serve;
 use calsaga::store::{Store, StoreConfig};
+use calsaga::{subscriptions, sync};
 
 const EXIT_ERROR: u8 = 1;
 
@@ -67,6 +69,18 @@ enum Command {
     /// request that the running engine, or the next start, applies).
     #[command(subcommand)]
     Workflows(WorkflowsCommand),
+    /// Manage the Cal.com webhook subscriptions that deliver booking changes
+    /// to calsaga's /webhooks/calcom.
+    #[command(subcommand)]
+    Webhooks(WebhooksCommand),
+    /// Copy the database consistently to a new file, also while `serve`
+    /// runs, and verify the copy (integrity check, workflow count).
+    Backup {
+        #[command(flatten)]
+        db: DbArg,
+        /// The new file; an existing one is never overwritten.
+        path: PathBuf,
+    },
 }
 
 /// The database file the admin commands read.
@@ -174,6 +188,47 @@ struct WaitArg {
     /// Seconds to wait for the running calsaga to apply the request (0: do not wait).
     #[arg(long, default_value_t = 10)]
     wait_s: u64,
+}
+
+/// Where the Cal.com account of an admin command is.
+#[derive(clap::Args)]
+struct CalcomArgs {
+    /// Cal.com API base URL (default https://api.cal.com).
+    #[arg(long, env = "CALCOM_API_URL")]
+    calcom_url: Option<String>,
+    /// Cal.com API key of the account to change.
+    #[arg(long, env = "CALCOM_API_KEY", hide_env_values = true)]
+    calcom_api_key: Option<String>,
+}
+
+impl CalcomArgs {
+    fn connect(&self) -> Result<AdminCalcom, AdminError> {
+        AdminCalcom::connect(self.calcom_api_key.as_deref(), self.calcom_url.as_deref())
+    }
+}
+
+#[derive(Subcommand)]
+enum WebhooksCommand {
+    /// Subscribe URL to the booking triggers calsaga handles, with a new
+    /// secret printed once for CALSAGA_WEBHOOK_SECRET.
+    Register {
+        /// Where Cal.com posts, e.g. https://calsaga.example.com/webhooks/calcom.
+        #[arg(long)]
+        url: String,
+        #[command(flatten)]
+        calcom: CalcomArgs,
+    },
+    /// Show every subscription of the API key's user.
+    List {
+        #[command(flatten)]
+        calcom: CalcomArgs,
+    },
+    /// Remove the subscription ID (from `list`).
+    Delete {
+        id: String,
+        #[command(flatten)]
+        calcom: CalcomArgs,
+    },
 }
 
 #[derive(Subcommand)]
@@ -288,6 +343,20 @@ enum CatalogCommand {
         #[arg(long, default_value = "workflows", env = "CALSAGA_WORKFLOWS")]
         workflows: PathBuf,
     },
+    /// Compare the event types the catalogue books with Cal.com's (owner,
+    /// length, slug, title); exit 1 while any differ. With --apply, patch
+    /// what differs and create what is missing (then print the catalogue
+    /// line to change, as a new event type gets a new id).
+    Sync {
+        /// Folder of service files.
+        #[arg(long, default_value = "workflows", env = "CALSAGA_WORKFLOWS")]
+        workflows: PathBuf,
+        /// Change Cal.com to match the catalogue.
+        #[arg(long)]
+        apply: bool,
+        #[command(flatten)]
+        calcom: CalcomArgs,
+    },
 }
 
 #[derive(Subcommand)]
@@ -370,6 +439,13 @@ fn main() -> ExitCode {
         Command::Bench(BenchCommand::Engine(args)) => run_bench_engine(args),
         Command::Bench(BenchCommand::Http(args)) => run_bench_http(args),
         Command::Workflows(cmd) => run_workflows(cmd),
+        Command::Catalog(CatalogCommand::Sync {
+            workflows,
+            apply,
+            calcom,
+        }) => run_catalog_sync(&workflows, apply, &calcom),
+        Command::Webhooks(command) => run_webhooks(command),
+        Command::Backup { db, path } => run_backup(&db.db, &path),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -571,5 +647,70 @@ fn run_catalog_check(dir: &std::path::Path) -> CliResult {
             );
         }
     }
+    Ok(())
+}
+
+fn run_catalog_sync(dir: &std::path::Path, apply: bool, calcom: &CalcomArgs) -> CliResult {
+    let catalog = Catalog::load_dir(dir)?;
+    let calcom = calcom.connect()?;
+    sync::run(&calcom, &catalog, apply, &mut std::io::stdout().lock())?;
+    Ok(())
+}
+
+fn run_webhooks(command: WebhooksCommand) -> CliResult {
+    match command {
+        WebhooksCommand::Register { url, calcom } => {
+            let calcom = calcom.connect()?;
+            let registered = calcom.block_on(subscriptions::register(calcom.client(), &url))?;
+            print!("{}", subscriptions::registered_report(&registered));
+        }
+        WebhooksCommand::List { calcom } => {
+            let calcom = calcom.connect()?;
+            let webhooks = calcom.block_on(subscriptions::list(calcom.client()))?;
+            print!("{}", subscriptions::table(&webhooks));
+        }
+        WebhooksCommand::Delete { id, calcom } => {
+            let calcom = calcom.connect()?;
+            let deleted = calcom.block_on(subscriptions::delete(calcom.client(), &id))?;
+            println!(
+                "deleted Cal.com webhook {} for {}",
+                deleted.id, deleted.subscriber_url
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Copies `db` to `path` with `VACUUM INTO` through a read-only handle (no
+/// lock, so `serve` may run), then opens the copy and checks it.
+fn run_backup(db: &std::path::Path, path: &std::path::Path) -> CliResult {
+    if path.exists() {
+        return Err(format!(
+            "backup: {} exists; a backup never overwrites a file: give a new path or move that file away",
+            path.display()
+        )
+        .into());
+    }
+    let source = Store::open_read_only(db)?;
+    source.backup_to(path)?;
+    let copy = Store::open_read_only(path)?;
+    let integrity = copy.integrity_check()?;
+    if integrity != "ok" {
+        return Err(format!(
+            "backup: the copy {} fails SQLite's integrity check ({integrity}); keep the original and check the disk",
+            path.display()
+        )
+        .into());
+    }
+    let total = |store: &Store| -> Result<u64, calsaga::store::StoreError> {
+        Ok(store.workflow_counts()?.iter().map(|c| c.count).sum())
+    };
+    let workflows = total(&copy)?;
+    println!(
+        "backup: wrote {} from {}; integrity ok; {workflows} workflows (the source had {} when checked after the copy)",
+        path.display(),
+        db.display(),
+        total(&source)?
+    );
     Ok(())
 }

@@ -12,6 +12,7 @@ use crate::catalog::Catalog;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{CalcomTarget, ServeConfig};
 use crate::http::{App, FIRST_ADMIN_TOKEN_NAME, HttpConfig, HttpServer, first_admin_token};
+use crate::metrics::Metrics;
 use crate::mock::{Fixture, Mock, MockConfig, MockServer};
 use crate::runtime::Engine;
 use crate::store::{Store, StoreConfig};
@@ -24,6 +25,10 @@ pub type ServeResult = Result<(), Box<dyn std::error::Error>>;
 pub fn run(config: ServeConfig) -> ServeResult {
     let catalog = Arc::new(Catalog::load_dir(&config.workflows)?);
     let store = Store::open(&config.db, StoreConfig::default())?;
+    // One set of figures for /metrics, fed by the store, the Cal.com client
+    // and the HTTP server.
+    let metrics = Arc::new(Metrics::default());
+    store.observe_commits(metrics.clone());
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     // Keeps the embedded mock alive for as long as we serve.
     let (mut client_config, _mock) = calcom(&config.calcom, &clock)?;
@@ -37,7 +42,7 @@ pub fn run(config: ServeConfig) -> ServeResult {
     // availability searches.
     let client: Arc<dyn CalcomApi> = {
         let _guard = runtime.enter();
-        Arc::new(Client::http(client_config, clock.clone())?)
+        Arc::new(Client::http(client_config, clock.clone())?.with_observer(metrics.clone()))
     };
     let engine = Engine::new(
         store,
@@ -58,7 +63,8 @@ pub fn run(config: ServeConfig) -> ServeResult {
         clock,
         client,
         &config.http,
-    )?;
+    )?
+    .with_metrics(metrics);
     let server = HttpServer::start(
         HttpConfig {
             workers: HTTP_WORKERS,

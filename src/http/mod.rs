@@ -23,6 +23,7 @@ mod health;
 mod holds;
 mod inbox;
 mod input;
+mod metrics;
 mod outcome;
 mod ratelimit;
 mod reply;
@@ -38,6 +39,7 @@ use std::time::Duration;
 use crate::availability::Availability;
 use crate::calcom::CalcomApi;
 use crate::clock::Clock;
+use crate::metrics::Metrics;
 use crate::runtime::Engine;
 
 use crate::httpwire::Head;
@@ -65,6 +67,8 @@ pub struct App {
     availability: Arc<Availability>,
     /// Wakes the inbox task when a webhook was stored.
     inbox: Arc<tokio::sync::Notify>,
+    /// Request figures for `GET /metrics`.
+    metrics: Arc<Metrics>,
 }
 
 /// What `serve` configures beyond sockets.
@@ -105,7 +109,16 @@ impl App {
             limiter: Arc::new(RateLimiter::new(settings.rate)),
             settings: Arc::new(settings.clone()),
             inbox: Arc::new(tokio::sync::Notify::new()),
+            metrics: Arc::new(Metrics::default()),
         })
+    }
+
+    /// Records requests in `metrics`, the same figures the Cal.com client
+    /// and the store report to (`serve` shares one); without it the app
+    /// keeps its own, which sees HTTP requests only.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> App {
+        self.metrics = metrics;
+        self
     }
 
     /// Cal.com bookings changed (ours or anyone's): cached slots are stale.

@@ -224,6 +224,13 @@ pub static ROUTES: &[Route] = &[
         },
         webhooks::receive,
     ),
+    route(
+        "GET",
+        "/metrics",
+        Access::Admin,
+        NONE,
+        super::metrics::scrape,
+    ),
 ];
 
 /// What a method and path lead to.

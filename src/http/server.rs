@@ -235,6 +235,7 @@ fn serve_connection(stream: TcpStream, shared: &Shared, app: &App, config: &Http
             && !shared.stop.load(Ordering::SeqCst)
             && shared.waiting.load(Ordering::SeqCst) == 0
             && served + 1 < REQUESTS_PER_CONNECTION_MAX;
+        let route = exchange.route.map(|r| (r.method, r.pattern));
         let mut reply = exchange.reply;
         reply.headers.push(("X-Request-Id", request_id.clone()));
         let written = httpwire::write_response(
@@ -244,6 +245,8 @@ fn serve_connection(stream: TcpStream, shared: &Shared, app: &App, config: &Http
             &reply.body,
             keep_alive,
         );
+        app.metrics
+            .observe_request(route, reply.status, started.elapsed());
         tracing::info!(
             target: "calsaga::access",
             id = %request_id,
@@ -324,6 +327,8 @@ fn request_id(head: &Head) -> String {
 /// The answer to one request and what the connection can do next.
 struct Exchange {
     reply: Reply,
+    /// The matched route (metrics label it by pattern), if any.
+    route: Option<&'static Route>,
     /// The token's name, for the access log (never the token).
     who: Option<String>,
     /// False when the body was not read: the connection must close.
@@ -340,8 +345,9 @@ fn exchange<R: std::io::Read, W: std::io::Write>(
 ) -> Exchange {
     let declared = head.content_length();
     let no_body = matches!(declared, Ok(0));
-    let refuse = |e: ApiError, who: Option<String>| Exchange {
+    let refuse = |e: ApiError, who: Option<String>, route: Option<&'static Route>| Exchange {
         reply: e.into(),
+        route,
         who,
         body_consumed: no_body,
     };
@@ -359,35 +365,36 @@ fn exchange<R: std::io::Read, W: std::io::Write>(
                 ),
             )
             .with_header("Allow", allowed.join(", "));
-            return refuse(e, None);
+            return refuse(e, None, None);
         }
         Found::Unknown => {
             let e = ApiError::not_found(format!(
                 "there is no route {path}; see GET /api/v2/openapi.json for the API"
             ));
-            return refuse(e, None);
+            return refuse(e, None, None);
         }
     };
     let principal = match super::admit(app, route, head, peer) {
         Ok(p) => p,
-        Err(e) => return refuse(e, None),
+        Err(e) => return refuse(e, None, Some(route)),
     };
     let who = principal.as_ref().map(|p| p.name.clone());
     if let Err(e) = super::authorize(route, principal.as_ref()) {
-        return refuse(e, who);
+        return refuse(e, who, Some(route));
     }
     let length = match declared {
         Ok(n) => n,
-        Err(e) => return refuse(framing_error(&e), who),
+        Err(e) => return refuse(framing_error(&e), who, Some(route)),
     };
     if let Err(e) = check_body(route, head, length) {
-        return refuse(e, who);
+        return refuse(e, who, Some(route));
     }
     let body = match httpwire::read_body(reader, writer, head, length) {
         Ok(body) => body,
         Err(e) => {
             return Exchange {
                 reply: framing_error(&e).into(),
+                route: Some(route),
                 who,
                 body_consumed: false,
             };
@@ -412,6 +419,7 @@ fn exchange<R: std::io::Read, W: std::io::Write>(
         .unwrap_or_else(Reply::from);
     Exchange {
         reply,
+        route: Some(route),
         who,
         body_consumed: true,
     }

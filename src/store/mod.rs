@@ -13,9 +13,9 @@
 //! `writer.rs` group commit, `batch.rs` the write ops, `sql.rs` statement
 //! helpers, `codec.rs` column encodings, then one file per
 //! area (`log`, `claims`, `timers`, `idempotency`, `inbox`, `mirror`,
-//! `stats`, and for the HTTP API `tokens`, `flags`, `bookings`, and for the
-//! admin CLI `admin_requests`) holding that area's SQL, and `bench.rs` the
-//! disk baseline.
+//! `stats`, `counts` (totals for metrics and backups), and for the HTTP API
+//! `tokens`, `flags`, `bookings`, and for the admin CLI `admin_requests`)
+//! holding that area's SQL, and `bench.rs` the disk baseline.
 
 mod admin_requests;
 mod batch;
@@ -24,6 +24,7 @@ mod bookings;
 mod claims;
 mod codec;
 mod connection;
+mod counts;
 mod error;
 mod flags;
 mod idempotency;
@@ -52,6 +53,7 @@ pub use batch::{PRUNE_ROWS_MAX, WriteBatch, WriteOp};
 pub use bench::raw_commit_rate;
 pub use bookings::{BookingCursor, BookingListRow, BookingQuery};
 pub use claims::{Claim, ClaimRow};
+pub use counts::{InboxCount, StateCount};
 pub use error::StoreError;
 pub use flags::BookingFlag;
 pub use idempotency::IdempotencyRow;
@@ -62,7 +64,7 @@ pub use schema::SCHEMA_VERSION;
 pub use stats::CallStat;
 pub use timers::TimerRow;
 pub use tokens::TokenRow;
-pub use writer::CommitStats;
+pub use writer::{CommitObserver, CommitStats};
 
 use connection::ReadPool;
 use error::read_error;
@@ -228,6 +230,15 @@ impl Store {
             .as_ref()
             .map(Writer::stats)
             .unwrap_or_default()
+    }
+
+    /// Reports the duration of every later commit to `observer` (metrics).
+    /// False when the store is read-only or an observer is already set.
+    pub fn observe_commits(&self, observer: Arc<dyn CommitObserver>) -> bool {
+        self.inner
+            .writer
+            .as_ref()
+            .is_some_and(|w| w.observe(observer))
     }
 
     /// Run `query` on a pooled read-only connection.

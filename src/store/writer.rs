@@ -32,6 +32,12 @@ pub struct CommitStats {
     pub largest_group: u64,
 }
 
+/// Told the duration of every committed transaction (metrics). Called on the
+/// writer thread between commits: keep it quick and never block.
+pub trait CommitObserver: Send + Sync {
+    fn committed(&self, elapsed: Duration);
+}
+
 enum Reply {
     Async(oneshot::Sender<Answer>),
     Blocking(std_mpsc::SyncSender<Answer>),
@@ -64,6 +70,8 @@ struct Shared {
     /// senders waiting for room (async senders are woken by tokio).
     room: Mutex<()>,
     room_freed: Condvar,
+    /// Set once (by `serve`); the writer reads it after each commit.
+    observer: OnceLock<Arc<dyn CommitObserver>>,
 }
 
 impl Shared {
@@ -113,6 +121,11 @@ impl Writer {
 
     pub(super) fn poisoned(&self) -> Option<&StoreError> {
         self.shared.poison.get()
+    }
+
+    /// Reports every later commit to `observer`; false if one was set before.
+    pub(super) fn observe(&self, observer: Arc<dyn CommitObserver>) -> bool {
+        self.shared.observer.set(observer).is_ok()
     }
 
     pub(super) fn stats(&self) -> CommitStats {
@@ -238,6 +251,7 @@ fn run(mut conn: Connection, mut jobs: mpsc::Receiver<Job>, shared: &Shared, con
             }
         }
         shared.signal_room();
+        let started = Instant::now();
         let answers = match shared.poison.get() {
             Some(refusal) => Err(refusal.clone()),
             None => commit_group(&mut conn, &group, config),
@@ -245,6 +259,9 @@ fn run(mut conn: Connection, mut jobs: mpsc::Receiver<Job>, shared: &Shared, con
         match answers {
             Ok(answers) => {
                 shared.count(group.len());
+                if let Some(observer) = shared.observer.get() {
+                    observer.committed(started.elapsed());
+                }
                 for (job, answer) in group.into_iter().zip(answers) {
                     job.reply.send(answer);
                 }

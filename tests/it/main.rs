@@ -8,6 +8,7 @@ mod cli;
 mod crash;
 mod http;
 mod mock_cli;
+mod operate;
 mod readme;
 mod support;
 mod workflows;
