@@ -4,12 +4,14 @@
 //! tests and benchmarks use the same modules. See docs/ARCHITECTURE.md for the
 //! codemap and the invariants every module keeps.
 
+pub mod alerts;
 pub mod availability;
 pub mod bench;
 pub mod calcom;
 pub mod catalog;
 pub mod clock;
 pub mod config;
+pub mod health;
 pub mod http;
 mod httpwire;
 pub mod mock;

@@ -64,6 +64,8 @@ pub struct App {
     availability: Arc<Availability>,
     /// Wakes the inbox task when a webhook was stored.
     inbox: Arc<tokio::sync::Notify>,
+    /// The Cal.com health checks (`with_health`); None: their routes say 503.
+    health: Option<crate::health::Health>,
 }
 
 /// What `serve` configures beyond sockets.
@@ -104,7 +106,14 @@ impl App {
             limiter: Arc::new(RateLimiter::new(settings.rate)),
             settings: Arc::new(settings.clone()),
             inbox: Arc::new(tokio::sync::Notify::new()),
+            health: None,
         })
+    }
+
+    /// Serves the Cal.com health routes from `health`.
+    pub fn with_health(mut self, health: crate::health::Health) -> App {
+        self.health = Some(health);
+        self
     }
 
     /// Cal.com bookings changed (ours or anyone's): cached slots are stale.

@@ -13,7 +13,7 @@
 //! `writer.rs` group commit, `batch.rs` the write ops, `sql.rs` statement
 //! helpers, `codec.rs` column encodings, then one file per
 //! area (`log`, `claims`, `timers`, `idempotency`, `inbox`, `mirror`,
-//! `stats`, and for the HTTP API `tokens`, `flags`, `bookings`) holding that
+//! `stats`, `health` the health checks' reads, and for the HTTP API `tokens`, `flags`, `bookings`) holding that
 //! area's SQL, and `bench.rs` the disk baseline.
 
 mod batch;
@@ -24,6 +24,7 @@ mod codec;
 mod connection;
 mod error;
 mod flags;
+mod health;
 mod idempotency;
 mod inbox;
 mod lock;
@@ -49,6 +50,7 @@ pub use bookings::{BookingCursor, BookingListRow, BookingQuery};
 pub use claims::{Claim, ClaimRow};
 pub use error::StoreError;
 pub use flags::BookingFlag;
+pub use health::{ActivityCounts, InboxSummary};
 pub use idempotency::IdempotencyRow;
 pub use inbox::{InboxRow, InboxState, body_sha256};
 pub use log::{EventRow, LIST_ROWS_MAX, NewEvent, WorkflowCursor, WorkflowFilter, WorkflowRow};
