@@ -55,7 +55,7 @@ pub fn run(opts: &CliOptions, out: &mut impl Write) -> Result<Report, CliError> 
         let _guard = runtime.enter();
         client(opts, &clock)?
     };
-    if calcom.is_none() {
+    if calcom.is_none() && !opts.json {
         writeln!(
             out,
             "no Cal.com configured: checks 1-3 and 8 are skipped; pass --calcom-url and --calcom-api-key (or CALCOM_API_URL/CALCOM_API_KEY)"

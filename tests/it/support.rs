@@ -158,6 +158,11 @@ impl Served {
         (self.addr, self.mock_url) = listening(&lines);
     }
 
+    /// The server's database file.
+    pub fn db(&self) -> PathBuf {
+        self.dir.path().join("calsaga.db")
+    }
+
     /// What the server wrote to stderr so far (its log).
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("serve.log")).unwrap_or_default()
