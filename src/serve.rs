@@ -12,7 +12,7 @@ use crate::calcom::{CalcomApi, Client, ClientConfig, HttpPoster};
 use crate::catalog::Catalog;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{CalcomTarget, HealthSettings, ServeConfig};
-use crate::health::{CallRecorder, Health, HealthConfig};
+use crate::health::{CallRecorder, Health, HealthConfig, Sources};
 use crate::http::{App, FIRST_ADMIN_TOKEN_NAME, HttpConfig, HttpServer, first_admin_token};
 use crate::mock::{Fixture, Mock, MockConfig, MockServer};
 use crate::runtime::Engine;
@@ -110,14 +110,13 @@ fn health(
         cache_ttl: settings.cache_ttl,
         ..HealthConfig::default()
     };
-    Ok(Health::with_alerts(
-        store.clone(),
-        Some(calcom),
-        catalog.clone(),
-        clock.clone(),
-        config,
-        alerts,
-    ))
+    let sources = Sources {
+        store: store.clone(),
+        calcom: Some(calcom),
+        catalog: catalog.clone(),
+        clock: clock.clone(),
+    };
+    Ok(Health::new(sources, config, Some(alerts)))
 }
 
 /// The client settings for the configured Cal.com, starting the embedded

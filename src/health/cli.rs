@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{Check, Health, HealthConfig, Report, Status};
+use super::{Check, Health, HealthConfig, Report, Sources, Status};
 use crate::calcom::{Client, ClientConfig, RetryPolicy};
 use crate::catalog::Catalog;
 use crate::clock::{Clock, SystemClock};
@@ -61,7 +61,13 @@ pub fn run(opts: &CliOptions, out: &mut impl Write) -> Result<Report, CliError> 
             "no Cal.com configured: checks 1-3 and 8 are skipped; pass --calcom-url and --calcom-api-key (or CALCOM_API_URL/CALCOM_API_KEY)"
         )?;
     }
-    let health = Health::new(store, calcom, catalog, clock, HealthConfig::default());
+    let sources = Sources {
+        store,
+        calcom,
+        catalog,
+        clock,
+    };
+    let health = Health::new(sources, HealthConfig::default(), None);
     let report = runtime.block_on(health.run());
     if opts.json {
         writeln!(

@@ -231,36 +231,12 @@ pub fn event_types(f: &EventTypeFigures) -> CheckResult {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ActivityFigures {
-    pub last_24h: Counts,
-    pub last_7d: Counts,
+    pub last_24h: ActivityCounts,
+    pub last_7d: ActivityCounts,
     /// Sagas in state `failed` now (any age): each needs an admin.
     pub failed_open: u64,
     /// The longest-waiting of them.
     pub failed_ids: Vec<uuid::Uuid>,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Counts {
-    pub started: u64,
-    pub booked: u64,
-    pub rescheduled: u64,
-    pub cancelled: u64,
-    pub compensated: u64,
-    pub failed: u64,
-}
-
-impl From<ActivityCounts> for Counts {
-    fn from(c: ActivityCounts) -> Counts {
-        Counts {
-            started: c.started,
-            booked: c.booked,
-            rescheduled: c.rescheduled,
-            cancelled: c.cancelled,
-            compensated: c.compensated,
-            failed: c.failed,
-        }
-    }
 }
 
 /// Check 4: booking activity; sagas waiting for an admin are a warning.
@@ -407,6 +383,17 @@ fn nearest_rank(sorted: &[u64], pct: usize) -> u64 {
     sorted.get(rank - 1).copied().unwrap_or(0)
 }
 
+/// Warning from `warn`, critical from `critical` (both inclusive).
+fn ladder(value: f64, warn: f64, critical: f64) -> Status {
+    if value >= critical {
+        Status::Critical
+    } else if value >= warn {
+        Status::Warning
+    } else {
+        Status::Ok
+    }
+}
+
 /// Check 6: share of failed Cal.com calls in the window.
 pub fn error_rate(f: &CallFigures, t: &Thresholds) -> CheckResult {
     let window = format!("the last {} min", f.window_s / 60);
@@ -425,13 +412,7 @@ pub fn error_rate(f: &CallFigures, t: &Thresholds) -> CheckResult {
             f.calls,
             percent(f.error_rate)
         );
-        let status = if f.error_rate >= t.error_rate_critical {
-            Status::Critical
-        } else if f.error_rate >= t.error_rate_warn {
-            Status::Warning
-        } else {
-            Status::Ok
-        };
+        let status = ladder(f.error_rate, t.error_rate_warn, t.error_rate_critical);
         let message = if status == Status::Ok {
             summary
         } else {
@@ -453,15 +434,11 @@ pub fn response_time(f: &CallFigures, t: &Thresholds) -> CheckResult {
         f.latency_p95_ms,
         f.calls
     );
-    let status = if f.calls == 0 {
-        Status::Ok
-    } else if f.latency_avg_ms >= t.latency_avg_critical_ms {
-        Status::Critical
-    } else if f.latency_avg_ms >= t.latency_avg_warn_ms {
-        Status::Warning
-    } else {
-        Status::Ok
-    };
+    let status = ladder(
+        f.latency_avg_ms as f64,
+        t.latency_avg_warn_ms as f64,
+        t.latency_avg_critical_ms as f64,
+    );
     let message = if status == Status::Ok {
         summary
     } else {

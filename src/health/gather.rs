@@ -194,12 +194,8 @@ pub fn local(health: &Health) -> Result<LocalFigures, StoreError> {
     let store: &Store = &inner.store;
     let (failed_open, failed_ids) = store.failed_workflows(FAILED_IDS_MAX)?;
     let activity = ActivityFigures {
-        last_24h: store
-            .activity_since(now - chrono::Duration::hours(24))?
-            .into(),
-        last_7d: store
-            .activity_since(now - chrono::Duration::days(7))?
-            .into(),
+        last_24h: store.activity_since(now - chrono::Duration::hours(24))?,
+        last_7d: store.activity_since(now - chrono::Duration::days(7))?,
         failed_open,
         failed_ids,
     };

@@ -190,37 +190,25 @@ struct Inner {
     running: tokio::sync::Mutex<()>,
 }
 
+/// What the checks read: the database, Cal.com (`None` when none is
+/// configured), the catalogue and the clock.
+pub struct Sources {
+    pub store: Store,
+    pub calcom: Option<Arc<Client>>,
+    pub catalog: Arc<Catalog>,
+    pub clock: Arc<dyn Clock>,
+}
+
 impl Health {
-    pub fn new(
-        store: Store,
-        calcom: Option<Arc<Client>>,
-        catalog: Arc<Catalog>,
-        clock: Arc<dyn Clock>,
-        config: HealthConfig,
-    ) -> Health {
-        Health::build(store, calcom, catalog, clock, config, None)
-    }
-
-    /// The same, handing every status change to `alerts`.
-    pub fn with_alerts(
-        store: Store,
-        calcom: Option<Arc<Client>>,
-        catalog: Arc<Catalog>,
-        clock: Arc<dyn Clock>,
-        config: HealthConfig,
-        alerts: Alerts,
-    ) -> Health {
-        Health::build(store, calcom, catalog, clock, config, Some(alerts))
-    }
-
-    fn build(
-        store: Store,
-        calcom: Option<Arc<Client>>,
-        catalog: Arc<Catalog>,
-        clock: Arc<dyn Clock>,
-        config: HealthConfig,
-        alerts: Option<Alerts>,
-    ) -> Health {
+    /// `alerts` receives every status change; without it changes are
+    /// only logged.
+    pub fn new(sources: Sources, config: HealthConfig, alerts: Option<Alerts>) -> Health {
+        let Sources {
+            store,
+            calcom,
+            catalog,
+            clock,
+        } = sources;
         Health {
             inner: Arc::new(Inner {
                 store,

@@ -70,13 +70,13 @@ impl World {
 
     fn health_with(&self, client: Option<Arc<Client>>, catalog: Arc<Catalog>) -> Health {
         let clock: Arc<dyn Clock> = self.clock.clone();
-        Health::new(
-            self.store.clone(),
-            client,
+        let sources = Sources {
+            store: self.store.clone(),
+            calcom: client,
             catalog,
             clock,
-            HealthConfig::default(),
-        )
+        };
+        Health::new(sources, HealthConfig::default(), None)
     }
 
     fn health(&self) -> Health {

@@ -14,7 +14,8 @@ use super::{MirrorEntry, Store, StoreError};
 
 /// Sagas of one time window: started, and ended in each terminal state.
 /// "Ended in the window" is the last update of a workflow now in that state.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ActivityCounts {
     /// Book and hold sagas created in the window.
     pub started: u64,
