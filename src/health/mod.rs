@@ -281,20 +281,22 @@ impl Health {
         gather::local(self)
     }
 
-    /// Runs the checks every `interval` until `stop` turns true, so alerts
-    /// fire without anyone calling a route.
+    /// Runs the checks now and then every `interval` until `stop` turns
+    /// true, so alerts fire (an outage at start included) without anyone
+    /// calling a route.
     pub async fn run_every(
         &self,
         interval: Duration,
         mut stop: tokio::sync::watch::Receiver<bool>,
     ) {
         loop {
-            tokio::select! {
-                _ = self.inner.clock.sleep(interval) => {}
-                _ = stop.wait_for(|s| *s) => return,
-            }
             let report = self.run().await;
             tracing::debug!(status = report.status.as_str(), "periodic health check");
+            tokio::select! {
+                biased;
+                _ = stop.wait_for(|s| *s) => return,
+                _ = self.inner.clock.sleep(interval) => {}
+            }
         }
     }
 }

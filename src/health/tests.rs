@@ -362,3 +362,58 @@ async fn the_quick_roll_up_is_cached_for_its_ttl() {
     assert_eq!(next.checked_at, w.clock.now());
     assert_ne!(next.checked_at, first.checked_at);
 }
+
+/// An alert receiver that asks the periodic loop to stop once it got one.
+struct StopOnAlert {
+    stop: tokio::sync::watch::Sender<bool>,
+    got: std::sync::Mutex<Vec<serde_json::Value>>,
+}
+
+impl crate::calcom::Poster for StopOnAlert {
+    fn post(
+        &self,
+        _url: &str,
+        _headers: &[(String, String)],
+        body: &[u8],
+    ) -> Result<u16, TransportError> {
+        self.got
+            .lock()
+            .unwrap()
+            .push(serde_json::from_slice(body).unwrap());
+        let _ = self.stop.send(true);
+        Ok(200)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_periodic_run_alerts_an_outage_without_anyone_asking() {
+    use crate::alerts::{AlertConfig, AlertFormat, AlertTarget, Alerts};
+    let w = World::new();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let receiver = Arc::new(StopOnAlert {
+        stop,
+        got: std::sync::Mutex::new(Vec::new()),
+    });
+    let config = AlertConfig {
+        targets: vec![AlertTarget {
+            url: "http://127.0.0.1:9/alerts".into(),
+            format: AlertFormat::Generic,
+        }],
+        ..AlertConfig::default()
+    };
+    let alerts = Alerts::new(config, receiver.clone(), w.clock.clone());
+    let sources = Sources {
+        store: w.store.clone(),
+        calcom: Some(w.client_over(Arc::new(Nowhere), KEY)),
+        catalog: w.catalog.clone(),
+        clock: w.clock.clone(),
+    };
+    let health = Health::new(sources, HealthConfig::default(), Some(alerts));
+    let periodic = health.run_every(Duration::from_secs(60), stopped);
+    tokio::time::timeout(WAIT, periodic)
+        .await
+        .expect("the loop stops once the alert is out");
+    let got = receiver.got.lock().unwrap().clone();
+    assert_eq!(got.len(), 1, "one alert for one change: {got:?}");
+    assert_eq!(got[0]["status"], "critical");
+}
