@@ -491,4 +491,37 @@ mod tests {
             assert!(e.contains(expected), "{expected:?} not in {e}");
         }
     }
+
+    #[test]
+    fn alert_urls_become_targets_and_interval_zero_turns_periodic_checks_off() {
+        let config = ServeConfig::from_inputs(ServeInputs {
+            health_interval_s: 0,
+            alert_slack_urls: vec!["https://hooks.slack.com/services/x".into()],
+            alert_webhook_urls: vec!["http://127.0.0.1:9/alerts".into()],
+            ..inputs()
+        })
+        .unwrap();
+        assert_eq!(config.health.interval, None);
+        let formats: Vec<AlertFormat> = config
+            .health
+            .alerts
+            .targets
+            .iter()
+            .map(|t| t.format)
+            .collect();
+        assert_eq!(formats, [AlertFormat::Slack, AlertFormat::Generic]);
+        let default = ServeConfig::from_inputs(inputs()).unwrap();
+        assert_eq!(default.health.interval, Some(Duration::from_secs(60)));
+    }
+
+    #[test]
+    fn a_bad_alert_url_is_refused_without_echoing_it() {
+        let e = ServeConfig::from_inputs(ServeInputs {
+            alert_webhook_urls: vec!["ftp://alerts.example.com/t0k3n".into()],
+            ..inputs()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(!e.contains("t0k3n"), "{e}");
+    }
 }
