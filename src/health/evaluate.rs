@@ -499,7 +499,7 @@ pub fn database_sync(f: &SyncFigures) -> CheckResult {
         (
             Status::Critical,
             format!(
-                "{} orphaned Cal.com bookings, {} broken composites, {} bookings gone from Cal.com; each finding names its fix",
+                "{} orphaned Cal.com bookings, {} broken composites, {} booked sagas with bookings gone from Cal.com; each finding names its fix",
                 f.orphans, f.broken, f.missing
             ),
         )
@@ -512,7 +512,7 @@ pub fn database_sync(f: &SyncFigures) -> CheckResult {
         (
             Status::Warning,
             format!(
-                "{} bookings believed live are gone from Cal.com{partial}",
+                "{} booked sagas have bookings gone from Cal.com{partial}",
                 f.missing
             ),
         )

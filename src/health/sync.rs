@@ -174,17 +174,16 @@ fn orphans(
         if b.created_at > created_before {
             continue;
         }
-        let Some(detail) = orphan_detail(store, named, &b.uid)? else {
+        let Some((detail, known)) = orphan_detail(store, named, &b.uid)? else {
             continue;
         };
-        let fix = match Uuid::parse_str(named) {
-            Ok(id) if store.workflow(id)?.is_some() => {
-                compensate(named, &format!("orphaned Cal.com booking {}", b.uid))
-            }
-            _ => format!(
+        let fix = if known {
+            compensate(named, &format!("orphaned Cal.com booking {}", b.uid))
+        } else {
+            format!(
                 "no saga in this database owns it: if no other calsaga database does, cancel it in Cal.com (POST /v2/bookings/{}/cancel)",
                 b.uid
-            ),
+            )
         };
         out.add(Finding {
             kind: FindingKind::OrphanBooking,
@@ -197,15 +196,24 @@ fn orphans(
     Ok(())
 }
 
-/// Why a live booking naming `named` is an orphan, or `None` if it is not.
-fn orphan_detail(store: &Store, named: &str, uid: &str) -> Result<Option<String>, StoreError> {
+/// Why a live booking naming `named` is an orphan and whether this
+/// database knows the workflow, or `None` if it is not an orphan.
+fn orphan_detail(
+    store: &Store,
+    named: &str,
+    uid: &str,
+) -> Result<Option<(String, bool)>, StoreError> {
     let Ok(id) = Uuid::parse_str(named) else {
-        return Ok(Some(format!(
-            "its metadata names {named:?}, not a workflow id"
+        return Ok(Some((
+            format!("its metadata names {named:?}, not a workflow id"),
+            false,
         )));
     };
     let Some(row) = store.workflow(id)? else {
-        return Ok(Some("its workflow is not in this database".to_string()));
+        return Ok(Some((
+            "its workflow is not in this database".to_string(),
+            false,
+        )));
     };
     let state = row.state.as_str();
     // Running sagas are mid-step; failed ones already wait for an admin
@@ -223,8 +231,9 @@ fn orphan_detail(store: &Store, named: &str, uid: &str) -> Result<Option<String>
     let believed = mirrored.map_or("not in the mirror".to_string(), |m| {
         format!("the mirror says {}", m.status)
     });
-    Ok(Some(format!(
-        "live in Cal.com while its saga is {state} and {believed}"
+    Ok(Some((
+        format!("live in Cal.com while its saga is {state} and {believed}"),
+        true,
     )))
 }
 

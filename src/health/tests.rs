@@ -417,3 +417,31 @@ async fn the_periodic_run_alerts_an_outage_without_anyone_asking() {
     assert_eq!(got.len(), 1, "one alert for one change: {got:?}");
     assert_eq!(got[0]["status"], "critical");
 }
+
+#[tokio::test]
+async fn a_stray_booking_of_a_booked_saga_is_an_orphan_with_the_compensate_fix() {
+    let w = World::new();
+    let (id, _) = w.book("haircut", "2030-03-05T12:00:00Z").await;
+    let id = id.to_string();
+    let stray = w.book_directly(&[(wire::META_WORKFLOW, &id)]).await;
+    w.clock.advance(Duration::from_secs(10 * 60));
+    let report = w.health().run().await;
+    let sync = &report.check(Check::DatabaseSync).unwrap().figures;
+    assert_eq!(
+        (sync["orphans"].as_u64(), sync["broken"].as_u64()),
+        (Some(1), Some(0))
+    );
+    let finding = &sync["findings"][0];
+    assert_eq!(finding["calcomUids"][0], stray.as_str());
+    assert!(
+        finding["detail"]
+            .as_str()
+            .unwrap()
+            .contains("saga is booked and not in the mirror")
+    );
+    let fix = finding["fix"].as_str().unwrap();
+    assert!(
+        fix.starts_with(&format!("calsaga workflows compensate {id} --reason")),
+        "{fix}"
+    );
+}
