@@ -7,6 +7,7 @@ use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::alerts::{AlertConfig, AlertFormat, AlertTarget};
 use crate::http::{HttpSettings, Quota};
 use crate::runtime::EngineConfig;
 
@@ -40,6 +41,17 @@ pub struct ServeConfig {
     pub calcom_timeout: Duration,
     pub engine: EngineConfig,
     pub http: HttpSettings,
+    pub health: HealthSettings,
+}
+
+/// The Cal.com health checks of `serve`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthSettings {
+    /// The quick route reuses a report younger than this.
+    pub cache_ttl: Duration,
+    /// Run every check this often (and alert on changes); None: only on request.
+    pub interval: Option<Duration>,
+    pub alerts: AlertConfig,
 }
 
 /// The raw inputs, as clap hands them over.
@@ -64,6 +76,10 @@ pub struct ServeInputs {
     pub webhook_secret: Option<String>,
     pub webhook_secret_previous: Option<String>,
     pub broken_policy: String,
+    pub health_cache_ttl_s: u64,
+    pub health_interval_s: u64,
+    pub alert_slack_urls: Vec<String>,
+    pub alert_webhook_urls: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -106,6 +122,7 @@ impl ServeConfig {
                 .parse()
                 .map_err(|e: String| invalid("--broken-policy", e))?,
         };
+        let health = health_settings(&i)?;
         Ok(ServeConfig {
             db: i.db,
             bind: i.bind,
@@ -123,8 +140,54 @@ impl ServeConfig {
                 ..EngineConfig::default()
             },
             http,
+            health,
         })
     }
+}
+
+fn health_settings(i: &ServeInputs) -> Result<HealthSettings, ConfigError> {
+    if !(1..=3600).contains(&i.health_cache_ttl_s) {
+        return Err(invalid(
+            "--health-cache-ttl-s",
+            "must be between 1 and 3600 seconds",
+        ));
+    }
+    if i.health_interval_s != 0 && !(10..=86_400).contains(&i.health_interval_s) {
+        return Err(invalid(
+            "--health-interval-s",
+            "must be 0 (off) or between 10 and 86400 seconds",
+        ));
+    }
+    let slack = i.alert_slack_urls.iter().map(|u| (u, AlertFormat::Slack));
+    let generic = i
+        .alert_webhook_urls
+        .iter()
+        .map(|u| (u, AlertFormat::Generic));
+    let targets = slack
+        .chain(generic)
+        .map(|(url, format)| {
+            if url.starts_with("https://") || url.starts_with("http://") {
+                Ok(AlertTarget {
+                    url: url.clone(),
+                    format,
+                })
+            } else {
+                // The URL itself may hold a token: never echo it.
+                Err(invalid(
+                    "--alert-slack-url/--alert-webhook-url",
+                    "an alert URL is not an http(s) URL; paste the whole incoming-webhook URL",
+                ))
+            }
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(HealthSettings {
+        cache_ttl: Duration::from_secs(i.health_cache_ttl_s),
+        interval: (i.health_interval_s > 0).then(|| Duration::from_secs(i.health_interval_s)),
+        alerts: AlertConfig {
+            targets,
+            ..AlertConfig::default()
+        },
+    })
 }
 
 fn rate_quota(i: &ServeInputs) -> Result<Quota, ConfigError> {
@@ -283,6 +346,10 @@ mod tests {
             webhook_secret: None,
             webhook_secret_previous: None,
             broken_policy: "cancel-rest".into(),
+            health_cache_ttl_s: 30,
+            health_interval_s: 60,
+            alert_slack_urls: Vec::new(),
+            alert_webhook_urls: Vec::new(),
         }
     }
 
@@ -409,10 +476,64 @@ mod tests {
                 },
                 "--broken-policy: \"ignore\" is not a policy",
             ),
+            (
+                ServeInputs {
+                    health_cache_ttl_s: 0,
+                    ..inputs()
+                },
+                "--health-cache-ttl-s",
+            ),
+            (
+                ServeInputs {
+                    health_interval_s: 5,
+                    ..inputs()
+                },
+                "--health-interval-s: must be 0 (off)",
+            ),
+            (
+                ServeInputs {
+                    alert_slack_urls: vec!["hooks.slack.com/services/T0/B0/secret".into()],
+                    ..inputs()
+                },
+                "an alert URL is not an http(s) URL",
+            ),
         ];
         for (input, expected) in cases {
             let e = ServeConfig::from_inputs(input).unwrap_err().to_string();
             assert!(e.contains(expected), "{expected:?} not in {e}");
         }
+    }
+
+    #[test]
+    fn alert_urls_become_targets_and_interval_zero_turns_periodic_checks_off() {
+        let config = ServeConfig::from_inputs(ServeInputs {
+            health_interval_s: 0,
+            alert_slack_urls: vec!["https://hooks.slack.com/services/x".into()],
+            alert_webhook_urls: vec!["http://127.0.0.1:9/alerts".into()],
+            ..inputs()
+        })
+        .unwrap();
+        assert_eq!(config.health.interval, None);
+        let formats: Vec<AlertFormat> = config
+            .health
+            .alerts
+            .targets
+            .iter()
+            .map(|t| t.format)
+            .collect();
+        assert_eq!(formats, [AlertFormat::Slack, AlertFormat::Generic]);
+        let default = ServeConfig::from_inputs(inputs()).unwrap();
+        assert_eq!(default.health.interval, Some(Duration::from_secs(60)));
+    }
+
+    #[test]
+    fn a_bad_alert_url_is_refused_without_echoing_it() {
+        let e = ServeConfig::from_inputs(ServeInputs {
+            alert_webhook_urls: vec!["ftp://alerts.example.com/t0k3n".into()],
+            ..inputs()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(!e.contains("t0k3n"), "{e}");
     }
 }

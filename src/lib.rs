@@ -5,6 +5,7 @@
 //! codemap and the invariants every module keeps.
 
 pub mod admin;
+pub mod alerts;
 pub mod availability;
 pub mod bench;
 pub mod calcom;
@@ -12,6 +13,7 @@ pub mod calcom_admin;
 pub mod catalog;
 pub mod clock;
 pub mod config;
+pub mod health;
 pub mod http;
 mod httpwire;
 pub mod metrics;

@@ -16,6 +16,7 @@ use calsaga::calcom::{ClientConfig, HttpPoster};
 use calsaga::calcom_admin::{AdminCalcom, AdminError};
 use calsaga::catalog::Catalog;
 use calsaga::config::{ServeConfig, ServeInputs};
+use calsaga::health;
 use calsaga::http;
 use calsaga::mock::{self, MockOptions};
 use calsaga::serve;
@@ -81,6 +82,12 @@ enum Command {
         /// The new file; an existing one is never overwritten.
         path: PathBuf,
     },
+    /// Run the eight Cal.com health checks once (docs/HEALTH.md) against the
+    /// database (read-only; works while serve runs) and Cal.com.
+    #[command(
+        after_help = "Exit codes: 0 ok or warning (warning is 1 with --strict), 1 critical or an error, 2 usage error."
+    )]
+    Health(HealthArgs),
 }
 
 /// The database file the admin commands read.
@@ -196,7 +203,7 @@ struct CalcomArgs {
     /// Cal.com API base URL (default https://api.cal.com).
     #[arg(long, env = "CALCOM_API_URL")]
     calcom_url: Option<String>,
-    /// Cal.com API key of the account to change.
+    /// Cal.com API key (a key starting with cal_).
     #[arg(long, env = "CALCOM_API_KEY", hide_env_values = true)]
     calcom_api_key: Option<String>,
 }
@@ -229,6 +236,28 @@ enum WebhooksCommand {
         #[command(flatten)]
         calcom: CalcomArgs,
     },
+}
+
+#[derive(clap::Args)]
+struct HealthArgs {
+    #[command(flatten)]
+    db: DbArg,
+    /// Folder of service files (the event types to check).
+    #[arg(long, default_value = "workflows", env = "CALSAGA_WORKFLOWS")]
+    workflows: PathBuf,
+    /// Without an API key the Cal.com checks are skipped; for serve's
+    /// embedded mock give the mock URL serve printed.
+    #[command(flatten)]
+    calcom: CalcomArgs,
+    /// Deadline of one Cal.com request, in seconds.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=300))]
+    calcom_timeout_s: u64,
+    /// Print the report as JSON (the shape of GET /api/health/calcom/detailed).
+    #[arg(long)]
+    json: bool,
+    /// Exit 1 on warning too, not only on critical.
+    #[arg(long)]
+    strict: bool,
 }
 
 #[derive(Subcommand)]
@@ -311,6 +340,28 @@ struct ServeArgs {
     /// cancel-rest (cancel the other segments) or flag (leave them for an admin).
     #[arg(long, default_value = "cancel-rest", value_parser = ["cancel-rest", "flag"], env = "CALSAGA_BROKEN_POLICY")]
     broken_policy: String,
+    /// GET /api/health/calcom reuses a health report younger than this (seconds).
+    #[arg(long, default_value_t = 30, env = "CALSAGA_HEALTH_CACHE_TTL_S")]
+    health_cache_ttl_s: u64,
+    /// Run the health checks every this many seconds and alert on changes (0: off).
+    #[arg(long, default_value_t = 60, env = "CALSAGA_HEALTH_INTERVAL_S")]
+    health_interval_s: u64,
+    /// Slack-compatible incoming-webhook URL for health alerts (repeatable).
+    #[arg(
+        long = "alert-slack-url",
+        env = "CALSAGA_ALERT_SLACK_URLS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    alert_slack_urls: Vec<String>,
+    /// URL that receives health alerts as structured JSON (repeatable).
+    #[arg(
+        long = "alert-webhook-url",
+        env = "CALSAGA_ALERT_WEBHOOK_URLS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    alert_webhook_urls: Vec<String>,
 }
 
 #[derive(clap::Args)]
@@ -446,6 +497,7 @@ fn main() -> ExitCode {
         }) => run_catalog_sync(&workflows, apply, &calcom),
         Command::Webhooks(command) => run_webhooks(command),
         Command::Backup { db, path } => run_backup(&db.db, &path),
+        Command::Health(args) => run_health(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -491,8 +543,32 @@ fn run_serve(args: ServeArgs) -> CliResult {
         webhook_secret: args.webhook_secret,
         webhook_secret_previous: args.webhook_secret_previous,
         broken_policy: args.broken_policy,
+        health_cache_ttl_s: args.health_cache_ttl_s,
+        health_interval_s: args.health_interval_s,
+        alert_slack_urls: args.alert_slack_urls,
+        alert_webhook_urls: args.alert_webhook_urls,
     })?;
     serve::run(config)
+}
+
+fn run_health(args: HealthArgs) -> CliResult {
+    let options = health::cli::CliOptions {
+        db: args.db.db,
+        workflows: args.workflows,
+        calcom_url: args.calcom.calcom_url,
+        calcom_api_key: args.calcom.calcom_api_key,
+        calcom_timeout: std::time::Duration::from_secs(args.calcom_timeout_s),
+        json: args.json,
+    };
+    let report = health::cli::run(&options, &mut std::io::stdout().lock())?;
+    if health::cli::fails(report.status, args.strict) {
+        return Err(format!(
+            "Cal.com health is {}; each check above says what to do",
+            report.status.as_str()
+        )
+        .into());
+    }
+    Ok(())
 }
 
 fn run_mock(args: MockArgs) -> CliResult {

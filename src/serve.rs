@@ -7,10 +7,12 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use crate::alerts::Alerts;
 use crate::calcom::{CalcomApi, Client, ClientConfig, HttpPoster};
 use crate::catalog::Catalog;
 use crate::clock::{Clock, SystemClock};
-use crate::config::{CalcomTarget, ServeConfig};
+use crate::config::{CalcomTarget, HealthSettings, ServeConfig};
+use crate::health::{CallRecorder, Health, HealthConfig, Sources};
 use crate::http::{App, FIRST_ADMIN_TOKEN_NAME, HttpConfig, HttpServer, first_admin_token};
 use crate::metrics::Metrics;
 use crate::mock::{Fixture, Mock, MockConfig, MockServer};
@@ -19,6 +21,8 @@ use crate::store::{Store, StoreConfig};
 
 /// HTTP worker threads: requests mostly wait on the engine, not the CPU.
 const HTTP_WORKERS: usize = 16;
+/// How often recorded Cal.com calls are written to the database.
+const CALL_STATS_FLUSH: std::time::Duration = std::time::Duration::from_secs(5);
 
 pub type ServeResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -38,12 +42,19 @@ pub fn run(config: ServeConfig) -> ServeResult {
         .enable_all()
         .thread_name("calsaga-engine")
         .build()?;
-    // One client (and one outbound rate limit) for the engine and for
-    // availability searches.
-    let client: Arc<dyn CalcomApi> = {
+    let recorder = Arc::new(CallRecorder::new(store.clone(), clock.clone()));
+    // One client (and one outbound rate limit) for the engine, availability
+    // searches and the health checks; every call it makes is recorded.
+    let calcom: Arc<Client> = {
         let _guard = runtime.enter();
-        Arc::new(Client::http(client_config, clock.clone())?.with_observer(metrics.clone()))
+        Arc::new(
+            Client::http(client_config, clock.clone())?
+                .with_observer(recorder.clone())
+                .with_observer(metrics.clone()),
+        )
     };
+    let client: Arc<dyn CalcomApi> = calcom.clone();
+    let health = health(&store, calcom, &catalog, &clock, &config.health)?;
     let engine = Engine::new(
         store,
         Arc::clone(&client),
@@ -64,7 +75,16 @@ pub fn run(config: ServeConfig) -> ServeResult {
         client,
         &config.http,
     )?
-    .with_metrics(metrics);
+    .with_metrics(metrics)
+    .with_health(health.clone());
+    let (stop_tasks, stopped) = tokio::sync::watch::channel(false);
+    let recording = {
+        let (recorder, stopped) = (recorder.clone(), stopped.clone());
+        runtime.spawn(async move { recorder.run(CALL_STATS_FLUSH, stopped).await })
+    };
+    if let Some(interval) = config.health.interval {
+        runtime.spawn(async move { health.run_every(interval, stopped).await });
+    }
     let server = HttpServer::start(
         HttpConfig {
             workers: HTTP_WORKERS,
@@ -79,7 +99,34 @@ pub fn run(config: ServeConfig) -> ServeResult {
     );
     engine.shutdown();
     server.shutdown();
+    // The recorder flushes once more when told to stop.
+    let _ = stop_tasks.send(true);
+    let _ = runtime.block_on(recording);
     Ok(())
+}
+
+/// The health checks over the engine's store, client and catalogue, with
+/// alerts to the configured URLs.
+fn health(
+    store: &Store,
+    calcom: Arc<Client>,
+    catalog: &Arc<Catalog>,
+    clock: &Arc<dyn Clock>,
+    settings: &HealthSettings,
+) -> Result<Health, Box<dyn std::error::Error>> {
+    let poster = HttpPoster::new(ClientConfig::default().http_limits())?;
+    let alerts = Alerts::new(settings.alerts.clone(), Arc::new(poster), clock.clone());
+    let config = HealthConfig {
+        cache_ttl: settings.cache_ttl,
+        ..HealthConfig::default()
+    };
+    let sources = Sources {
+        store: store.clone(),
+        calcom: Some(calcom),
+        catalog: catalog.clone(),
+        clock: clock.clone(),
+    };
+    Ok(Health::new(sources, config, Some(alerts)))
 }
 
 /// The client settings for the configured Cal.com, starting the embedded

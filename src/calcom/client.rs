@@ -134,7 +134,7 @@ pub struct Client {
     clock: Arc<dyn Clock>,
     rng: Mutex<SmallRng>,
     limiter: Limiter,
-    observer: Option<Arc<dyn CallObserver>>,
+    observers: Vec<Arc<dyn CallObserver>>,
 }
 
 impl Client {
@@ -153,7 +153,7 @@ impl Client {
             transport,
             clock,
             rng: Mutex::new(SmallRng::seed_from_u64(rng_seed)),
-            observer: None,
+            observers: Vec::new(),
         }
     }
 
@@ -168,9 +168,10 @@ impl Client {
         ))
     }
 
-    /// Reports every attempt to `observer`.
+    /// Also reports every attempt to `observer` (call statistics for the
+    /// health checks, figures for /metrics).
     pub fn with_observer(mut self, observer: Arc<dyn CallObserver>) -> Self {
-        self.observer = Some(observer);
+        self.observers.push(observer);
         self
     }
 
@@ -230,13 +231,14 @@ impl Client {
             latency_ms,
             "Cal.com call"
         );
-        if let Some(observer) = &self.observer {
-            observer.record(&CallRecord {
-                route: call.route,
-                outcome,
-                latency_ms,
-                attempt,
-            });
+        let record = CallRecord {
+            route: call.route,
+            outcome,
+            latency_ms,
+            attempt,
+        };
+        for observer in &self.observers {
+            observer.record(&record);
         }
     }
 }

@@ -69,6 +69,8 @@ pub struct App {
     inbox: Arc<tokio::sync::Notify>,
     /// Request figures for `GET /metrics`.
     metrics: Arc<Metrics>,
+    /// The Cal.com health checks (`with_health`); None: their routes say 503.
+    health: Option<crate::health::Health>,
 }
 
 /// What `serve` configures beyond sockets.
@@ -110,6 +112,7 @@ impl App {
             settings: Arc::new(settings.clone()),
             inbox: Arc::new(tokio::sync::Notify::new()),
             metrics: Arc::new(Metrics::default()),
+            health: None,
         })
     }
 
@@ -118,6 +121,12 @@ impl App {
     /// keeps its own, which sees HTTP requests only.
     pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> App {
         self.metrics = metrics;
+        self
+    }
+
+    /// Serves the Cal.com health routes from `health`.
+    pub fn with_health(mut self, health: crate::health::Health) -> App {
+        self.health = Some(health);
         self
     }
 

@@ -27,10 +27,10 @@ pub struct MirrorEntry {
     pub status: String,
 }
 
-const MIRROR_COLUMNS: &str =
+pub(super) const MIRROR_COLUMNS: &str =
     "workflow_id, segment, calcom_uid, event_type_id, host, start_ms, end_ms, status";
 
-fn mirror_entry(row: &rusqlite::Row<'_>) -> rusqlite::Result<MirrorEntry> {
+pub(super) fn mirror_entry(row: &rusqlite::Row<'_>) -> rusqlite::Result<MirrorEntry> {
     Ok(MirrorEntry {
         workflow: codec::id(row, 0)?,
         segment: row.get(1)?,

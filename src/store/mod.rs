@@ -13,9 +13,10 @@
 //! `writer.rs` group commit, `batch.rs` the write ops, `sql.rs` statement
 //! helpers, `codec.rs` column encodings, then one file per
 //! area (`log`, `claims`, `timers`, `idempotency`, `inbox`, `mirror`,
-//! `stats`, `counts` (totals for metrics and backups), and for the HTTP API
-//! `tokens`, `flags`, `bookings`, and for the admin CLI `admin_requests`)
-//! holding that area's SQL, and `bench.rs` the disk baseline.
+//! `stats`, `counts` (totals for metrics and backups), `health` (the health
+//! checks' reads), and for the HTTP API `tokens`, `flags`, `bookings`, and for
+//! the admin CLI `admin_requests`) holding that area's SQL, and `bench.rs` the
+//! disk baseline.
 
 mod admin_requests;
 mod batch;
@@ -27,6 +28,7 @@ mod connection;
 mod counts;
 mod error;
 mod flags;
+mod health;
 mod idempotency;
 mod inbox;
 mod lock;
@@ -56,6 +58,7 @@ pub use claims::{Claim, ClaimRow};
 pub use counts::{InboxCount, StateCount};
 pub use error::StoreError;
 pub use flags::BookingFlag;
+pub use health::{ActivityCounts, InboxSummary};
 pub use idempotency::IdempotencyRow;
 pub use inbox::{InboxRow, InboxState, body_sha256};
 pub use log::{EventRow, LIST_ROWS_MAX, NewEvent, WorkflowCursor, WorkflowFilter, WorkflowRow};

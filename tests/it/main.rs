@@ -6,6 +6,7 @@ mod bench;
 mod calcom;
 mod cli;
 mod crash;
+mod health;
 mod http;
 mod mock_cli;
 mod operate;

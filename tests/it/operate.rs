@@ -240,7 +240,7 @@ fn book_some(s: &Served) {
 fn backup_copies_a_live_database_verifies_it_and_never_overwrites() {
     let s = Served::start(&[]);
     book_some(&s);
-    let db = s.db();
+    let db = s.db().display().to_string();
     let dir = tempfile::tempdir().unwrap();
     let copy = dir.path().join("copy.db");
     let copy = copy.to_str().unwrap();

@@ -159,8 +159,8 @@ impl Served {
     }
 
     /// The server's database file.
-    pub fn db(&self) -> String {
-        self.dir.path().join("calsaga.db").display().to_string()
+    pub fn db(&self) -> PathBuf {
+        self.dir.path().join("calsaga.db")
     }
 
     /// What the server wrote to stderr so far (its log).
