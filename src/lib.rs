@@ -16,4 +16,5 @@ pub mod mock;
 pub mod runtime;
 pub mod saga;
 pub mod serve;
+pub mod sim;
 pub mod store;

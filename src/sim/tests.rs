@@ -1,0 +1,199 @@
+//! The simulator's own tests: a seed repeats exactly, random runs keep
+//! every invariant (proptest over generated services, request streams and
+//! fault plans), and every crash point of every catalogue service does.
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::catalog::{Segment, StaffOption};
+
+/// Generated cases per proptest run unless PROPTEST_CASES says otherwise;
+/// two tests run half each, in parallel.
+const CASES_DEFAULT: u32 = 2_000;
+
+fn cases_half() -> u32 {
+    let total = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(CASES_DEFAULT);
+    total.div_ceil(2).max(1)
+}
+
+/// Fails with everything needed to repeat the run.
+fn assert_clean(plan: &Plan) -> Result<RunReport, TestCaseError> {
+    let report = run_plan(plan)
+        .map_err(|e| TestCaseError::fail(format!("seed {}: {e}\nplan: {plan:?}", plan.seed)))?;
+    prop_assert!(
+        report.violations.is_empty(),
+        "seed {} broke invariants: {:#?}\nplan: {plan:?}\nreplay: cargo test --lib sim::tests \
+         (proptest-regressions/ keeps this case)",
+        plan.seed,
+        report.violations
+    );
+    Ok(report)
+}
+
+#[test]
+fn a_seed_repeats_its_event_log_exactly() {
+    // Seed 2 crashes the process three times under heavy faults.
+    let plan = Plan::from_seed(2, FaultLevel::Heavy, 8).unwrap();
+    let first = run_plan(&plan).unwrap();
+    let again = run_plan(&plan).unwrap();
+    assert!(
+        first.stats.crashes > 0 && first.stats.sagas > 0,
+        "{:?}",
+        first.stats
+    );
+    assert_eq!(first.log_digest, again.log_digest, "seed 2 diverged");
+    assert_eq!(first.stats, again.stats);
+    let other = run_plan(&Plan::from_seed(3, FaultLevel::Heavy, 8).unwrap()).unwrap();
+    assert_ne!(
+        first.log_digest, other.log_digest,
+        "the digest covers the log"
+    );
+}
+
+#[test]
+fn simulate_sums_runs_and_names_the_replay_of_a_failure() {
+    let config = SimulateConfig {
+        seed: 40,
+        runs: 3,
+        faults: FaultLevel::Light,
+        requests: 4,
+    };
+    let mut seen = Vec::new();
+    let summary = simulate(&config, |done, _| seen.push(done));
+    assert_eq!(seen, vec![1, 2, 3]);
+    assert!(summary.ok(), "{}", summary.table());
+    assert_eq!(summary.runs, 3);
+    assert!(summary.sagas > 0 && summary.calls > 0, "{summary:?}");
+    let table = summary.table();
+    assert!(table.contains("invariant violations"), "{table}");
+    assert_eq!(
+        replay_command(7, FaultLevel::Heavy, 4),
+        "calsaga simulate --seed 7 --runs 1 --faults heavy --requests 4"
+    );
+}
+
+#[test]
+fn every_crash_point_of_every_service_keeps_the_invariants() {
+    let coverage = crash_points(1).unwrap();
+    println!(
+        "crash points covered: {} (longest saga {} steps)",
+        coverage.points, coverage.steps_max
+    );
+    assert!(coverage.failures.is_empty(), "{:#?}", coverage.failures);
+    // 4 services x 5 kinds x 4 boundaries, each at 1 step at least.
+    assert!(coverage.points >= 80, "{}", coverage.points);
+}
+
+/// Event types of the salon fixture by length: (length, [(host, id)]).
+const EVENT_TYPES: [(u32, &[(u64, u64)]); 5] = [
+    (15, &[(1, 104)]),
+    (20, &[(1, 103), (4, 401)]),
+    (30, &[(1, 101), (2, 202), (3, 302)]),
+    (45, &[(2, 201), (3, 301), (4, 402)]),
+    (60, &[(1, 102)]),
+];
+
+fn segment() -> impl Strategy<Value = Segment> {
+    (
+        0..EVENT_TYPES.len(),
+        1u8..8,
+        prop::sample::select(vec![0u32, 10, 15, 30, 40]),
+    )
+        .prop_map(|(class, mask, pause)| {
+            let (length, options) = EVENT_TYPES[class];
+            let mut staff: Vec<StaffOption> = options
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| mask & (1 << i) != 0)
+                .map(|(_, &(host, event_type_id))| StaffOption {
+                    host,
+                    event_type_id,
+                })
+                .collect();
+            if staff.is_empty() {
+                staff.push(StaffOption {
+                    host: options[0].0,
+                    event_type_id: options[0].1,
+                });
+            }
+            Segment {
+                name: format!("s{length}"),
+                duration_min: length,
+                staff,
+                pause_after_min: pause,
+            }
+        })
+}
+
+fn services() -> impl Strategy<Value = Vec<Service>> {
+    prop::collection::vec(prop::collection::vec(segment(), 1..=5), 0..=2).prop_map(|all| {
+        all.into_iter()
+            .enumerate()
+            .map(|(i, mut segments)| {
+                if let Some(last) = segments.last_mut() {
+                    last.pause_after_min = 0;
+                }
+                Service {
+                    id: format!("generated-{i}"),
+                    name: format!("Generated {i}"),
+                    segments,
+                }
+            })
+            .collect()
+    })
+}
+
+fn op(ids: Vec<String>) -> impl Strategy<Value = Op> {
+    let start = (0u32..3, 0u32..28).prop_map(|(d, q)| sim_start(d, q));
+    let service = prop::sample::select(ids);
+    prop_oneof![
+        4 => (service.clone(), start.clone(), prop::option::weighted(0.2, 0u8..3))
+            .prop_map(|(service, start, key)| Op::Book { service, start, key }),
+        1 => (service, start.clone()).prop_map(|(service, start)| Op::Hold { service, start }),
+        1 => any::<u8>().prop_map(|pick| Op::Confirm { pick }),
+        1 => (any::<u8>(), start).prop_map(|(pick, start)| Op::Reschedule { pick, start }),
+        1 => any::<u8>().prop_map(|pick| Op::Cancel { pick }),
+    ]
+}
+
+fn plan() -> impl Strategy<Value = Plan> {
+    services().prop_flat_map(|services| {
+        let mut ids: Vec<String> = shipped_services()
+            .unwrap()
+            .into_iter()
+            .map(|s| s.id)
+            .collect();
+        ids.extend(services.iter().map(|s| s.id.clone()));
+        (
+            any::<u64>(),
+            prop::sample::select(vec![FaultLevel::Light, FaultLevel::Heavy]),
+            prop::collection::vec(op(ids), 1..=4),
+            prop::option::weighted(0.25, Just(5u32)),
+            Just(services),
+        )
+            .prop_map(|(seed, faults, ops, reserve_min, services)| Plan {
+                seed,
+                faults,
+                services,
+                ops,
+                reserve_min,
+            })
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(cases_half()))]
+
+    #[test]
+    fn random_runs_keep_every_invariant(plan in plan()) {
+        assert_clean(&plan)?;
+    }
+
+    #[test]
+    fn random_runs_keep_every_invariant_too(plan in plan()) {
+        assert_clean(&plan)?;
+    }
+}
