@@ -1,7 +1,8 @@
 //! What can go wrong, and who decides it. A `Fault` is what Cal.com does
 //! with one call (answer, refuse the slot, throttle, fail, dawdle, time out,
-//! apply it and lose the reply); a `CrashPlan` is whether the process dies
-//! around it. `Mode` is the policy: random from the seed at a fault level,
+//! apply it and lose the reply, let it land late, ignore a list's
+//! filters); a `CrashPlan` is
+//! whether the process dies around it. `Mode` is the policy: random from the seed at a fault level,
 //! or one exact crash point for the exhaustive enumeration. Faults are
 //! carried out through the mock's own fault rules.
 
@@ -64,6 +65,11 @@ pub enum Fault {
     Timeout,
     /// Applied, and the reply lost on the way back.
     ReplyLost,
+    /// A booking list that ignores its date filters (Cal.com #18010).
+    FiltersIgnored,
+    /// No reply, and the request lands at Cal.com a few steps later (but
+    /// before simulated time moves, so within any settle window).
+    LateLanding,
 }
 
 impl Fault {
@@ -77,6 +83,8 @@ impl Fault {
             Fault::Latency { .. } => "latency",
             Fault::Timeout => "timeout",
             Fault::ReplyLost => "reply_lost",
+            Fault::FiltersIgnored => "filters_ignored",
+            Fault::LateLanding => "late_landing",
         })
     }
 
@@ -85,20 +93,24 @@ impl Fault {
         let mut rule = FaultRule::on("*");
         rule.times = Some(1);
         match self {
-            Fault::Ok | Fault::Timeout => return None,
+            Fault::Ok | Fault::Timeout | Fault::LateLanding => return None,
             Fault::SlotTaken { status } | Fault::ServerError { status } => {
                 rule.status = Some(status)
             }
             Fault::RateLimited => rule.status = Some(429),
             Fault::Latency { ms } => rule.latency_ms = Some(ms),
             Fault::ReplyLost => rule.reply_lost = true,
+            Fault::FiltersIgnored => rule.ignore_list_filters = true,
         }
         Some(rule)
     }
 
     fn random(request: &ApiRequest, rng: &mut SmallRng) -> Fault {
         let create = request.method == Method::Post && request.path == "/v2/bookings";
-        match rng.gen_range(0..6) {
+        let list = request.method == Method::Get && request.path.starts_with("/v2/bookings?");
+        match rng.gen_range(0..7) {
+            6 if create => Fault::LateLanding,
+            5 | 6 if list => Fault::FiltersIgnored,
             0 if create => Fault::SlotTaken {
                 status: if rng.gen_bool(0.5) { 400 } else { 409 },
             },
@@ -109,7 +121,7 @@ impl Fault {
             3 => Fault::Latency {
                 ms: rng.gen_range(1..=5_000),
             },
-            4 => Fault::Timeout,
+            4 | 6 => Fault::Timeout,
             _ => Fault::ReplyLost,
         }
     }

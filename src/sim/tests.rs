@@ -5,6 +5,10 @@
 use proptest::prelude::*;
 
 use super::*;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
 use crate::catalog::{Segment, StaffOption};
 
 /// Generated cases per proptest run unless PROPTEST_CASES says otherwise;
@@ -196,4 +200,85 @@ proptest! {
     fn random_runs_keep_every_invariant_too(plan in plan()) {
         assert_clean(&plan)?;
     }
+}
+
+/// Books `event_type_id` at `start` straight at the mock, carrying calsaga's
+/// metadata for `workflow` segment 0: what a buggy engine could leave.
+fn stray_booking(world: &world::World, event_type_id: u64, start: DateTime<Utc>, workflow: &str) {
+    use crate::calcom::wire::{self, CreateBooking, NewAttendee};
+    use crate::calcom::{CalcomApi, Client, ClientConfig};
+    use crate::mock::MockTransport;
+    let client = Client::new(
+        ClientConfig {
+            api_key: Some("cal_test_calsaga_mock".into()),
+            ..ClientConfig::default()
+        },
+        Arc::new(MockTransport::new(world.mock.clone())),
+        world.clock.clone(),
+        1,
+    );
+    let input = CreateBooking {
+        start,
+        event_type_id,
+        attendee: NewAttendee {
+            name: "Stray".into(),
+            time_zone: "Europe/Berlin".into(),
+            email: Some("stray@example.com".into()),
+            ..NewAttendee::default()
+        },
+        metadata: [
+            (wire::META_WORKFLOW.to_string(), workflow.to_string()),
+            (wire::META_SEGMENT.to_string(), "0".to_string()),
+        ]
+        .into(),
+        length_in_minutes: None,
+        guests: vec![],
+        booking_fields_responses: None,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(client.create_booking(&input)).unwrap();
+}
+
+#[test]
+fn the_judge_reports_orphans_and_double_bookings() {
+    let plan = Plan {
+        seed: 9,
+        faults: FaultLevel::None,
+        services: vec![],
+        ops: vec![Op::Book {
+            service: "haircut".into(),
+            start: sim_start(0, 4),
+            key: None,
+        }],
+        reserve_min: None,
+    };
+    let mut world = world::World::new(
+        &plan,
+        catalog_for(&plan).unwrap(),
+        faults::Mode::Random(plan.faults),
+    )
+    .unwrap();
+    world.run().unwrap();
+    assert!(judge(&world, 9).unwrap().violations.is_empty());
+    let booked = world.started[0].id.to_string();
+    // A second booking of the same segment (another day), and one of a
+    // workflow calsaga never started.
+    stray_booking(&world, 201, sim_start(2, 4), &booked);
+    stray_booking(
+        &world,
+        104,
+        sim_start(1, 0),
+        "00000000-0000-4000-8000-000000000000",
+    );
+    let found: Vec<&str> = judge(&world, 9)
+        .unwrap()
+        .violations
+        .iter()
+        .map(|v| v.invariant)
+        .collect();
+    assert!(found.contains(&"I1"), "{found:?}");
+    assert_eq!(found.iter().filter(|i| **i == "I2").count(), 2, "{found:?}");
 }

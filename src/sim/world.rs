@@ -77,6 +77,9 @@ pub struct World {
     pub not_live: Option<String>,
     healed_at: Option<(u64, DateTime<Utc>)>,
     steps: u64,
+    /// Requests in flight that land at Cal.com after this many more steps,
+    /// or as soon as simulated time is about to move (crashes included).
+    late: Vec<(u32, ApiRequest)>,
 }
 
 impl World {
@@ -108,6 +111,7 @@ impl World {
             not_live: None,
             healed_at: None,
             steps: 0,
+            late: Vec::new(),
         })
     }
 
@@ -190,6 +194,7 @@ impl World {
                 return Ok(LifeEnd::NotLive(why));
             }
             self.steps += 1;
+            self.land_late(false);
             let op_left = self.next_op < self.ops.len();
             let prefer_op = op_left && self.mode.prefers_op(&mut self.rng);
             if prefer_op {
@@ -200,6 +205,7 @@ impl World {
                     return Ok(LifeEnd::Crashed);
                 }
             } else if gate.next_wake().is_some() {
+                self.land_late(true);
                 gate.wake_earliest();
             } else if op_left && self.mode.ops_before_timers() {
                 self.issue(&engine).await?;
@@ -266,11 +272,17 @@ impl World {
     }
 
     /// What Cal.com (the mock) answers `request` under `fault`.
-    fn exchange(&self, request: &ApiRequest, fault: Fault) -> Reply {
-        if fault == Fault::Timeout {
-            return Err(TransportError::MaybeSent {
-                reason: "simulated timeout: the request never reached Cal.com".into(),
-            });
+    fn exchange(&mut self, request: &ApiRequest, fault: Fault) -> Reply {
+        let timeout = Err(TransportError::MaybeSent {
+            reason: "simulated timeout: no reply from Cal.com".into(),
+        });
+        match fault {
+            Fault::Timeout => return timeout,
+            Fault::LateLanding => {
+                self.late.push((self.rng.gen_range(1..=3), request.clone()));
+                return timeout;
+            }
+            _ => {}
         }
         self.mock.clear_faults();
         if let Some(rule) = fault.rule() {
@@ -281,11 +293,26 @@ impl World {
         let reply = self.mock.handle(request);
         self.mock.clear_faults();
         if !reply.latency.is_zero() {
+            self.land_late(true);
             self.clock.advance(reply.latency);
         }
         reply.response.ok_or_else(|| TransportError::MaybeSent {
             reason: "simulated lost reply: Cal.com applied the request".into(),
         })
+    }
+
+    /// Lands the late requests whose steps ran out (all of them when `all`).
+    fn land_late(&mut self, all: bool) {
+        let mut kept = Vec::with_capacity(self.late.len());
+        for (steps, request) in std::mem::take(&mut self.late) {
+            if all || steps <= 1 {
+                // Its reply went to a request nobody waits for any more.
+                drop(self.mock.handle(&request));
+            } else {
+                kept.push((steps - 1, request));
+            }
+        }
+        self.late = kept;
     }
 
     /// Wakes the sagas parked on the earliest durable timer, moving the
@@ -297,6 +324,7 @@ impl World {
         engine: &Engine,
         fired: &mut HashSet<TimerKey>,
     ) -> Result<bool, SimError> {
+        self.land_late(true);
         let far = self.clock.now() + chrono::Duration::days(365);
         let timers = engine
             .store()
