@@ -202,10 +202,17 @@ proptest! {
     }
 }
 
-/// Books `event_type_id` at `start` straight at the mock, carrying calsaga's
-/// metadata for `workflow` segment 0: what a buggy engine could leave.
-fn stray_booking(world: &world::World, event_type_id: u64, start: DateTime<Utc>, workflow: &str) {
-    use crate::calcom::wire::{self, CreateBooking, NewAttendee};
+/// Books `event_type_id` at `start` straight at the mock, as another
+/// client (or a buggy engine) would, with `metadata`. Tests of other
+/// modules use it too.
+pub(crate) async fn book_at_mock(
+    mock: &Arc<crate::mock::Mock>,
+    clock: Arc<dyn crate::clock::Clock>,
+    event_type_id: u64,
+    start: DateTime<Utc>,
+    metadata: std::collections::BTreeMap<String, String>,
+) -> crate::calcom::wire::Booking {
+    use crate::calcom::wire::{CreateBooking, NewAttendee};
     use crate::calcom::{CalcomApi, Client, ClientConfig};
     use crate::mock::MockTransport;
     let client = Client::new(
@@ -213,33 +220,46 @@ fn stray_booking(world: &world::World, event_type_id: u64, start: DateTime<Utc>,
             api_key: Some("cal_test_calsaga_mock".into()),
             ..ClientConfig::default()
         },
-        Arc::new(MockTransport::new(world.mock.clone())),
-        world.clock.clone(),
+        Arc::new(MockTransport::new(mock.clone())),
+        clock,
         1,
     );
     let input = CreateBooking {
         start,
         event_type_id,
         attendee: NewAttendee {
-            name: "Stray".into(),
+            name: "Walk-in".into(),
             time_zone: "Europe/Berlin".into(),
-            email: Some("stray@example.com".into()),
+            email: Some("walkin@example.com".into()),
             ..NewAttendee::default()
         },
-        metadata: [
-            (wire::META_WORKFLOW.to_string(), workflow.to_string()),
-            (wire::META_SEGMENT.to_string(), "0".to_string()),
-        ]
-        .into(),
+        metadata,
         length_in_minutes: None,
         guests: vec![],
         booking_fields_responses: None,
     };
+    client.create_booking(&input).await.unwrap()
+}
+
+/// A booking of `workflow`'s segment 0 that the engine did not make.
+fn stray_booking(world: &world::World, event_type_id: u64, start: DateTime<Utc>, workflow: &str) {
+    use crate::calcom::wire;
+    let metadata = [
+        (wire::META_WORKFLOW.to_string(), workflow.to_string()),
+        (wire::META_SEGMENT.to_string(), "0".to_string()),
+    ]
+    .into();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
-    runtime.block_on(client.create_booking(&input)).unwrap();
+    runtime.block_on(book_at_mock(
+        &world.mock,
+        world.clock.clone(),
+        event_type_id,
+        start,
+        metadata,
+    ));
 }
 
 #[test]
