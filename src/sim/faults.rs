@@ -170,8 +170,9 @@ pub struct CrashPoint {
     pub boundary: Boundary,
 }
 
+/// Progress of a crash-point run.
 #[derive(Debug, Clone, Copy)]
-struct PointState {
+pub struct PointState {
     point: CrashPoint,
     counting: bool,
     seen: u32,
@@ -183,27 +184,23 @@ struct PointState {
 #[derive(Debug, Clone, Copy)]
 pub enum Mode {
     Random(FaultLevel),
-    Point(PointStateHandle),
+    Point(PointState),
 }
-
-/// Opaque state of a crash-point run.
-#[derive(Debug, Clone, Copy)]
-pub struct PointStateHandle(PointState);
 
 impl Mode {
     pub fn point(point: CrashPoint) -> Mode {
-        Mode::Point(PointStateHandle(PointState {
+        Mode::Point(PointState {
             point,
             counting: point.from_op == 0,
             seen: 0,
             reached: false,
             crash_next: false,
-        }))
+        })
     }
 
     /// Whether the crash point's step was reached.
     pub fn reached(&self) -> bool {
-        matches!(self, Mode::Point(PointStateHandle(s)) if s.reached)
+        matches!(self, Mode::Point(s) if s.reached)
     }
 
     /// Random runs interleave requests with progress; crash points let
@@ -222,7 +219,7 @@ impl Mode {
     }
 
     pub fn op_issued(&mut self, issued: usize) {
-        if let Mode::Point(PointStateHandle(s)) = self {
+        if let Mode::Point(s) = self {
             s.counting |= issued > s.point.from_op;
         }
     }
@@ -252,7 +249,7 @@ impl Mode {
                 };
                 (fault, crash)
             }
-            Mode::Point(PointStateHandle(s)) => s.decide(),
+            Mode::Point(s) => s.decide(),
         }
     }
 }

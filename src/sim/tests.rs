@@ -39,22 +39,22 @@ fn assert_clean(plan: &Plan) -> Result<RunReport, TestCaseError> {
 
 #[test]
 fn a_seed_repeats_its_event_log_exactly() {
-    // Seed 2 crashes the process three times under heavy faults.
-    let plan = Plan::from_seed(2, FaultLevel::Heavy, 8).unwrap();
-    let first = run_plan(&plan).unwrap();
-    let again = run_plan(&plan).unwrap();
+    let mut crashed = 0;
+    let mut digests = std::collections::BTreeSet::new();
+    for seed in 0..6 {
+        let plan = Plan::from_seed(seed, FaultLevel::Heavy, 8).unwrap();
+        let first = run_plan(&plan).unwrap();
+        let again = run_plan(&plan).unwrap();
+        assert_eq!(first.log_digest, again.log_digest, "seed {seed} diverged");
+        assert_eq!(first.stats, again.stats, "seed {seed}");
+        crashed += u32::from(first.stats.crashes > 0);
+        digests.insert(first.log_digest);
+    }
     assert!(
-        first.stats.crashes > 0 && first.stats.sagas > 0,
-        "{:?}",
-        first.stats
+        crashed >= 2,
+        "some of these seeds crash and restart the engine"
     );
-    assert_eq!(first.log_digest, again.log_digest, "seed 2 diverged");
-    assert_eq!(first.stats, again.stats);
-    let other = run_plan(&Plan::from_seed(3, FaultLevel::Heavy, 8).unwrap()).unwrap();
-    assert_ne!(
-        first.log_digest, other.log_digest,
-        "the digest covers the log"
-    );
+    assert_eq!(digests.len(), 6, "the digest covers the log");
 }
 
 #[test]
