@@ -38,6 +38,9 @@ const CRASHES_MAX: u32 = 3;
 const HEALED_STEPS_MAX: u64 = 5_000;
 /// Simulated time after the last request by which every saga must end (I3).
 const HEALED_SIM_HOURS_MAX: i64 = 72;
+/// Scheduler steps of one run in all: a bound for the faulty part too
+/// (requests are issued at random steps, so it normally ends far sooner).
+const STEPS_MAX: u64 = 200_000;
 /// Hold length the plans ask for.
 pub const HOLD_MIN: u32 = 10;
 
@@ -194,6 +197,11 @@ impl World {
                 return Ok(LifeEnd::NotLive(why));
             }
             self.steps += 1;
+            if self.steps > STEPS_MAX {
+                return Err(SimError::Stuck(format!(
+                    "{STEPS_MAX} scheduler steps without finishing the run"
+                )));
+            }
             self.land_late(false);
             let op_left = self.next_op < self.ops.len();
             let prefer_op = op_left && self.mode.prefers_op(&mut self.rng);
