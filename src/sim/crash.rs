@@ -1,6 +1,8 @@
-//! Exhaustive crash points: for every shipped service and every saga kind,
-//! crash the process at step k (the k-th Cal.com call of the saga) for
-//! k = 1, 2, ... until the saga finishes without reaching k, once per
+//! Exhaustive crash points: for every shipped service and every saga kind
+//! (book, book with reservations, reschedule, cancel, hold then confirm,
+//! hold then expiry), crash the process at step k (the k-th Cal.com call of
+//! the saga) for k = 1, 2, ... until the saga finishes without reaching k,
+//! once per
 //! boundary (before the call; after it succeeded; after it was refused;
 //! reply lost, then crash), restart, and check every invariant. Not a
 //! sample: every step boundary of every catalogue service is covered.
@@ -20,6 +22,8 @@ const STEPS_MAX: u32 = 64;
 #[serde(rename_all = "snake_case")]
 pub enum CrashScenario {
     Book,
+    /// A booking that reserves every slot first (`reserve_min`).
+    BookReserved,
     Reschedule,
     Cancel,
     HoldConfirm,
@@ -27,8 +31,9 @@ pub enum CrashScenario {
 }
 
 impl CrashScenario {
-    pub const ALL: [CrashScenario; 5] = [
+    pub const ALL: [CrashScenario; 6] = [
         CrashScenario::Book,
+        CrashScenario::BookReserved,
         CrashScenario::Reschedule,
         CrashScenario::Cancel,
         CrashScenario::HoldConfirm,
@@ -48,7 +53,7 @@ impl CrashScenario {
             start,
         };
         match self {
-            CrashScenario::Book => (vec![book], 0),
+            CrashScenario::Book | CrashScenario::BookReserved => (vec![book], 0),
             CrashScenario::Reschedule => {
                 let to = sim_start(1, 12);
                 (vec![book, Op::Reschedule { pick: 0, start: to }], 1)
@@ -97,7 +102,7 @@ fn enumerate(
         faults: FaultLevel::None,
         services: Vec::new(),
         ops,
-        reserve_min: None,
+        reserve_min: (scenario == CrashScenario::BookReserved).then_some(5),
     };
     for k in 1..=STEPS_MAX {
         let point = CrashPoint {

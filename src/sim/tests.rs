@@ -87,8 +87,8 @@ fn every_crash_point_of_every_service_keeps_the_invariants() {
         coverage.points, coverage.steps_max
     );
     assert!(coverage.failures.is_empty(), "{:#?}", coverage.failures);
-    // 4 services x 5 kinds x 4 boundaries, each at 1 step at least.
-    assert!(coverage.points >= 80, "{}", coverage.points);
+    // 4 services x 6 kinds x 4 boundaries, each at 1 step at least.
+    assert!(coverage.points >= 96, "{}", coverage.points);
 }
 
 /// Event types of the salon fixture by length: (length, [(host, id)]).
