@@ -198,7 +198,12 @@ fn load_file(file: &Path) -> Result<Service, CatalogError> {
         path: file.to_path_buf(),
         reason: e.to_string(),
     })?;
-    let raw: ServiceFile = serde_json::from_str(&text).map_err(|e| CatalogError::Parse {
+    parse_service(file, &text)
+}
+
+/// Parses and validates one service file's text; `file` names it in errors.
+pub fn parse_service(file: &Path, text: &str) -> Result<Service, CatalogError> {
+    let raw: ServiceFile = serde_json::from_str(text).map_err(|e| CatalogError::Parse {
         file: file.to_path_buf(),
         problem: format!("{e}; fix the JSON (one service object per file)"),
     })?;

@@ -21,6 +21,7 @@ pub mod mock;
 pub mod runtime;
 pub mod saga;
 pub mod serve;
+pub mod sim;
 pub mod store;
 pub mod subscriptions;
 pub mod sync;

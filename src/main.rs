@@ -88,6 +88,10 @@ enum Command {
         after_help = "Exit codes: 0 ok or warning (warning is 1 with --strict), 1 critical or an error, 2 usage error."
     )]
     Health(HealthArgs),
+    /// Deterministic simulation: the real engine against the in-process mock
+    /// with seeded faults and crashes; checks the invariants after every run
+    /// (see docs/SIMULATION.md). Exit 1 on any violation.
+    Simulate(SimulateArgs),
 }
 
 /// The database file the admin commands read.
@@ -258,6 +262,25 @@ struct HealthArgs {
     /// Exit 1 on warning too, not only on critical.
     #[arg(long)]
     strict: bool,
+}
+
+#[derive(clap::Args)]
+struct SimulateArgs {
+    /// Seed of the first run; run r uses seed + r.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Runs, each with its own seed.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
+    runs: u64,
+    /// How rough Cal.com and the process are: none, light or heavy.
+    #[arg(long, default_value = "light")]
+    faults: calsaga::sim::FaultLevel,
+    /// Requests (book, hold, confirm, reschedule, cancel) per run.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..=64))]
+    requests: u64,
+    /// Print one JSON object instead of the table.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Subcommand)]
@@ -479,7 +502,10 @@ type CliResult = Result<(), Box<dyn std::error::Error>>;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_format);
+    // A simulation restarts engines by the thousand: their info lines
+    // would bury its summary.
+    let quiet = matches!(cli.command, Command::Simulate(_));
+    init_logging(cli.log_format, if quiet { "warn" } else { "info" });
     let result = match cli.command {
         Command::Serve(args) => run_serve(*args),
         Command::Mock(args) => run_mock(args),
@@ -498,6 +524,7 @@ fn main() -> ExitCode {
         Command::Webhooks(command) => run_webhooks(command),
         Command::Backup { db, path } => run_backup(&db.db, &path),
         Command::Health(args) => run_health(args),
+        Command::Simulate(args) => run_simulate(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -508,9 +535,9 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging(format: LogFormat) {
+fn init_logging(format: LogFormat, default_level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
     // Colours only for a person at a terminal, never in files or journals.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -696,6 +723,38 @@ fn run_admin_request(
     };
     admin::request(db, id, &action, &options, &mut std::io::stdout().lock())?;
     Ok(())
+}
+
+fn run_simulate(args: SimulateArgs) -> CliResult {
+    use calsaga::sim;
+    let config = sim::SimulateConfig {
+        seed: args.seed,
+        runs: args.runs,
+        faults: args.faults,
+        requests: usize::try_from(args.requests)?,
+    };
+    // Progress on stderr: every run at a terminal, else every 100 runs.
+    let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let summary = sim::simulate(&config, |done, s| {
+        if tty || done % 100 == 0 {
+            eprint!(
+                "\rsimulate: {done}/{} runs, {} sagas, {} violations",
+                args.runs, s.sagas, s.violations
+            );
+            if !tty || done == args.runs {
+                eprintln!();
+            }
+        }
+    });
+    print_report(args.json, &summary, || summary.table())?;
+    match summary.failures.first() {
+        None => Ok(()),
+        Some(f) => Err(format!(
+            "{} invariant violations and {} unfinished runs; first failing seed {}: replay with `{}`",
+            summary.violations, summary.errors, f.seed, f.replay
+        )
+        .into()),
+    }
 }
 
 fn run_catalog_check(dir: &std::path::Path) -> CliResult {

@@ -62,6 +62,9 @@ pub struct EngineConfig {
     /// reconcile that finds nothing earlier looks again after it. Keep it
     /// above the client's request timeout.
     pub reconcile_settle: Duration,
+    /// Seed of the workflow ids. None: random v4 ids. A simulation sets it
+    /// so a seed repeats its event log byte for byte.
+    pub id_seed: Option<u64>,
 }
 
 impl Default for EngineConfig {
@@ -75,6 +78,7 @@ impl Default for EngineConfig {
             retry: RetryPolicy::default(),
             rng_seed: 0x5a6a,
             reconcile_settle: Duration::from_secs(60),
+            id_seed: None,
         }
     }
 }
@@ -219,6 +223,8 @@ pub struct Inner {
     changes: tokio::sync::Mutex<()>,
     shutting_down: AtomicBool,
     rng: Mutex<SmallRng>,
+    /// Source of workflow ids when `EngineConfig::id_seed` is set.
+    ids: Option<Mutex<SmallRng>>,
 }
 
 impl Inner {
@@ -241,6 +247,17 @@ impl Inner {
                 drop(stopped);
                 self.notify_changed();
             }
+        }
+    }
+
+    /// A new workflow id: random, or from the seeded id stream.
+    fn new_id(&self) -> Uuid {
+        match &self.ids {
+            Some(rng) => {
+                let bytes = rand::Rng::r#gen::<[u8; 16]>(&mut *rng.lock().expect("id rng lock"));
+                uuid::Builder::from_random_bytes(bytes).into_uuid()
+            }
+            None => Uuid::new_v4(),
         }
     }
 
@@ -271,6 +288,9 @@ impl Engine {
                 catalog,
                 permits: Semaphore::new(config.sagas_concurrent_max.max(1)),
                 rng: Mutex::new(SmallRng::seed_from_u64(config.rng_seed)),
+                ids: config
+                    .id_seed
+                    .map(|s| Mutex::new(SmallRng::seed_from_u64(s))),
                 config,
                 active: Mutex::new(HashMap::new()),
                 changed,
@@ -307,6 +327,11 @@ impl Engine {
     /// (e.g. the webhook inbox flagging a booking).
     pub fn notify_changed(&self) {
         self.inner.notify_changed();
+    }
+
+    /// Sagas with a driver right now (running, calling or sleeping).
+    pub fn drivers_active(&self) -> usize {
+        self.inner.active.lock().expect("active lock").len()
     }
 
     pub fn catalog(&self) -> &Catalog {
@@ -355,7 +380,7 @@ impl Engine {
         if let Some(found) = self.known_key(key.as_ref())? {
             return Err(found);
         }
-        let id = Uuid::new_v4();
+        let id = self.inner.new_id();
         let request = match self.plan(req, None) {
             Ok(request) => request,
             Err(e) => return Err(self.explain_with_key(e, key.as_ref())?),
@@ -399,7 +424,7 @@ impl Engine {
             segment_hosts: BTreeMap::new(),
             notes: request.notes.clone(),
         };
-        let id = Uuid::new_v4();
+        let id = self.inner.new_id();
         let request = match self.plan(&req, Some(of)) {
             Ok(request) => request,
             Err(e) => return Err(self.explain_with_key(e, key.as_ref())?),
@@ -423,7 +448,7 @@ impl Engine {
         let _one_change = self.inner.changes.lock().await;
         let original = self.original(of, "cancel")?;
         let service = self.get(of)?.service;
-        let id = Uuid::new_v4();
+        let id = self.inner.new_id();
         self.start_saga(
             &service,
             Event::CancelRequested {
@@ -739,6 +764,10 @@ impl Engine {
                     continue;
                 }
                 active.remove(&id);
+                drop(active);
+                // Readers waiting for the engine to go quiet (the simulator)
+                // learn that this driver is gone.
+                inner.notify_changed();
                 break;
             }
         });

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
 
 use super::*;
-use crate::calcom::wire::{self, Booking, CreateBooking, NewAttendee};
+use crate::calcom::wire::{self, Booking};
 use crate::calcom::{ApiRequest, ApiResponse, Client, ClientConfig, Transport, TransportError};
 use crate::clock::SimClock;
 use crate::mock::{FaultRule, Fixture, Mock, MockConfig, MockTransport};
@@ -117,24 +117,15 @@ impl World {
 
     /// Books `event_type_id` at `start` directly in Cal.com, as another client would.
     async fn occupy(&self, event_type_id: u64, start: &str) {
-        let client = self.client(Arc::new(MockTransport::new(self.mock.clone())));
-        let input = CreateBooking {
-            start: at(start),
+        let metadata = Default::default();
+        crate::sim::tests::book_at_mock(
+            &self.mock,
+            self.clock.clone(),
             event_type_id,
-            attendee: NewAttendee {
-                name: "Walk-in".into(),
-                time_zone: "Europe/Berlin".into(),
-                email: Some("walkin@example.com".into()),
-                ..NewAttendee::default()
-            },
-            metadata: Default::default(),
-            length_in_minutes: None,
-            guests: vec![],
-            booking_fields_responses: None,
-        };
-        crate::calcom::CalcomApi::create_booking(&client, &input)
-            .await
-            .unwrap();
+            at(start),
+            metadata,
+        )
+        .await;
     }
 }
 

@@ -11,5 +11,6 @@ mod http;
 mod mock_cli;
 mod operate;
 mod readme;
+mod simulate;
 mod support;
 mod workflows;
