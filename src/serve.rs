@@ -18,6 +18,9 @@ use crate::store::{Store, StoreConfig};
 
 /// HTTP worker threads: requests mostly wait on the engine, not the CPU.
 const HTTP_WORKERS: usize = 16;
+/// How long start-up waits for the orphan scan before serving anyway (the
+/// scan then finishes in the background).
+const ORPHAN_SCAN_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 pub type ServeResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -47,6 +50,9 @@ pub fn run(config: ServeConfig) -> ServeResult {
         config.engine.clone(),
     );
     let report = runtime.block_on(async { engine.start() })?;
+    // Orphans from a restored database are cancelled before new requests
+    // come in, so nobody books into a slot an orphan still blocks.
+    runtime.block_on(engine.start_scan_settled(ORPHAN_SCAN_WAIT));
     if let Some(token) = first_admin_token(engine.store(), clock.now())? {
         println!(
             "calsaga serve: created the admin token {FIRST_ADMIN_TOKEN_NAME:?}; it is shown only this once, store it now: {token}"

@@ -14,7 +14,7 @@ use crate::calcom::wire::{self, Booking, CreateBooking, NewAttendee};
 use crate::calcom::{ApiRequest, ApiResponse, Client, ClientConfig, Transport, TransportError};
 use crate::clock::SimClock;
 use crate::mock::{FaultRule, Fixture, Mock, MockConfig, MockTransport};
-use crate::store::StoreConfig;
+use crate::store::{OrphanState, StoreConfig};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -681,4 +681,129 @@ async fn a_full_disk_stops_the_engine_and_leaves_every_log_whole() {
         let stored: Saga = serde_json::from_str(&row.projection).unwrap();
         assert_eq!(folded, stored, "workflow {}", row.id);
     }
+}
+
+impl World {
+    /// Runs `body` on a fresh engine in its own runtime; dropping the runtime
+    /// at the end stops the engine and frees the database.
+    fn session<T>(&self, body: impl AsyncFnOnce(Engine) -> T) -> T {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        runtime.block_on(async { body(self.engine()).await })
+    }
+
+    /// Puts `backup` in place of the database, as an operator restoring it.
+    fn restore(&self, backup: &std::path::Path) {
+        let db = self.dir.path().join("calsaga.db");
+        for side in ["calsaga.db-wal", "calsaga.db-shm"] {
+            let _ = std::fs::remove_file(self.dir.path().join(side));
+        }
+        std::fs::copy(backup, db).unwrap();
+    }
+}
+
+/// The start scan's report, which must have finished without error.
+async fn start_scan(engine: &Engine) -> OrphanReport {
+    match engine.start_scan_settled(WAIT).await {
+        StartScan::Done(Ok(report)) => report,
+        other => panic!("the orphan scan did not finish: {other:?}"),
+    }
+}
+
+/// A database restored from an older backup no longer knows the sagas booked
+/// since: their Cal.com bookings are orphans, which the scan on start
+/// cancels (and records), while the bookings the backup knows stay.
+#[test]
+fn a_restored_database_cancels_the_bookings_it_no_longer_knows() {
+    let world = World::new();
+    let backup = world.dir.path().join("backup.db");
+    let (kept, lost) = world.session(async |engine| {
+        assert_eq!(start_scan(&engine).await.ours, 0);
+        let kept = book_and_wait(&engine, "haircut", "2030-03-05T10:00:00Z").await;
+        engine.store().backup_to(&backup).unwrap();
+        let mut lost = Vec::new();
+        for (service, start) in [
+            ("colour-and-cut", "2030-03-06T10:00:00Z"),
+            ("haircut", "2030-03-07T10:00:00Z"),
+        ] {
+            lost.push(book_and_wait(&engine, service, start).await);
+        }
+        (kept, lost)
+    });
+    assert!(
+        std::iter::once(&kept)
+            .chain(&lost)
+            .all(|v| v.state == "booked")
+    );
+    world.restore(&backup);
+
+    let (report, recorded, again) = world.session(async |engine| {
+        let report = start_scan(&engine).await;
+        let recorded = engine.store().orphans(10).unwrap();
+        (
+            report,
+            recorded,
+            engine.repair_orphans(false).await.unwrap(),
+        )
+    });
+    assert_eq!((report.ours, report.cancelled, report.failed), (4, 3, 0));
+    for v in &lost {
+        assert!(world.live_of(v.id).is_empty(), "{} was left live", v.id);
+    }
+    assert_eq!(world.live_of(kept.id).len(), 1, "the known booking stays");
+    assert_eq!(recorded.len(), 3);
+    assert!(
+        recorded
+            .iter()
+            .all(|o| o.state == OrphanState::Cancelled && o.why.contains("not in the log"))
+    );
+    let cancelled = world.mock.view().bookings;
+    assert!(
+        cancelled
+            .iter()
+            .filter(|b| recorded.iter().any(|o| o.calcom_uid == b.uid))
+            .all(|b| b.cancellation_reason.as_deref() == Some(ORPHAN_CANCEL_REASON))
+    );
+    assert!(again.orphans.is_empty(), "a second scan finds nothing");
+    world.assert_no_double_booking();
+}
+
+/// A booking naming a finished saga that does not hold it (a duplicate
+/// made behind the saga's back) is cancelled; the saga's own stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_finished_saga_keeps_its_booking_and_loses_a_stray_one() {
+    let world = World::new();
+    let engine = world.engine();
+    let done = book_and_wait(&engine, "haircut", "2030-03-05T10:00:00Z").await;
+    let client = world.client(Arc::new(MockTransport::new(world.mock.clone())));
+    let stray = CreateBooking {
+        start: at("2030-03-08T10:00:00Z"),
+        event_type_id: 201,
+        attendee: NewAttendee {
+            name: "Jo Client".into(),
+            time_zone: "Europe/Berlin".into(),
+            email: Some("jo@example.com".into()),
+            ..NewAttendee::default()
+        },
+        metadata: [
+            (wire::META_WORKFLOW.to_string(), done.id.to_string()),
+            (wire::META_SEGMENT.to_string(), "0".to_string()),
+        ]
+        .into(),
+        length_in_minutes: None,
+        guests: vec![],
+        booking_fields_responses: None,
+    };
+    let stray = crate::calcom::CalcomApi::create_booking(&client, &stray)
+        .await
+        .unwrap();
+    let report = engine.repair_orphans(true).await.unwrap();
+    assert_eq!(report.cancelled, 1, "{report:?}");
+    assert_eq!(report.orphans[0].calcom_uid, stray.uid);
+    assert!(
+        report.orphans[0].why.contains("does not hold"),
+        "{report:?}"
+    );
+    let live = world.live_of(done.id);
+    assert_eq!(live.len(), 1);
+    assert_eq!(Some(&live[0].uid), done.segments[0].calcom_uid.as_ref());
 }

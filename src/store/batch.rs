@@ -13,8 +13,9 @@ use uuid::Uuid;
 use super::codec::Ms;
 use super::sql::execute;
 use super::{
-    BookingFlag, CallStat, Claim, InboxState, MirrorEntry, NewEvent, StoreConfig, StoreError,
-    TokenRow, claims, flags, idempotency, inbox, log, mirror, stats, timers, tokens,
+    BookingFlag, CallStat, Claim, InboxState, MirrorEntry, NewEvent, OrphanRow, StoreConfig,
+    StoreError, TokenRow, claims, flags, idempotency, inbox, log, mirror, orphans, stats, timers,
+    tokens,
 };
 
 /// Ops committed together: either all of them are stored or none.
@@ -109,6 +110,9 @@ pub enum WriteOp {
     PutToken(TokenRow),
     /// Insert or update the flag of one broken booking.
     FlagBooking(BookingFlag),
+    /// Insert or update the record of one orphaned Cal.com booking (its
+    /// `found_at` is kept on update).
+    RecordOrphan(OrphanRow),
     /// Delete expired idempotency keys, call stats older than
     /// `call_stats_keep_days` and finished inbox entries older than
     /// `inbox_keep_days` (at most `PRUNE_ROWS_MAX` rows per table per op;
@@ -188,6 +192,7 @@ fn apply_op(conn: &Connection, op: &WriteOp, config: &StoreConfig) -> Result<(),
         WriteOp::RecordCalls(calls) => stats::record(conn, calls),
         WriteOp::PutToken(token) => tokens::put(conn, token),
         WriteOp::FlagBooking(flag) => flags::put(conn, flag),
+        WriteOp::RecordOrphan(orphan) => orphans::put(conn, orphan),
         WriteOp::PruneExpired { now } => prune(conn, *now, config),
     }
 }

@@ -13,7 +13,7 @@
 //! `writer.rs` group commit, `batch.rs` the write ops, `sql.rs` statement
 //! helpers, `codec.rs` column encodings, then one file per
 //! area (`log`, `claims`, `timers`, `idempotency`, `inbox`, `mirror`,
-//! `stats`, and for the HTTP API `tokens`, `flags`, `bookings`) holding that
+//! `stats`, `orphans`, and for the HTTP API `tokens`, `flags`, `bookings`) holding that
 //! area's SQL, and `bench.rs` the disk baseline.
 
 mod batch;
@@ -29,6 +29,7 @@ mod inbox;
 mod lock;
 mod log;
 mod mirror;
+mod orphans;
 mod schema;
 mod sql;
 mod stats;
@@ -53,6 +54,7 @@ pub use idempotency::IdempotencyRow;
 pub use inbox::{InboxRow, InboxState, body_sha256};
 pub use log::{EventRow, LIST_ROWS_MAX, NewEvent, WorkflowCursor, WorkflowFilter, WorkflowRow};
 pub use mirror::MirrorEntry;
+pub use orphans::{OrphanRow, OrphanState};
 pub use schema::SCHEMA_VERSION;
 pub use stats::CallStat;
 pub use timers::TimerRow;

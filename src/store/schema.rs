@@ -12,6 +12,7 @@ use super::StoreError;
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_init.sql"),
     include_str!("migrations/0002_http.sql"),
+    include_str!("migrations/0003_orphans.sql"),
 ];
 
 /// The schema version this build writes and reads.

@@ -1,0 +1,315 @@
+//! Orphans: live future Cal.com bookings that carry calsaga's metadata but
+//! that no saga in the log holds (I2). They appear when the database is
+//! restored from an older backup (or loses its last commits to a power cut)
+//! while Cal.com keeps the bookings made since: the log no longer knows
+//! their workflow. A scan reads every upcoming booking (bounded pages),
+//! keeps those with our metadata, and cancels each whose workflow is unknown,
+//! or known, finished and not holding that booking (per the mirror, which is
+//! written with the events). Each cancel is recorded as intended before it
+//! is sent (I6) and its outcome after, in the store's orphan table.
+//!
+//! It never touches a booking whose saga is still running (its own reconcile
+//! decides), failed (an admin decides), being changed, or flagged by a
+//! webhook (a person moved it in Cal.com). It assumes this database is the
+//! only calsaga booking through the Cal.com account: a second instance's
+//! bookings would look like orphans (turn the start scan off for that).
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::calcom::CalcomError;
+use crate::calcom::wire::{self, Booking, BookingFilter, CancelBooking};
+use crate::store::{OrphanRow, OrphanState, WriteOp};
+
+use super::calls::is_not_found;
+use super::{Engine, EngineError, TERMINAL_STATES};
+
+/// Bookings per page: Cal.com's maximum.
+const PAGE_ROWS: u32 = 250;
+/// Pages read per scan (10 000 bookings); the rest waits for the next scan.
+const PAGES_MAX: u32 = 40;
+/// Sent to Cal.com as the cancellation reason, so staff see why.
+pub const ORPHAN_CANCEL_REASON: &str =
+    "cancelled by calsaga: no booking in calsaga's database owns it (orphan after a restore)";
+
+/// What one scan found and did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct OrphanReport {
+    /// Live upcoming bookings read from Cal.com.
+    pub scanned: usize,
+    /// Of those, bookings with calsaga's metadata.
+    pub ours: usize,
+    /// Orphans found; cancelled only when the scan applies.
+    pub orphans: Vec<Orphan>,
+    pub cancelled: usize,
+    /// Cancels Cal.com refused or did not answer; the next scan tries again.
+    pub failed: usize,
+    /// Ours, but left to their saga, an admin or a pending change.
+    pub deferred: usize,
+    /// The scan stopped after `PAGES_MAX` pages without reaching the end.
+    pub truncated: bool,
+}
+
+/// One booking no saga holds.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Orphan {
+    pub calcom_uid: String,
+    pub workflow_ref: String,
+    pub segment_ref: String,
+    pub event_type_id: u64,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    pub why: String,
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum OrphanError {
+    #[error(
+        "the orphan scan could not list Cal.com bookings: {0}; it runs again on the next start"
+    )]
+    List(CalcomError),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+impl From<crate::store::StoreError> for OrphanError {
+    fn from(e: crate::store::StoreError) -> Self {
+        OrphanError::Engine(e.into())
+    }
+}
+
+/// Where the scan started with the engine stands.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StartScan {
+    /// `EngineConfig::orphan_scan_on_start` is off.
+    Off,
+    Running,
+    Done(Result<OrphanReport, OrphanError>),
+}
+
+/// Runs the scan in the background and publishes its end, so a caller
+/// (serve, before it says it listens) can wait for it with a deadline.
+pub(super) fn spawn_start_scan(engine: Engine) {
+    engine.inner.start_scan.send_replace(StartScan::Running);
+    tokio::spawn(async move {
+        let result = engine.repair_orphans(true).await;
+        if let Err(e) = &result {
+            tracing::warn!(error = %e, "the orphan scan at start failed");
+        }
+        engine
+            .inner
+            .start_scan
+            .send_replace(StartScan::Done(result));
+    });
+}
+
+/// What the log says of one booking of ours.
+enum Verdict {
+    Held,
+    /// Someone else decides: its saga, an admin, a running change.
+    Deferred,
+    Orphan(String),
+}
+
+impl Engine {
+    /// Waits (up to `deadline`) for the scan started with the engine and
+    /// returns where it stands then.
+    pub async fn start_scan_settled(&self, deadline: std::time::Duration) -> StartScan {
+        let mut scan = self.inner.start_scan.subscribe();
+        let settled = scan.wait_for(|s| *s != StartScan::Running);
+        let _ = tokio::time::timeout(deadline, settled).await;
+        self.inner.start_scan.borrow().clone()
+    }
+
+    /// Finds orphaned Cal.com bookings and, when `apply`, cancels them.
+    pub async fn repair_orphans(&self, apply: bool) -> Result<OrphanReport, OrphanError> {
+        let now = self.inner.clock.now();
+        let (upcoming, truncated) = self.upcoming_bookings(now).await?;
+        let mut report = OrphanReport {
+            scanned: upcoming.len(),
+            truncated,
+            ..OrphanReport::default()
+        };
+        for booking in &upcoming {
+            let Some(workflow_ref) = booking.metadata.get(wire::META_WORKFLOW) else {
+                continue;
+            };
+            report.ours += 1;
+            match self.judge(booking, workflow_ref)? {
+                Verdict::Held => {}
+                Verdict::Deferred => report.deferred += 1,
+                Verdict::Orphan(why) => report.orphans.push(orphan(booking, workflow_ref, why)),
+            }
+        }
+        if apply {
+            for o in &report.orphans {
+                match self.cancel_orphan(o, now).await? {
+                    OrphanState::Cancelled => report.cancelled += 1,
+                    _ => report.failed += 1,
+                }
+            }
+        }
+        if !report.orphans.is_empty() || truncated {
+            tracing::warn!(
+                orphans = report.orphans.len(),
+                cancelled = report.cancelled,
+                failed = report.failed,
+                truncated,
+                "orphan scan found Cal.com bookings no saga holds"
+            );
+        }
+        Ok(report)
+    }
+
+    /// Every live booking starting from `now`, read to the end or to
+    /// `PAGES_MAX` pages (then `true`). Read fully before anything is
+    /// cancelled, so cancelling cannot shift the pages under the scan.
+    async fn upcoming_bookings(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<(Vec<Booking>, bool), OrphanError> {
+        let mut filter = BookingFilter {
+            after_start: Some(now),
+            take: Some(PAGE_ROWS),
+            skip: Some(0),
+            sort_start: Some("asc".into()),
+            ..BookingFilter::default()
+        };
+        let mut found = Vec::new();
+        for _ in 0..PAGES_MAX {
+            let page = self
+                .inner
+                .api
+                .list_bookings(&filter)
+                .await
+                .map_err(OrphanError::List)?;
+            let read = u32::try_from(page.bookings.len()).unwrap_or(u32::MAX);
+            // Filters are not trusted (calcom-v2 notes): check again here.
+            found.extend(
+                page.bookings
+                    .into_iter()
+                    .filter(|b| b.status.is_live() && b.start >= now),
+            );
+            if !page.pagination.has_next_page || read == 0 {
+                return Ok((found, false));
+            }
+            filter.skip = Some(filter.skip.unwrap_or(0).saturating_add(read));
+        }
+        Ok((found, true))
+    }
+
+    fn judge(&self, b: &Booking, workflow_ref: &str) -> Result<Verdict, OrphanError> {
+        let store = &self.inner.store;
+        let Ok(id) = Uuid::parse_str(workflow_ref) else {
+            return Ok(Verdict::Orphan(format!(
+                "its calsaga_workflow {workflow_ref:?} is not a workflow id"
+            )));
+        };
+        let Some(row) = store.workflow(id)? else {
+            return Ok(Verdict::Orphan(format!(
+                "workflow {id} is not in the log (the database may have been restored from an older backup)"
+            )));
+        };
+        let finished = TERMINAL_STATES.contains(&row.state.as_str()) && row.state != "failed";
+        let changing = store
+            .changes_of(id)?
+            .iter()
+            .any(|c| !TERMINAL_STATES.contains(&c.state.as_str()));
+        let moved_by_staff = b
+            .rescheduled_from_uid
+            .as_deref()
+            .map(|from| store.mirror_by_uid(from))
+            .transpose()?
+            .flatten()
+            .is_some();
+        if !finished || changing || moved_by_staff || !store.booking_flags(id)?.is_empty() {
+            return Ok(Verdict::Deferred);
+        }
+        Ok(match store.mirror_by_uid(&b.uid)? {
+            Some(m) if m.workflow == id && m.status == "accepted" => Verdict::Held,
+            // The uid is another workflow's in our records: not ours to undo.
+            Some(m) if m.workflow != id => Verdict::Deferred,
+            _ => Verdict::Orphan(format!(
+                "workflow {id} is {} and does not hold this booking",
+                row.state
+            )),
+        })
+    }
+
+    /// Records the intent, cancels at Cal.com, records the outcome.
+    async fn cancel_orphan(
+        &self,
+        o: &Orphan,
+        now: DateTime<Utc>,
+    ) -> Result<OrphanState, OrphanError> {
+        self.record_orphan(o, OrphanState::Cancelling, None, now)
+            .await?;
+        let input = CancelBooking {
+            cancellation_reason: Some(ORPHAN_CANCEL_REASON.into()),
+            cancel_subsequent_bookings: None,
+        };
+        let (state, detail) = match self.inner.api.cancel_booking(&o.calcom_uid, &input).await {
+            Ok(_) => (OrphanState::Cancelled, None),
+            // Gone or already cancelled is what the cancel wants.
+            Err(e) if e.is_already_cancelled() || is_not_found(&e) => {
+                (OrphanState::Cancelled, None)
+            }
+            Err(e) => (OrphanState::Failed, Some(e.to_string())),
+        };
+        let at = self.inner.clock.now();
+        self.record_orphan(o, state, detail.clone(), at).await?;
+        match &detail {
+            None => {
+                tracing::info!(calcom_uid = %o.calcom_uid, workflow = %o.workflow_ref, why = %o.why, "cancelled an orphaned Cal.com booking")
+            }
+            Some(error) => {
+                tracing::warn!(calcom_uid = %o.calcom_uid, error = %error, "cancelling an orphaned Cal.com booking failed; the next scan tries again")
+            }
+        }
+        Ok(state)
+    }
+
+    async fn record_orphan(
+        &self,
+        o: &Orphan,
+        state: OrphanState,
+        detail: Option<String>,
+        at: DateTime<Utc>,
+    ) -> Result<(), OrphanError> {
+        let row = OrphanRow {
+            calcom_uid: o.calcom_uid.clone(),
+            workflow_ref: o.workflow_ref.clone(),
+            segment_ref: o.segment_ref.clone(),
+            event_type_id: o.event_type_id,
+            start: o.start,
+            end: o.end,
+            why: o.why.clone(),
+            state,
+            detail,
+            found_at: at,
+            updated_at: at,
+        };
+        self.inner
+            .store
+            .commit(vec![WriteOp::RecordOrphan(row)])
+            .await
+            .map_err(|e| self.inner.store_failed(e))?;
+        Ok(())
+    }
+}
+
+fn orphan(b: &Booking, workflow_ref: &str, why: String) -> Orphan {
+    Orphan {
+        calcom_uid: b.uid.clone(),
+        workflow_ref: workflow_ref.to_string(),
+        segment_ref: b
+            .metadata
+            .get(wire::META_SEGMENT)
+            .cloned()
+            .unwrap_or_default(),
+        event_type_id: b.event_type_id,
+        start: b.start,
+        end: b.end,
+        why,
+    }
+}
