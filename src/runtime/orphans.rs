@@ -46,6 +46,9 @@ pub struct OrphanReport {
     pub failed: usize,
     /// Ours, but left to their saga, an admin or a pending change.
     pub deferred: usize,
+    /// Looked orphaned but were cancelled by the time the scan came to
+    /// cancel them (a change saga finished meanwhile).
+    pub gone: usize,
     /// The scan stopped after `PAGES_MAX` pages without reaching the end.
     pub truncated: bool,
 }
@@ -142,11 +145,19 @@ impl Engine {
             }
         }
         if apply {
-            for o in &report.orphans {
-                match self.cancel_orphan(o, now).await? {
+            let found = std::mem::take(&mut report.orphans);
+            for o in found {
+                // A change saga may have cancelled it since the list was
+                // read (and its log then no longer holds it): not an orphan.
+                if !self.still_live(&o.calcom_uid).await {
+                    report.gone += 1;
+                    continue;
+                }
+                match self.cancel_orphan(&o, now).await? {
                     OrphanState::Cancelled => report.cancelled += 1,
                     _ => report.failed += 1,
                 }
+                report.orphans.push(o);
             }
         }
         if !report.orphans.is_empty() || truncated {
@@ -234,6 +245,15 @@ impl Engine {
                 row.state
             )),
         })
+    }
+
+    /// Whether the booking is still live at Cal.com; when that cannot be
+    /// read, the cancel is sent anyway (cancelling twice is harmless).
+    async fn still_live(&self, uid: &str) -> bool {
+        match self.inner.api.get_booking(uid).await {
+            Ok(b) => b.status.is_live(),
+            Err(e) => !is_not_found(&e),
+        }
     }
 
     /// Records the intent, cancels at Cal.com, records the outcome.
