@@ -64,6 +64,8 @@ pub struct ServeInputs {
     pub webhook_secret: Option<String>,
     pub webhook_secret_previous: Option<String>,
     pub broken_policy: String,
+    /// Cancel orphaned Cal.com bookings on start (`--orphan-scan`).
+    pub orphan_scan: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -120,6 +122,7 @@ impl ServeConfig {
                 reserve_min: i.reserve_min,
                 slot_interval_min,
                 rng_seed: rand::random(),
+                orphan_scan_on_start: i.orphan_scan,
                 ..EngineConfig::default()
             },
             http,
@@ -271,6 +274,7 @@ mod tests {
             webhook_secret: None,
             webhook_secret_previous: None,
             broken_policy: "cancel-rest".into(),
+            orphan_scan: true,
         }
     }
 

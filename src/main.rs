@@ -143,6 +143,11 @@ struct ServeArgs {
     /// cancel-rest (cancel the other segments) or flag (leave them for an admin).
     #[arg(long, default_value = "cancel-rest", value_parser = ["cancel-rest", "flag"], env = "CALSAGA_BROKEN_POLICY")]
     broken_policy: String,
+    /// On start, cancel Cal.com bookings with calsaga's metadata that no saga
+    /// in the database holds (orphans after a restore from a backup). Turn
+    /// off when several calsaga databases book through one Cal.com account.
+    #[arg(long, default_value = "on", value_parser = ["on", "off"], env = "CALSAGA_ORPHAN_SCAN")]
+    orphan_scan: String,
 }
 
 #[derive(clap::Args)]
@@ -301,6 +306,7 @@ fn run_serve(args: ServeArgs) -> CliResult {
         webhook_secret: args.webhook_secret,
         webhook_secret_previous: args.webhook_secret_previous,
         broken_policy: args.broken_policy,
+        orphan_scan: args.orphan_scan == "on",
     })?;
     serve::run(config)
 }

@@ -36,7 +36,7 @@ const SETTLE: Duration = Duration::from_secs(4);
 /// each of earlier bookings. Small, so twenty kills fit in a minute and a
 /// half; the kills are what the test is for.
 const BOOKINGS_PER_ROUND: usize = 6;
-const CHANGES_PER_ROUND: usize = 2;
+const CHANGES_PER_ROUND: usize = 3;
 /// Deadline of one request; a killed server ends it sooner.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
