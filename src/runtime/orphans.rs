@@ -19,7 +19,7 @@ use uuid::Uuid;
 
 use crate::calcom::CalcomError;
 use crate::calcom::wire::{self, Booking, BookingFilter, CancelBooking};
-use crate::store::{OrphanRow, OrphanState, WriteOp};
+use crate::store::{OrphanBooking, OrphanRow, OrphanState, WriteOp};
 
 use super::calls::is_not_found;
 use super::{Engine, EngineError, TERMINAL_STATES};
@@ -33,14 +33,14 @@ pub const ORPHAN_CANCEL_REASON: &str =
     "cancelled by calsaga: no booking in calsaga's database owns it (orphan after a restore)";
 
 /// What one scan found and did.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct OrphanReport {
     /// Live upcoming bookings read from Cal.com.
     pub scanned: usize,
     /// Of those, bookings with calsaga's metadata.
     pub ours: usize,
     /// Orphans found; cancelled only when the scan applies.
-    pub orphans: Vec<Orphan>,
+    pub orphans: Vec<OrphanBooking>,
     pub cancelled: usize,
     /// Cancels Cal.com refused or did not answer; the next scan tries again.
     pub failed: usize,
@@ -51,18 +51,6 @@ pub struct OrphanReport {
     pub gone: usize,
     /// The scan stopped after `PAGES_MAX` pages without reaching the end.
     pub truncated: bool,
-}
-
-/// One booking no saga holds.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct Orphan {
-    pub calcom_uid: String,
-    pub workflow_ref: String,
-    pub segment_ref: String,
-    pub event_type_id: u64,
-    pub start: DateTime<Utc>,
-    pub end: DateTime<Utc>,
-    pub why: String,
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -259,7 +247,7 @@ impl Engine {
     /// Records the intent, cancels at Cal.com, records the outcome.
     async fn cancel_orphan(
         &self,
-        o: &Orphan,
+        o: &OrphanBooking,
         now: DateTime<Utc>,
     ) -> Result<OrphanState, OrphanError> {
         self.record_orphan(o, OrphanState::Cancelling, None, now)
@@ -291,19 +279,13 @@ impl Engine {
 
     async fn record_orphan(
         &self,
-        o: &Orphan,
+        o: &OrphanBooking,
         state: OrphanState,
         detail: Option<String>,
         at: DateTime<Utc>,
     ) -> Result<(), OrphanError> {
         let row = OrphanRow {
-            calcom_uid: o.calcom_uid.clone(),
-            workflow_ref: o.workflow_ref.clone(),
-            segment_ref: o.segment_ref.clone(),
-            event_type_id: o.event_type_id,
-            start: o.start,
-            end: o.end,
-            why: o.why.clone(),
+            booking: o.clone(),
             state,
             detail,
             found_at: at,
@@ -318,8 +300,8 @@ impl Engine {
     }
 }
 
-fn orphan(b: &Booking, workflow_ref: &str, why: String) -> Orphan {
-    Orphan {
+fn orphan(b: &Booking, workflow_ref: &str, why: String) -> OrphanBooking {
+    OrphanBooking {
         calcom_uid: b.uid.clone(),
         workflow_ref: workflow_ref.to_string(),
         segment_ref: b

@@ -117,6 +117,17 @@ impl World {
 
     /// Books `event_type_id` at `start` directly in Cal.com, as another client would.
     async fn occupy(&self, event_type_id: u64, start: &str) {
+        self.book_directly(event_type_id, start, Default::default())
+            .await;
+    }
+
+    /// A booking made in Cal.com outside any saga, carrying `metadata`.
+    async fn book_directly(
+        &self,
+        event_type_id: u64,
+        start: &str,
+        metadata: std::collections::BTreeMap<String, String>,
+    ) -> Booking {
         let client = self.client(Arc::new(MockTransport::new(self.mock.clone())));
         let input = CreateBooking {
             start: at(start),
@@ -127,14 +138,14 @@ impl World {
                 email: Some("walkin@example.com".into()),
                 ..NewAttendee::default()
             },
-            metadata: Default::default(),
+            metadata,
             length_in_minutes: None,
             guests: vec![],
             booking_fields_responses: None,
         };
         crate::calcom::CalcomApi::create_booking(&client, &input)
             .await
-            .unwrap();
+            .unwrap()
     }
 }
 
@@ -754,13 +765,13 @@ fn a_restored_database_cancels_the_bookings_it_no_longer_knows() {
     assert!(
         recorded
             .iter()
-            .all(|o| o.state == OrphanState::Cancelled && o.why.contains("not in the log"))
+            .all(|o| o.state == OrphanState::Cancelled && o.booking.why.contains("not in the log"))
     );
     let cancelled = world.mock.view().bookings;
     assert!(
         cancelled
             .iter()
-            .filter(|b| recorded.iter().any(|o| o.calcom_uid == b.uid))
+            .filter(|b| recorded.iter().any(|o| o.booking.calcom_uid == b.uid))
             .all(|b| b.cancellation_reason.as_deref() == Some(ORPHAN_CANCEL_REASON))
     );
     assert!(again.orphans.is_empty(), "a second scan finds nothing");
@@ -774,28 +785,13 @@ async fn a_finished_saga_keeps_its_booking_and_loses_a_stray_one() {
     let world = World::new();
     let engine = world.engine();
     let done = book_and_wait(&engine, "haircut", "2030-03-05T10:00:00Z").await;
-    let client = world.client(Arc::new(MockTransport::new(world.mock.clone())));
-    let stray = CreateBooking {
-        start: at("2030-03-08T10:00:00Z"),
-        event_type_id: 201,
-        attendee: NewAttendee {
-            name: "Jo Client".into(),
-            time_zone: "Europe/Berlin".into(),
-            email: Some("jo@example.com".into()),
-            ..NewAttendee::default()
-        },
-        metadata: [
-            (wire::META_WORKFLOW.to_string(), done.id.to_string()),
-            (wire::META_SEGMENT.to_string(), "0".to_string()),
-        ]
-        .into(),
-        length_in_minutes: None,
-        guests: vec![],
-        booking_fields_responses: None,
-    };
-    let stray = crate::calcom::CalcomApi::create_booking(&client, &stray)
-        .await
-        .unwrap();
+    let metadata = [
+        (wire::META_WORKFLOW.to_string(), done.id.to_string()),
+        (wire::META_SEGMENT.to_string(), "0".to_string()),
+    ];
+    let stray = world
+        .book_directly(201, "2030-03-08T10:00:00Z", metadata.into())
+        .await;
     let report = engine.repair_orphans(true).await.unwrap();
     assert_eq!(report.cancelled, 1, "{report:?}");
     assert_eq!(report.orphans[0].calcom_uid, stray.uid);

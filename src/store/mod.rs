@@ -54,7 +54,7 @@ pub use idempotency::IdempotencyRow;
 pub use inbox::{InboxRow, InboxState, body_sha256};
 pub use log::{EventRow, LIST_ROWS_MAX, NewEvent, WorkflowCursor, WorkflowFilter, WorkflowRow};
 pub use mirror::MirrorEntry;
-pub use orphans::{OrphanRow, OrphanState};
+pub use orphans::{OrphanBooking, OrphanRow, OrphanState};
 pub use schema::SCHEMA_VERSION;
 pub use stats::CallStat;
 pub use timers::TimerRow;

@@ -46,9 +46,9 @@ impl OrphanState {
     }
 }
 
-/// One orphaned booking as recorded.
+/// One booking no saga holds, as Cal.com showed it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OrphanRow {
+pub struct OrphanBooking {
     pub calcom_uid: String,
     /// The `calsaga_workflow` metadata value, as Cal.com holds it.
     pub workflow_ref: String,
@@ -59,6 +59,12 @@ pub struct OrphanRow {
     pub end: DateTime<Utc>,
     /// Why it is an orphan, for an admin.
     pub why: String,
+}
+
+/// One orphaned booking as recorded, with what was done about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrphanRow {
+    pub booking: OrphanBooking,
     pub state: OrphanState,
     /// Cal.com's answer when the cancel failed.
     pub detail: Option<String>,
@@ -67,7 +73,8 @@ pub struct OrphanRow {
     pub updated_at: DateTime<Utc>,
 }
 
-pub(super) fn put(conn: &Connection, o: &OrphanRow) -> Result<(), StoreError> {
+pub(super) fn put(conn: &Connection, row: &OrphanRow) -> Result<(), StoreError> {
+    let o = &row.booking;
     execute(
         conn,
         "INSERT INTO orphan_bookings (calcom_uid, workflow_ref, segment_ref, event_type_id, start_ms,
@@ -83,10 +90,10 @@ pub(super) fn put(conn: &Connection, o: &OrphanRow) -> Result<(), StoreError> {
             Ms(o.start),
             Ms(o.end),
             o.why,
-            o.state.as_str(),
-            o.detail,
-            Ms(o.found_at),
-            Ms(o.updated_at)
+            row.state.as_str(),
+            row.detail,
+            Ms(row.found_at),
+            Ms(row.updated_at)
         ],
     )?;
     Ok(())
@@ -105,13 +112,15 @@ impl Store {
                 [limit],
                 |row| {
                     Ok(OrphanRow {
-                        calcom_uid: row.get(0)?,
-                        workflow_ref: row.get(1)?,
-                        segment_ref: row.get(2)?,
-                        event_type_id: row.get(3)?,
-                        start: codec::time(row, 4)?,
-                        end: codec::time(row, 5)?,
-                        why: row.get(6)?,
+                        booking: OrphanBooking {
+                            calcom_uid: row.get(0)?,
+                            workflow_ref: row.get(1)?,
+                            segment_ref: row.get(2)?,
+                            event_type_id: row.get(3)?,
+                            start: codec::time(row, 4)?,
+                            end: codec::time(row, 5)?,
+                            why: row.get(6)?,
+                        },
                         state: OrphanState::parse(&row.get::<_, String>(7)?)?,
                         detail: row.get(8)?,
                         found_at: codec::time(row, 9)?,

@@ -561,15 +561,16 @@ pub fn check_invariants(store: &Store, mock_state: &Value, acknowledged: &[Ack])
         .unwrap()
         .iter()
         .map(|o| {
+            let b = &o.booking;
             format!(
                 "{} segment {} of {} at {} ({:?}): {}\n{}",
-                o.calcom_uid,
-                o.segment_ref,
-                o.event_type_id,
-                o.start,
+                b.calcom_uid,
+                b.segment_ref,
+                b.event_type_id,
+                b.start,
                 o.state,
-                o.why,
-                log_of(store, &o.workflow_ref)
+                b.why,
+                log_of(store, &b.workflow_ref)
             )
         })
         .collect();

@@ -109,7 +109,7 @@ fn a_restored_database_leaves_no_orphans_and_no_duplicates() {
     assert!(
         orphans
             .iter()
-            .all(|o| o.state == OrphanState::Cancelled && lost.contains(&o.workflow_ref)),
+            .all(|o| o.state == OrphanState::Cancelled && lost.contains(&o.booking.workflow_ref)),
         "{orphans:#?}"
     );
     let figures = check_invariants(&store, &state, &acks);

@@ -3,8 +3,8 @@
 
 use super::{Fixture, at, create, put_key};
 use crate::store::{
-    CallStat, InboxState, OrphanRow, OrphanState, StoreError, WorkflowFilter, WriteOp, body_sha256,
-    raw_commit_rate,
+    CallStat, InboxState, OrphanBooking, OrphanRow, OrphanState, StoreError, WorkflowFilter,
+    WriteOp, body_sha256, raw_commit_rate,
 };
 use uuid::Uuid;
 
@@ -265,13 +265,15 @@ fn raw_commit_rate_measures_and_cleans_up() {
 fn an_orphan_record_is_updated_in_place() {
     let f = Fixture::new();
     let found = OrphanRow {
-        calcom_uid: "uid-1".into(),
-        workflow_ref: Uuid::new_v4().to_string(),
-        segment_ref: "0".into(),
-        event_type_id: 101,
-        start: at(10, 0),
-        end: at(10, 40),
-        why: "workflow unknown".into(),
+        booking: OrphanBooking {
+            calcom_uid: "uid-1".into(),
+            workflow_ref: Uuid::new_v4().to_string(),
+            segment_ref: "0".into(),
+            event_type_id: 101,
+            start: at(10, 0),
+            end: at(10, 40),
+            why: "workflow unknown".into(),
+        },
         state: OrphanState::Cancelling,
         detail: None,
         found_at: at(9, 1),
