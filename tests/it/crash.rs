@@ -117,10 +117,16 @@ impl Harness {
 
     /// `calsaga serve` on the database against the mock; killed on drop.
     pub fn serve(&self) -> (Running, String) {
-        let server = spawn(&[
+        self.serve_with(&[])
+    }
+
+    /// `serve` with `extra` flags.
+    pub fn serve_with(&self, extra: &[&str]) -> (Running, String) {
+        let (db, rate) = (self.db(), RATE_PER_MINUTE.to_string());
+        let mut args = vec![
             "serve",
             "--db",
-            self.db().to_str().unwrap(),
+            db.to_str().unwrap(),
             "--bind",
             "127.0.0.1:0",
             "--calcom-url",
@@ -128,12 +134,14 @@ impl Harness {
             "--calcom-api-key",
             API_KEY,
             "--calcom-requests-per-minute",
-            &RATE_PER_MINUTE.to_string(),
+            &rate,
             "--calcom-timeout-s",
             "2",
             "--webhook-secret",
             "crash-test-secret",
-        ]);
+        ];
+        args.extend_from_slice(extra);
+        let server = spawn(&args);
         let url = url_in(&server.first_line);
         (server, url)
     }

@@ -1,7 +1,8 @@
 //! The lost suffix: calsaga's database restored from an earlier backup (as
 //! after a power cut or an operator's restore) while Cal.com keeps the
 //! bookings made since. Real processes: the mock with a state file and
-//! `calsaga serve`. After the restart the start scan has cancelled the
+//! `calsaga serve`. A start with `--orphan-scan off` leaves those bookings
+//! live (orphans); after a normal start the scan has cancelled the
 //! bookings the restored log no longer knows (no orphans), the ones it
 //! knows are intact, nothing is booked twice, and their slots can be
 //! booked again.
@@ -87,6 +88,11 @@ fn a_restored_database_leaves_no_orphans_and_no_duplicates() {
         let _ = std::fs::remove_file(h.dir.path().join(side));
     }
     std::fs::copy(&backup, h.db()).unwrap();
+    // Without the scan the lost bookings stay: orphans blocking their slots.
+    let (unscanned, _) = h.serve_with(&["--orphan-scan", "off"]);
+    drop(unscanned);
+    let orphaned = h.mock_state();
+    assert!(lost.iter().all(|w| live_of(&orphaned, w) > 0));
     // Serve says it listens only after the start scan; the freed slot of a
     // lost booking can then be booked again.
     acks.extend(serve_and_book(&h, "again", &LOST[..1]));
