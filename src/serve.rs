@@ -13,7 +13,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::{CalcomTarget, ServeConfig};
 use crate::http::{App, FIRST_ADMIN_TOKEN_NAME, HttpConfig, HttpServer, first_admin_token};
 use crate::mock::{Fixture, Mock, MockConfig, MockServer};
-use crate::runtime::Engine;
+use crate::runtime::{Engine, StartScan};
 use crate::store::{Store, StoreConfig};
 
 /// HTTP worker threads: requests mostly wait on the engine, not the CPU.
@@ -52,7 +52,12 @@ pub fn run(config: ServeConfig) -> ServeResult {
     let report = runtime.block_on(async { engine.start() })?;
     // Orphans from a restored database are cancelled before new requests
     // come in, so nobody books into a slot an orphan still blocks.
-    runtime.block_on(engine.start_scan_settled(ORPHAN_SCAN_WAIT));
+    if runtime.block_on(engine.start_scan_settled(ORPHAN_SCAN_WAIT)) == StartScan::Running {
+        tracing::warn!(
+            wait_s = ORPHAN_SCAN_WAIT.as_secs(),
+            "the orphan scan is still running; serving anyway, it finishes in the background"
+        );
+    }
     if let Some(token) = first_admin_token(engine.store(), clock.now())? {
         println!(
             "calsaga serve: created the admin token {FIRST_ADMIN_TOKEN_NAME:?}; it is shown only this once, store it now: {token}"

@@ -133,20 +133,7 @@ impl Engine {
             }
         }
         if apply {
-            let found = std::mem::take(&mut report.orphans);
-            for o in found {
-                // A change saga may have cancelled it since the list was
-                // read (and its log then no longer holds it): not an orphan.
-                if !self.still_live(&o.calcom_uid).await {
-                    report.gone += 1;
-                    continue;
-                }
-                match self.cancel_orphan(&o, now).await? {
-                    OrphanState::Cancelled => report.cancelled += 1,
-                    _ => report.failed += 1,
-                }
-                report.orphans.push(o);
-            }
+            self.cancel_all(&mut report, now).await?;
         }
         if !report.orphans.is_empty() || truncated {
             tracing::warn!(
@@ -233,6 +220,28 @@ impl Engine {
                 row.state
             )),
         })
+    }
+
+    /// Cancels every orphan of `report` that is still live, counting each.
+    async fn cancel_all(
+        &self,
+        report: &mut OrphanReport,
+        now: DateTime<Utc>,
+    ) -> Result<(), OrphanError> {
+        for o in std::mem::take(&mut report.orphans) {
+            // A change saga may have cancelled it since the list was read
+            // (and its log then no longer holds it): not an orphan.
+            if !self.still_live(&o.calcom_uid).await {
+                report.gone += 1;
+                continue;
+            }
+            match self.cancel_orphan(&o, now).await? {
+                OrphanState::Cancelled => report.cancelled += 1,
+                _ => report.failed += 1,
+            }
+            report.orphans.push(o);
+        }
+        Ok(())
     }
 
     /// Whether the booking is still live at Cal.com; when that cannot be
