@@ -5,8 +5,10 @@
 //! their workflow. A scan reads every upcoming booking (bounded pages),
 //! keeps those with our metadata, and cancels each whose workflow is unknown,
 //! or known, finished and not holding that booking (per the mirror, which is
-//! written with the events). Each cancel is recorded as intended before it
-//! is sent (I6) and its outcome after, in the store's orphan table.
+//! written with the events). A stray of a known saga goes into that saga's
+//! log as `duplicate_found`, and the saga cancels it; any other is cancelled
+//! here, recorded as intended before the call (I6) and its outcome after,
+//! in the store's orphan table.
 //!
 //! It never touches a booking whose saga is still running (its own reconcile
 //! decides), failed (an admin decides), being changed, or flagged by a
@@ -19,6 +21,7 @@ use uuid::Uuid;
 
 use crate::calcom::CalcomError;
 use crate::calcom::wire::{self, Booking, BookingFilter, CancelBooking};
+use crate::saga::Event;
 use crate::store::{OrphanBooking, OrphanRow, OrphanState, WriteOp};
 
 use super::calls::is_not_found;
@@ -41,7 +44,11 @@ pub struct OrphanReport {
     pub ours: usize,
     /// Orphans found; cancelled only when the scan applies.
     pub orphans: Vec<OrphanBooking>,
+    /// Cancelled by the scan (their workflow unknown, or the saga knows
+    /// the uid as undone).
     pub cancelled: usize,
+    /// Recorded as a duplicate in their own saga's log, which cancels them.
+    pub handed_to_saga: usize,
     /// Cancels Cal.com refused or did not answer; the next scan tries again.
     pub failed: usize,
     /// Ours, but left to their saga, an admin or a pending change.
@@ -229,6 +236,11 @@ impl Engine {
         now: DateTime<Utc>,
     ) -> Result<(), OrphanError> {
         for o in std::mem::take(&mut report.orphans) {
+            if self.hand_to_saga(&o).await? {
+                report.handed_to_saga += 1;
+                report.orphans.push(o);
+                continue;
+            }
             // A change saga may have cancelled it since the list was read
             // (and its log then no longer holds it): not an orphan.
             if !self.still_live(&o.calcom_uid).await {
@@ -242,6 +254,28 @@ impl Engine {
             report.orphans.push(o);
         }
         Ok(())
+    }
+
+    /// A stray booking of a saga in the log that the saga does not know
+    /// goes into that saga's own log as a duplicate, and the saga cancels
+    /// it like any other (intent and outcome in its log, retries). False
+    /// when the saga is unknown or knows the uid: the scan cancels it then.
+    async fn hand_to_saga(&self, o: &OrphanBooking) -> Result<bool, OrphanError> {
+        let (Ok(id), Ok(segment)) = (
+            Uuid::parse_str(&o.workflow_ref),
+            o.segment_ref.parse::<u16>(),
+        ) else {
+            return Ok(false);
+        };
+        let uid = o.calcom_uid.clone();
+        match self
+            .append(id, Event::DuplicateFound { segment, uid })
+            .await
+        {
+            Ok(()) => Ok(true),
+            Err(EngineError::UnknownWorkflow { .. } | EngineError::Transition(_)) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Whether the booking is still live at Cal.com; when that cannot be

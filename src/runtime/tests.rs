@@ -779,7 +779,8 @@ fn a_restored_database_cancels_the_bookings_it_no_longer_knows() {
 }
 
 /// A booking naming a finished saga that does not hold it (a duplicate
-/// made behind the saga's back) is cancelled; the saga's own stays.
+/// made behind the saga's back) goes into the saga's log as a duplicate
+/// and the saga cancels it; the saga's own booking stays.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_finished_saga_keeps_its_booking_and_loses_a_stray_one() {
     let world = World::new();
@@ -793,13 +794,33 @@ async fn a_finished_saga_keeps_its_booking_and_loses_a_stray_one() {
         .book_directly(201, "2030-03-08T10:00:00Z", metadata.into())
         .await;
     let report = engine.repair_orphans(true).await.unwrap();
-    assert_eq!(report.cancelled, 1, "{report:?}");
+    assert_eq!(
+        (report.handed_to_saga, report.cancelled),
+        (1, 0),
+        "{report:?}"
+    );
     assert_eq!(report.orphans[0].calcom_uid, stray.uid);
     assert!(
         report.orphans[0].why.contains("does not hold"),
         "{report:?}"
     );
+    let after = engine.wait_terminal(done.id, WAIT).await.unwrap();
+    assert_eq!(after.state, "booked", "{after:?}");
     let live = world.live_of(done.id);
     assert_eq!(live.len(), 1);
     assert_eq!(Some(&live[0].uid), done.segments[0].calcom_uid.as_ref());
+    let kinds: Vec<String> = engine
+        .events(done.id)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    assert!(
+        kinds.ends_with(&[
+            "duplicate_found".into(),
+            "cancel_intended".into(),
+            "booking_cancelled".into()
+        ]),
+        "{kinds:?}"
+    );
 }

@@ -582,8 +582,15 @@ pub fn check_invariants(store: &Store, mock_state: &Value, acknowledged: &[Ack])
             )
         })
         .collect();
+    let duplicates = rows
+        .iter()
+        .flat_map(|row| store.events(row.id).unwrap())
+        .filter(|e| e.kind == "duplicate_found")
+        .count();
     format!(
-        "{} sagas by kind/state {by_kind_state:?}\nacknowledged {acks:?}\nlineages {lineages:?}\norphans cancelled by the start scan: {orphans:#?}",
+        "{} sagas by kind/state {by_kind_state:?}\nacknowledged {acks:?}\nlineages {lineages:?}\n\
+         duplicates found and cancelled by their sagas: {duplicates}\n\
+         orphans cancelled by the start scan itself: {orphans:#?}",
         sagas.len(),
     )
 }
