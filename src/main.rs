@@ -61,6 +61,39 @@ enum Command {
     /// Measure calsaga on this machine (see docs/PERFORMANCE.md).
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Bring Cal.com and the database back in line (stop `serve` first).
+    #[command(subcommand)]
+    Reconcile(ReconcileCommand),
+}
+
+#[derive(Subcommand)]
+enum ReconcileCommand {
+    /// List upcoming Cal.com bookings with calsaga's metadata that no saga
+    /// holds (e.g. after restoring the database from a backup); with
+    /// --apply cancel them. `serve` does the same on every start.
+    Orphans(OrphansArgs),
+}
+
+#[derive(clap::Args)]
+struct OrphansArgs {
+    /// SQLite database file of `calsaga serve`.
+    #[arg(long, default_value = "calsaga.db", env = "CALSAGA_DB")]
+    db: PathBuf,
+    /// Directory of the service catalogue.
+    #[arg(long, default_value = "workflows")]
+    workflows: PathBuf,
+    /// Cal.com API base URL.
+    #[arg(long, default_value = "https://api.cal.com", env = "CALCOM_API_URL")]
+    calcom_url: String,
+    /// Cal.com API key of the account calsaga books through.
+    #[arg(long, env = "CALCOM_API_KEY", hide_env_values = true)]
+    calcom_api_key: String,
+    /// Requests per minute Cal.com allows this key.
+    #[arg(long, default_value_t = 120, env = "CALCOM_REQUESTS_PER_MINUTE")]
+    calcom_requests_per_minute: u32,
+    /// Cancel the orphans found (default: only list them).
+    #[arg(long)]
+    apply: bool,
 }
 
 #[derive(Subcommand)]
@@ -261,6 +294,7 @@ fn main() -> ExitCode {
         }
         Command::Bench(BenchCommand::Engine(args)) => run_bench_engine(args),
         Command::Bench(BenchCommand::Http(args)) => run_bench_http(args),
+        Command::Reconcile(ReconcileCommand::Orphans(args)) => run_reconcile_orphans(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -322,6 +356,43 @@ fn run_mock(args: MockArgs) -> CliResult {
         state_file: args.state_file,
     };
     mock::run_with(options, Some(Arc::new(poster)))?;
+    Ok(())
+}
+
+fn run_reconcile_orphans(args: OrphansArgs) -> CliResult {
+    let report = calsaga::runtime::scan_once(calsaga::runtime::ScanOnce {
+        db: args.db,
+        workflows: args.workflows,
+        calcom: ClientConfig {
+            base_url: args.calcom_url.trim_end_matches('/').to_string(),
+            api_key: Some(args.calcom_api_key),
+            requests_per_minute_max: args.calcom_requests_per_minute,
+            ..ClientConfig::default()
+        },
+        apply: args.apply,
+    })?;
+    for o in &report.orphans {
+        println!(
+            "{}\tworkflow {} segment {}\t{} .. {}\t{}",
+            o.calcom_uid, o.workflow_ref, o.segment_ref, o.start, o.end, o.why
+        );
+    }
+    println!(
+        "{} upcoming bookings, {} of calsaga, {} orphaned ({} cancelled, {} handed to their saga, {} failed, {} already gone); {} left to running or flagged sagas{}",
+        report.scanned,
+        report.ours,
+        report.orphans.len() + report.gone,
+        report.cancelled,
+        report.handed_to_saga,
+        report.failed,
+        report.gone,
+        report.deferred,
+        if report.truncated {
+            "; stopped at the page limit, run again"
+        } else {
+            ""
+        }
+    );
     Ok(())
 }
 

@@ -34,7 +34,9 @@ use crate::saga::{
 };
 use crate::store::{EventRow, Store, StoreError, WorkflowFilter, WorkflowRow, WriteOp};
 
-pub use orphans::{ORPHAN_CANCEL_REASON, OrphanError, OrphanReport, StartScan};
+pub use orphans::{
+    ORPHAN_CANCEL_REASON, OrphanError, OrphanReport, ScanOnce, StartScan, scan_once,
+};
 pub use recovery::{RecoveryReport, TERMINAL_STATES};
 pub use runner::WAKE_TIMER;
 

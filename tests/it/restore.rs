@@ -2,7 +2,8 @@
 //! after a power cut or an operator's restore) while Cal.com keeps the
 //! bookings made since. Real processes: the mock with a state file and
 //! `calsaga serve`. A start with `--orphan-scan off` leaves those bookings
-//! live (orphans); after a normal start the scan has cancelled the
+//! live (orphans), `calsaga reconcile orphans` lists them; after a normal
+//! start the scan has cancelled the
 //! bookings the restored log no longer knows (no orphans), the ones it
 //! knows are intact, nothing is booked twice, and their slots can be
 //! booked again.
@@ -13,7 +14,8 @@ use serde_json::Value;
 
 use calsaga::store::{OrphanState, Store, StoreConfig};
 
-use crate::crash::{Ack, Harness, Op, Reply, booking, check_invariants, send};
+use crate::crash::{API_KEY, Ack, Harness, Op, Reply, booking, check_invariants, send};
+use crate::support::run;
 
 /// Booked before the backup: the restored log knows these.
 const KEPT: &[(&str, &str)] = &[
@@ -93,6 +95,26 @@ fn a_restored_database_leaves_no_orphans_and_no_duplicates() {
     drop(unscanned);
     let orphaned = h.mock_state();
     assert!(lost.iter().all(|w| live_of(&orphaned, w) > 0));
+    // `calsaga reconcile orphans` without --apply lists them and cancels nothing.
+    let db = h.db();
+    let (code, out, err) = run(
+        &[
+            "reconcile",
+            "orphans",
+            "--db",
+            db.to_str().unwrap(),
+            "--calcom-url",
+            &h.mock_url,
+            "--calcom-api-key",
+            API_KEY,
+        ],
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(lost.iter().all(|w| out.contains(w.as_str())), "{out}");
+    assert!(out.contains("6 orphaned (0 cancelled"), "{out}");
+    let listed = h.mock_state();
+    assert!(lost.iter().all(|w| live_of(&listed, w) > 0));
     // Serve says it listens only after the start scan; the freed slot of a
     // lost booking can then be booked again.
     acks.extend(serve_and_book(&h, "again", &LOST[..1]));
