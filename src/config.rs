@@ -80,6 +80,8 @@ pub struct ServeInputs {
     pub health_interval_s: u64,
     pub alert_slack_urls: Vec<String>,
     pub alert_webhook_urls: Vec<String>,
+    /// Cancel orphaned Cal.com bookings on start (`--orphan-scan`).
+    pub orphan_scan: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -137,6 +139,7 @@ impl ServeConfig {
                 reserve_min: i.reserve_min,
                 slot_interval_min,
                 rng_seed: rand::random(),
+                orphan_scan_on_start: i.orphan_scan,
                 ..EngineConfig::default()
             },
             http,
@@ -350,6 +353,7 @@ mod tests {
             health_interval_s: 60,
             alert_slack_urls: Vec::new(),
             alert_webhook_urls: Vec::new(),
+            orphan_scan: true,
         }
     }
 

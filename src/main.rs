@@ -92,6 +92,9 @@ enum Command {
     /// with seeded faults and crashes; checks the invariants after every run
     /// (see docs/SIMULATION.md). Exit 1 on any violation.
     Simulate(SimulateArgs),
+    /// Bring Cal.com and the database back in line (stop `serve` first).
+    #[command(subcommand)]
+    Reconcile(ReconcileCommand),
 }
 
 /// The database file the admin commands read.
@@ -284,6 +287,35 @@ struct SimulateArgs {
 }
 
 #[derive(Subcommand)]
+enum ReconcileCommand {
+    /// List upcoming Cal.com bookings with calsaga's metadata that no saga
+    /// holds (e.g. after restoring the database from a backup); with
+    /// --apply cancel them. `serve` does the same on every start.
+    Orphans(OrphansArgs),
+}
+
+#[derive(clap::Args)]
+struct OrphansArgs {
+    #[command(flatten)]
+    db: DbArg,
+    /// Directory of the service catalogue.
+    #[arg(long, default_value = "workflows", env = "CALSAGA_WORKFLOWS")]
+    workflows: PathBuf,
+    /// Cal.com API base URL.
+    #[arg(long, default_value = "https://api.cal.com", env = "CALCOM_API_URL")]
+    calcom_url: String,
+    /// Cal.com API key of the account calsaga books through.
+    #[arg(long, env = "CALCOM_API_KEY", hide_env_values = true)]
+    calcom_api_key: String,
+    /// Requests per minute Cal.com allows this key.
+    #[arg(long, default_value_t = 120, env = "CALCOM_REQUESTS_PER_MINUTE")]
+    calcom_requests_per_minute: u32,
+    /// Cancel the orphans found (default: only list them).
+    #[arg(long)]
+    apply: bool,
+}
+
+#[derive(Subcommand)]
 enum TokenCommand {
     /// Create a token and print it once: the token alone on the first line
     /// of stdout. Only its SHA-256 is stored.
@@ -385,6 +417,11 @@ struct ServeArgs {
         hide_env_values = true
     )]
     alert_webhook_urls: Vec<String>,
+    /// On start, cancel Cal.com bookings with calsaga's metadata that no saga
+    /// in the database holds (orphans after a restore from a backup). Turn
+    /// off when several calsaga databases book through one Cal.com account.
+    #[arg(long, default_value = "on", value_parser = ["on", "off"], env = "CALSAGA_ORPHAN_SCAN")]
+    orphan_scan: String,
 }
 
 #[derive(clap::Args)]
@@ -525,6 +562,7 @@ fn main() -> ExitCode {
         Command::Backup { db, path } => run_backup(&db.db, &path),
         Command::Health(args) => run_health(args),
         Command::Simulate(args) => run_simulate(args),
+        Command::Reconcile(ReconcileCommand::Orphans(args)) => run_reconcile_orphans(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -574,6 +612,7 @@ fn run_serve(args: ServeArgs) -> CliResult {
         health_interval_s: args.health_interval_s,
         alert_slack_urls: args.alert_slack_urls,
         alert_webhook_urls: args.alert_webhook_urls,
+        orphan_scan: args.orphan_scan == "on",
     })?;
     serve::run(config)
 }
@@ -609,6 +648,43 @@ fn run_mock(args: MockArgs) -> CliResult {
         state_file: args.state_file,
     };
     mock::run_with(options, Some(Arc::new(poster)))?;
+    Ok(())
+}
+
+fn run_reconcile_orphans(args: OrphansArgs) -> CliResult {
+    let report = calsaga::runtime::scan_once(calsaga::runtime::ScanOnce {
+        db: args.db.db,
+        workflows: args.workflows,
+        calcom: ClientConfig {
+            base_url: args.calcom_url.trim_end_matches('/').to_string(),
+            api_key: Some(args.calcom_api_key),
+            requests_per_minute_max: args.calcom_requests_per_minute,
+            ..ClientConfig::default()
+        },
+        apply: args.apply,
+    })?;
+    for o in &report.orphans {
+        println!(
+            "{}\tworkflow {} segment {}\t{} .. {}\t{}",
+            o.calcom_uid, o.workflow_ref, o.segment_ref, o.start, o.end, o.why
+        );
+    }
+    println!(
+        "{} upcoming bookings, {} of calsaga, {} orphaned ({} cancelled, {} handed to their saga, {} failed, {} already gone); {} left to running or flagged sagas{}",
+        report.scanned,
+        report.ours,
+        report.orphans.len() + report.gone,
+        report.cancelled,
+        report.handed_to_saga,
+        report.failed,
+        report.gone,
+        report.deferred,
+        if report.truncated {
+            "; stopped at the page limit, run again"
+        } else {
+            ""
+        }
+    );
     Ok(())
 }
 

@@ -16,13 +16,16 @@ use crate::health::{CallRecorder, Health, HealthConfig, Sources};
 use crate::http::{App, FIRST_ADMIN_TOKEN_NAME, HttpConfig, HttpServer, first_admin_token};
 use crate::metrics::Metrics;
 use crate::mock::{Fixture, Mock, MockConfig, MockServer};
-use crate::runtime::Engine;
+use crate::runtime::{Engine, StartScan};
 use crate::store::{Store, StoreConfig};
 
 /// HTTP worker threads: requests mostly wait on the engine, not the CPU.
 const HTTP_WORKERS: usize = 16;
 /// How often recorded Cal.com calls are written to the database.
 const CALL_STATS_FLUSH: std::time::Duration = std::time::Duration::from_secs(5);
+/// How long start-up waits for the orphan scan before serving anyway (the
+/// scan then finishes in the background).
+const ORPHAN_SCAN_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 pub type ServeResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -63,6 +66,14 @@ pub fn run(config: ServeConfig) -> ServeResult {
         config.engine.clone(),
     );
     let report = runtime.block_on(async { engine.start() })?;
+    // Orphans from a restored database are cancelled before new requests
+    // come in, so nobody books into a slot an orphan still blocks.
+    if runtime.block_on(engine.start_scan_settled(ORPHAN_SCAN_WAIT)) == StartScan::Running {
+        tracing::warn!(
+            wait_s = ORPHAN_SCAN_WAIT.as_secs(),
+            "the orphan scan is still running; serving anyway, it finishes in the background"
+        );
+    }
     if let Some(token) = first_admin_token(engine.store(), clock.now())? {
         println!(
             "calsaga serve: created the admin token {FIRST_ADMIN_TOKEN_NAME:?}; it is shown only this once, store it now: {token}"

@@ -145,7 +145,7 @@ impl Caller<'_> {
     }
 }
 
-fn is_not_found(e: &CalcomError) -> bool {
+pub(super) fn is_not_found(e: &CalcomError) -> bool {
     matches!(e, CalcomError::Permanent { status: 404, .. })
 }
 

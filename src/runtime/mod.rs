@@ -1,14 +1,16 @@
 //! The engine: runs sagas. It owns the I/O the pure core asks for: it starts
 //! sagas (request event + slot claims in one commit), drives them
 //! concurrently with a bound (`runner`), makes their Cal.com calls (`calls`),
-//! reconciles uncertain steps (`reconcile`), wakes them on durable timers and
-//! resumes every unfinished saga after a restart (`recovery`), and applies
-//! the admin CLI's queued requests (`admin`). It decides
+//! reconciles uncertain steps (`reconcile`), wakes them on durable timers,
+//! resumes every unfinished saga after a restart (`recovery`), applies the
+//! admin CLI's queued requests (`admin`) and cancels Cal.com bookings no saga
+//! holds (`orphans`). It decides
 //! nothing itself: `saga::decide` does. After a failed write the disk is in
 //! doubt, so the engine stops taking work until it is restarted.
 
 mod admin;
 mod calls;
+mod orphans;
 mod reconcile;
 mod recovery;
 mod runner;
@@ -35,6 +37,9 @@ use crate::saga::{
 use crate::store::{EventRow, Store, StoreError, WorkflowFilter, WorkflowRow, WriteOp};
 
 pub use admin::{ADMIN_REQUESTS_PER_POLL, AdminAction};
+pub use orphans::{
+    ORPHAN_CANCEL_REASON, OrphanError, OrphanReport, ScanOnce, StartScan, scan_once,
+};
 pub use recovery::{RecoveryReport, TERMINAL_STATES};
 pub use runner::WAKE_TIMER;
 
@@ -65,6 +70,12 @@ pub struct EngineConfig {
     /// Seed of the workflow ids. None: random v4 ids. A simulation sets it
     /// so a seed repeats its event log byte for byte.
     pub id_seed: Option<u64>,
+    /// Scan Cal.com for orphaned bookings (ours, held by no saga) on start
+    /// and cancel them. On by default: a database restored from a backup
+    /// looks like any other on start, and the scan costs a few list calls
+    /// through the rate limiter. Off when several calsaga databases book
+    /// through one Cal.com account.
+    pub orphan_scan_on_start: bool,
 }
 
 impl Default for EngineConfig {
@@ -79,6 +90,7 @@ impl Default for EngineConfig {
             rng_seed: 0x5a6a,
             reconcile_settle: Duration::from_secs(60),
             id_seed: None,
+            orphan_scan_on_start: true,
         }
     }
 }
@@ -225,6 +237,7 @@ pub struct Inner {
     rng: Mutex<SmallRng>,
     /// Source of workflow ids when `EngineConfig::id_seed` is set.
     ids: Option<Mutex<SmallRng>>,
+    start_scan: watch::Sender<StartScan>,
 }
 
 impl Inner {
@@ -297,14 +310,19 @@ impl Engine {
                 stopped: Mutex::new(None),
                 changes: tokio::sync::Mutex::new(()),
                 shutting_down: AtomicBool::new(false),
+                start_scan: watch::Sender::new(StartScan::Off),
             }),
         }
     }
 
-    /// Resumes every unfinished saga and starts the timer loop.
+    /// Resumes every unfinished saga, starts the timer loop and, when
+    /// configured, the orphan scan (`start_scan_settled` waits for it).
     pub fn start(&self) -> Result<RecoveryReport, EngineError> {
         let report = recovery::resume_all(self)?;
         recovery::spawn_timer_loop(self.clone());
+        if self.inner.config.orphan_scan_on_start {
+            orphans::spawn_start_scan(self.clone());
+        }
         Ok(report)
     }
 

@@ -14,7 +14,7 @@ use crate::calcom::wire::{self, Booking};
 use crate::calcom::{ApiRequest, ApiResponse, Client, ClientConfig, Transport, TransportError};
 use crate::clock::SimClock;
 use crate::mock::{FaultRule, Fixture, Mock, MockConfig, MockTransport};
-use crate::store::StoreConfig;
+use crate::store::{OrphanState, StoreConfig};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -117,7 +117,17 @@ impl World {
 
     /// Books `event_type_id` at `start` directly in Cal.com, as another client would.
     async fn occupy(&self, event_type_id: u64, start: &str) {
-        let metadata = Default::default();
+        self.book_directly(event_type_id, start, Default::default())
+            .await;
+    }
+
+    /// A booking made in Cal.com outside any saga, carrying `metadata`.
+    async fn book_directly(
+        &self,
+        event_type_id: u64,
+        start: &str,
+        metadata: std::collections::BTreeMap<String, String>,
+    ) -> Booking {
         crate::sim::tests::book_at_mock(
             &self.mock,
             self.clock.clone(),
@@ -125,7 +135,7 @@ impl World {
             at(start),
             metadata,
         )
-        .await;
+        .await
     }
 }
 
@@ -731,4 +741,135 @@ async fn queued_admin_requests_are_applied_or_refused_by_the_running_engine() {
         .filter(|e| e.kind.starts_with("admin_"))
         .count();
     assert_eq!(admin_events, 1, "one event for the one applied request");
+}
+
+impl World {
+    /// Runs `body` on a fresh engine in its own runtime; dropping the runtime
+    /// at the end stops the engine and frees the database.
+    fn session<T>(&self, body: impl AsyncFnOnce(Engine) -> T) -> T {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        runtime.block_on(async { body(self.engine()).await })
+    }
+
+    /// Puts `backup` in place of the database, as an operator restoring it.
+    fn restore(&self, backup: &std::path::Path) {
+        let db = self.dir.path().join("calsaga.db");
+        for side in ["calsaga.db-wal", "calsaga.db-shm"] {
+            let _ = std::fs::remove_file(self.dir.path().join(side));
+        }
+        std::fs::copy(backup, db).unwrap();
+    }
+}
+
+/// The start scan's report, which must have finished without error.
+async fn start_scan(engine: &Engine) -> OrphanReport {
+    match engine.start_scan_settled(WAIT).await {
+        StartScan::Done(Ok(report)) => report,
+        other => panic!("the orphan scan did not finish: {other:?}"),
+    }
+}
+
+/// A database restored from an older backup no longer knows the sagas booked
+/// since: their Cal.com bookings are orphans, which the scan on start
+/// cancels (and records), while the bookings the backup knows stay.
+#[test]
+fn a_restored_database_cancels_the_bookings_it_no_longer_knows() {
+    let world = World::new();
+    let backup = world.dir.path().join("backup.db");
+    let (kept, lost) = world.session(async |engine| {
+        assert_eq!(start_scan(&engine).await.ours, 0);
+        let kept = book_and_wait(&engine, "haircut", "2030-03-05T10:00:00Z").await;
+        engine.store().backup_to(&backup).unwrap();
+        let mut lost = Vec::new();
+        for (service, start) in [
+            ("colour-and-cut", "2030-03-06T10:00:00Z"),
+            ("haircut", "2030-03-07T10:00:00Z"),
+        ] {
+            lost.push(book_and_wait(&engine, service, start).await);
+        }
+        (kept, lost)
+    });
+    assert!(
+        std::iter::once(&kept)
+            .chain(&lost)
+            .all(|v| v.state == "booked")
+    );
+    world.restore(&backup);
+
+    let (report, recorded, again) = world.session(async |engine| {
+        let report = start_scan(&engine).await;
+        let recorded = engine.store().orphans(10).unwrap();
+        (
+            report,
+            recorded,
+            engine.repair_orphans(false).await.unwrap(),
+        )
+    });
+    assert_eq!((report.ours, report.cancelled, report.failed), (4, 3, 0));
+    for v in &lost {
+        assert!(world.live_of(v.id).is_empty(), "{} was left live", v.id);
+    }
+    assert_eq!(world.live_of(kept.id).len(), 1, "the known booking stays");
+    assert_eq!(recorded.len(), 3);
+    assert!(
+        recorded
+            .iter()
+            .all(|o| o.state == OrphanState::Cancelled && o.booking.why.contains("not in the log"))
+    );
+    let cancelled = world.mock.view().bookings;
+    assert!(
+        cancelled
+            .iter()
+            .filter(|b| recorded.iter().any(|o| o.booking.calcom_uid == b.uid))
+            .all(|b| b.cancellation_reason.as_deref() == Some(ORPHAN_CANCEL_REASON))
+    );
+    assert!(again.orphans.is_empty(), "a second scan finds nothing");
+    world.assert_no_double_booking();
+}
+
+/// A booking naming a finished saga that does not hold it (a duplicate
+/// made behind the saga's back) goes into the saga's log as a duplicate
+/// and the saga cancels it; the saga's own booking stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_finished_saga_keeps_its_booking_and_loses_a_stray_one() {
+    let world = World::new();
+    let engine = world.engine();
+    let done = book_and_wait(&engine, "haircut", "2030-03-05T10:00:00Z").await;
+    let metadata = [
+        (wire::META_WORKFLOW.to_string(), done.id.to_string()),
+        (wire::META_SEGMENT.to_string(), "0".to_string()),
+    ];
+    let stray = world
+        .book_directly(201, "2030-03-08T10:00:00Z", metadata.into())
+        .await;
+    let report = engine.repair_orphans(true).await.unwrap();
+    assert_eq!(
+        (report.handed_to_saga, report.cancelled),
+        (1, 0),
+        "{report:?}"
+    );
+    assert_eq!(report.orphans[0].calcom_uid, stray.uid);
+    assert!(
+        report.orphans[0].why.contains("does not hold"),
+        "{report:?}"
+    );
+    let after = engine.wait_terminal(done.id, WAIT).await.unwrap();
+    assert_eq!(after.state, "booked", "{after:?}");
+    let live = world.live_of(done.id);
+    assert_eq!(live.len(), 1);
+    assert_eq!(Some(&live[0].uid), done.segments[0].calcom_uid.as_ref());
+    let kinds: Vec<String> = engine
+        .events(done.id)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    assert!(
+        kinds.ends_with(&[
+            "duplicate_found".into(),
+            "cancel_intended".into(),
+            "booking_cancelled".into()
+        ]),
+        "{kinds:?}"
+    );
 }

@@ -13,9 +13,9 @@ use uuid::Uuid;
 use super::codec::Ms;
 use super::sql::execute;
 use super::{
-    AdminRequestState, BookingFlag, CallStat, Claim, InboxState, MirrorEntry, NewEvent,
+    AdminRequestState, BookingFlag, CallStat, Claim, InboxState, MirrorEntry, NewEvent, OrphanRow,
     StoreConfig, StoreError, TokenRow, admin_requests, claims, flags, idempotency, inbox, log,
-    mirror, stats, timers, tokens,
+    mirror, orphans, stats, timers, tokens,
 };
 
 /// Ops committed together: either all of them are stored or none.
@@ -118,6 +118,9 @@ pub enum WriteOp {
         outcome: String,
         at: DateTime<Utc>,
     },
+    /// Insert or update the record of one orphaned Cal.com booking (its
+    /// `found_at` is kept on update).
+    RecordOrphan(OrphanRow),
     /// Delete expired idempotency keys, call stats older than
     /// `call_stats_keep_days` and finished inbox entries older than
     /// `inbox_keep_days` (at most `PRUNE_ROWS_MAX` rows per table per op;
@@ -203,6 +206,7 @@ fn apply_op(conn: &Connection, op: &WriteOp, config: &StoreConfig) -> Result<(),
             outcome,
             at,
         } => admin_requests::settle(conn, *id, *state, outcome, *at),
+        WriteOp::RecordOrphan(orphan) => orphans::put(conn, orphan),
         WriteOp::PruneExpired { now } => prune(conn, *now, config),
     }
 }

@@ -14,9 +14,9 @@
 //! helpers, `codec.rs` column encodings, then one file per
 //! area (`log`, `claims`, `timers`, `idempotency`, `inbox`, `mirror`,
 //! `stats`, `counts` (totals for metrics and backups), `health` (the health
-//! checks' reads), and for the HTTP API `tokens`, `flags`, `bookings`, and for
-//! the admin CLI `admin_requests`) holding that area's SQL, and `bench.rs` the
-//! disk baseline.
+//! checks' reads), `orphans`, and for the HTTP API `tokens`, `flags`,
+//! `bookings`, and for the admin CLI `admin_requests`) holding that area's
+//! SQL, and `bench.rs` the disk baseline.
 
 mod admin_requests;
 mod batch;
@@ -34,6 +34,7 @@ mod inbox;
 mod lock;
 mod log;
 mod mirror;
+mod orphans;
 mod schema;
 mod sql;
 mod stats;
@@ -63,6 +64,7 @@ pub use idempotency::IdempotencyRow;
 pub use inbox::{InboxRow, InboxState, body_sha256};
 pub use log::{EventRow, LIST_ROWS_MAX, NewEvent, WorkflowCursor, WorkflowFilter, WorkflowRow};
 pub use mirror::MirrorEntry;
+pub use orphans::{OrphanBooking, OrphanRow, OrphanState};
 pub use schema::SCHEMA_VERSION;
 pub use stats::CallStat;
 pub use timers::TimerRow;

@@ -11,6 +11,7 @@ mod http;
 mod mock_cli;
 mod operate;
 mod readme;
+mod restore;
 mod simulate;
 mod support;
 mod workflows;

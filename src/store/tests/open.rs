@@ -31,6 +31,7 @@ fn migrates_an_empty_file_to_the_current_schema() {
         "call_stats",
         "events",
         "idempotency_keys",
+        "orphan_bookings",
         "slot_claims",
         "timers",
         "webhook_inbox",

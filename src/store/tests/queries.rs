@@ -1,9 +1,10 @@
 //! What the runner and admin read back: the inbox, timers, recovery and
-//! listing queries, pruning, and the disk baseline.
+//! listing queries, orphan records, pruning, and the disk baseline.
 
 use super::{Fixture, at, create, put_key};
 use crate::store::{
-    CallStat, InboxState, StoreError, WorkflowFilter, WriteOp, body_sha256, raw_commit_rate,
+    CallStat, InboxState, OrphanBooking, OrphanRow, OrphanState, StoreError, WorkflowFilter,
+    WriteOp, body_sha256, raw_commit_rate,
 };
 use uuid::Uuid;
 
@@ -255,5 +256,47 @@ fn raw_commit_rate_measures_and_cleans_up() {
         std::fs::read_dir(dir.path()).unwrap().count(),
         0,
         "scratch files removed"
+    );
+}
+
+/// An orphan is recorded before its cancel and updated after it: one row,
+/// first-found time kept, and no workflow row needed (the log may not know it).
+#[test]
+fn an_orphan_record_is_updated_in_place() {
+    let f = Fixture::new();
+    let found = OrphanRow {
+        booking: OrphanBooking {
+            calcom_uid: "uid-1".into(),
+            workflow_ref: Uuid::new_v4().to_string(),
+            segment_ref: "0".into(),
+            event_type_id: 101,
+            start: at(10, 0),
+            end: at(10, 40),
+            why: "workflow unknown".into(),
+        },
+        state: OrphanState::Cancelling,
+        detail: None,
+        found_at: at(9, 1),
+        updated_at: at(9, 1),
+    };
+    let done = OrphanRow {
+        state: OrphanState::Failed,
+        detail: Some("HTTP 500".into()),
+        found_at: at(9, 2),
+        updated_at: at(9, 2),
+        ..found.clone()
+    };
+    for row in [&found, &done] {
+        f.store
+            .commit_blocking(vec![WriteOp::RecordOrphan(row.clone())])
+            .unwrap();
+    }
+    let rows = f.store.orphans(10).unwrap();
+    assert_eq!(
+        rows,
+        vec![OrphanRow {
+            found_at: at(9, 1),
+            ..done
+        }]
     );
 }
