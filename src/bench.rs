@@ -10,6 +10,7 @@
 //! must never touch a real database or Cal.com. It reports whether the aims
 //! are met and never fails a run for being slow.
 
+mod all;
 mod http;
 mod http_report;
 mod report;
@@ -33,9 +34,10 @@ use crate::saga::Attendee;
 use crate::store::{self, Store, StoreConfig, StoreError};
 
 use report::PhaseRun;
-pub use report::{Aim, BenchReport, Machine, Measured, Ratios, Recovery, Throughput};
+pub use report::{Aim, BenchReport, Machine, Measured, Ratios, Recovery, Throughput, nearest_rank};
 use supplier::Supplier;
 
+pub use all::{AllConfig, AllReport, Headline, headlines, run_all};
 pub use http::{
     Availability, COMPOSITE, HttpBenchConfig, HttpBenchError, HttpBenchReport, Level, LevelRatios,
     Load, SIMPLE, run_http,

@@ -218,3 +218,65 @@ fn bench_http_json_reports_each_phase_per_client_count_with_its_baseline() {
     assert_eq!(number(&report, "/availability/cold/requests"), 2.0);
     assert_recorded_and_cleaned(&report, "bench http", dir.path());
 }
+
+/// `calsaga bench all` in a tiny configuration: both benchmarks run in one
+/// process and one report, with a headline per area against its baseline.
+#[test]
+fn bench_all_json_has_both_reports_and_a_headline_per_area() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir_arg = dir.path().to_str().expect("temp dir path is UTF-8");
+    let (code, out, err) = run(
+        &[
+            "bench",
+            "all",
+            "--json",
+            "--sagas",
+            "3",
+            "--concurrency",
+            "2",
+            "--recover",
+            "4",
+            "--requests",
+            "3",
+            "--clients",
+            "1,2",
+            "--availability-requests",
+            "2",
+            "--raw-commits",
+            "5",
+            "--dir",
+            dir_arg,
+        ],
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    let report: Value = serde_json::from_str(out.trim())
+        .unwrap_or_else(|e| panic!("stdout is not one JSON object ({e}):\n{out}"));
+    let areas: Vec<&str> = report["headlines"]
+        .as_array()
+        .expect("headlines is a list")
+        .iter()
+        .map(|h| h["area"].as_str().expect("an area"))
+        .collect();
+    assert_eq!(
+        areas,
+        [
+            "engine",
+            "engine",
+            "recovery",
+            "http",
+            "webhooks",
+            "availability"
+        ]
+    );
+    for i in 0..areas.len() {
+        for field in ["value", "baseline_value", "ratio"] {
+            assert_positive(&report, &format!("/headlines/{i}/{field}"));
+        }
+    }
+    assert_eq!(number(&report, "/engine/recovery/sagas"), 4.0);
+    assert_eq!(number(&report, "/http/levels/1/clients"), 2.0);
+    assert_positive(&report, "/engine/ratios/concurrent_vs_sequential");
+    assert_positive(&report, "/http/availability/cold_vs_cached_p50");
+    assert_recorded_and_cleaned(&report, "bench all", dir.path());
+}

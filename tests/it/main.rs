@@ -7,4 +7,5 @@ mod cli;
 mod crash;
 mod http;
 mod mock_cli;
+mod smoke;
 mod support;

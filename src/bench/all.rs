@@ -1,0 +1,198 @@
+//! `calsaga bench all`: `bench engine` and `bench http` run one after the
+//! other in one process with smaller sizes (a minute or two on a small
+//! machine), and one report: both full reports plus a headline per area
+//! (engine, recovery, http, webhooks, availability cache), each a ratio
+//! against the baseline measured in the same run. It measures nothing
+//! itself: the figures are the two benchmarks' own.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use super::report::{BenchReport, Machine, fmt};
+use super::{BenchConfig, HttpBenchConfig, HttpBenchError, HttpBenchReport, StartOrder};
+
+/// Sizes of both benchmarks in one run.
+#[derive(Debug, Clone)]
+pub struct AllConfig {
+    pub dir: PathBuf,
+    pub workflows: PathBuf,
+    /// Sagas in each engine throughput phase.
+    pub sagas: usize,
+    /// Sagas at once in the engine's concurrent and recovery phases.
+    pub concurrency: usize,
+    /// Interrupted sagas recovered.
+    pub recover: usize,
+    /// Commits in each sample of the raw commit baseline.
+    pub raw_commits: u32,
+    /// Requests in each HTTP phase at each client count.
+    pub requests: usize,
+    /// HTTP client counts, in turn.
+    pub clients: Vec<usize>,
+    /// Availability searches timed cold, and again cached.
+    pub availability_requests: usize,
+    pub command: String,
+}
+
+/// One headline: a figure against its same-run baseline.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Headline {
+    pub area: &'static str,
+    pub figure: String,
+    pub value: f64,
+    pub baseline: String,
+    pub baseline_value: f64,
+    pub ratio: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AllReport {
+    pub command: String,
+    pub machine: Machine,
+    pub headlines: Vec<Headline>,
+    pub engine: BenchReport,
+    pub http: HttpBenchReport,
+}
+
+/// Runs `bench engine`, then `bench http`, and sums them up.
+pub fn run_all(config: &AllConfig) -> Result<AllReport, HttpBenchError> {
+    tracing::info!("bench all: engine");
+    let engine = super::run_engine(&BenchConfig {
+        dir: config.dir.clone(),
+        workflows: config.workflows.clone(),
+        sagas: config.sagas,
+        concurrency: config.concurrency,
+        recover: config.recover,
+        raw_commits: config.raw_commits,
+        order: StartOrder::LatestFirst,
+        command: config.command.clone(),
+    })?;
+    tracing::info!("bench all: http");
+    let http = super::run_http(&HttpBenchConfig {
+        dir: config.dir.clone(),
+        workflows: config.workflows.clone(),
+        requests: config.requests,
+        clients: config.clients.clone(),
+        availability_requests: config.availability_requests,
+        raw_commits: config.raw_commits,
+        command: config.command.clone(),
+    })?;
+    Ok(AllReport {
+        command: config.command.clone(),
+        machine: Machine::probe(&config.dir),
+        headlines: headlines(&engine, &http),
+        engine,
+        http,
+    })
+}
+
+fn headline(
+    area: &'static str,
+    figure: String,
+    value: f64,
+    baseline: String,
+    baseline_value: f64,
+) -> Headline {
+    Headline {
+        area,
+        figure,
+        value,
+        baseline,
+        baseline_value,
+        ratio: value / baseline_value.max(1e-9),
+    }
+}
+
+/// One figure per area; HTTP figures at the most clients measured.
+pub fn headlines(engine: &BenchReport, http: &HttpBenchReport) -> Vec<Headline> {
+    let m = &engine.measured;
+    let raw = engine.raw_commits_per_s;
+    let steps = m.steps_per_saga as f64;
+    let mut rows = vec![
+        headline(
+            "engine",
+            format!(
+                "durable steps/s, {} sagas at once",
+                m.concurrent.concurrency
+            ),
+            m.concurrent.steps_per_s,
+            "raw FULL-sync commits/s".into(),
+            raw,
+        ),
+        headline(
+            "engine",
+            format!("sagas/s, {} at once", m.concurrent.concurrency),
+            m.concurrent.sagas_per_s,
+            "sagas/s one at a time".into(),
+            m.sequential.sagas_per_s,
+        ),
+        headline(
+            "recovery",
+            format!("recovered steps/s ({} sagas)", m.recovery.sagas),
+            m.recovery.terminal_sagas_per_s * steps,
+            "raw FULL-sync commits/s".into(),
+            raw,
+        ),
+    ];
+    if let Some(level) = http.levels.last() {
+        let c = level.clients;
+        rows.push(headline(
+            "http",
+            format!("colour-and-cut bookings/s, {c} clients"),
+            level.composite.per_s,
+            format!("GET /api/health/s, {c} clients"),
+            level.health.per_s,
+        ));
+        rows.push(headline(
+            "webhooks",
+            format!("webhook deliveries/s, {c} clients"),
+            level.webhooks.per_s,
+            "raw FULL-sync commits/s".into(),
+            http.raw_commits_per_s,
+        ));
+    }
+    let a = &http.availability;
+    rows.push(headline(
+        "availability",
+        "cold search p50 ms (fresh=true)".into(),
+        a.cold.p50_ms,
+        "cached search p50 ms".into(),
+        a.cached.p50_ms,
+    ));
+    rows
+}
+
+impl AllReport {
+    /// The headlines, then both full tables.
+    pub fn table(&self) -> String {
+        let m = &self.machine;
+        let mut t = String::new();
+        let _ = writeln!(t, "calsaga bench all");
+        let _ = writeln!(
+            t,
+            "machine: {} cpus, {}, load average {}; disk {}",
+            m.cpus, m.cpu_model, m.load_average, m.disk
+        );
+        let _ = writeln!(t, "command: {}\n", self.command);
+        let _ = writeln!(
+            t,
+            "{:<13} {:<42} {:>10}   {:<32} {:>10} {:>8}",
+            "area", "figure", "value", "baseline (same run)", "value", "ratio"
+        );
+        for h in &self.headlines {
+            let _ = writeln!(
+                t,
+                "{:<13} {:<42} {:>10}   {:<32} {:>10} {:>8}",
+                h.area,
+                h.figure,
+                fmt(h.value),
+                h.baseline,
+                fmt(h.baseline_value),
+                fmt(h.ratio)
+            );
+        }
+        let _ = writeln!(t, "\n{}\n{}", self.engine.table(), self.http.table());
+        t
+    }
+}
