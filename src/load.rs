@@ -27,7 +27,7 @@ pub use mix::{Mix, MixError, Op};
 pub use report::{Invariant, LoadReport, OpStats, Overlap, Sample, Setup};
 
 use crate::smoke::shapes::{BookingView, Slot};
-use crate::smoke::{self, Api, ClientError, SmokeError, booking_body, booking_id};
+use crate::smoke::{self, Api, ClientError, Search, SmokeError, booking_body, booking_id};
 
 /// Requests recorded per client thread at most; a client stops there.
 const SAMPLES_PER_CLIENT_MAX: usize = 1_000_000;
@@ -171,19 +171,15 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 
 /// Refuses anything but loopback addresses unless `allow_remote`.
 pub fn check_target(api_base: &str, allow_remote: bool) -> Result<(), LoadError> {
-    let url = reqwest::Url::parse(api_base).map_err(|_| LoadError::BadUrl(api_base.into()))?;
-    let host = url
-        .host_str()
-        .ok_or_else(|| LoadError::BadUrl(api_base.into()))?
-        .trim_matches(['[', ']']);
+    let (host, port) =
+        smoke::client::host_port(api_base).ok_or_else(|| LoadError::BadUrl(api_base.into()))?;
     if allow_remote {
         return Ok(());
     }
-    let port = url.port_or_known_default().unwrap_or(80);
     let loopback = match host.parse::<IpAddr>() {
         Ok(ip) => ip.is_loopback(),
         // A name counts only if every address it resolves to is loopback.
-        Err(_) => (host, port)
+        Err(_) => (host.as_str(), port)
             .to_socket_addrs()
             .map(|mut addrs| addrs.all(|a| a.ip().is_loopback()))
             .unwrap_or(false),
@@ -191,7 +187,7 @@ pub fn check_target(api_base: &str, allow_remote: bool) -> Result<(), LoadError>
     if loopback {
         Ok(())
     } else {
-        Err(LoadError::Remote { host: host.into() })
+        Err(LoadError::Remote { host })
     }
 }
 
@@ -202,15 +198,11 @@ fn candidates(
     config: &LoadConfig,
     last: NaiveDate,
 ) -> Result<Vec<Slot>, LoadError> {
-    let (first, end) = (config.date.to_string(), last.to_string());
-    let query = [
-        ("service", service),
-        ("start", first.as_str()),
-        ("end", end.as_str()),
-        ("timeZone", config.time_zone.name()),
-        ("fresh", "true"),
-    ];
-    let answer = api.get("/availability", &query)?;
+    let answer = api.availability(&Search {
+        end: last,
+        fresh: true,
+        ..Search::day(service, config.date, config.time_zone)
+    })?;
     if answer.status != 200 {
         return Err(LoadError::Answer {
             what: format!("availability of {service}"),
@@ -305,14 +297,9 @@ impl Run<'_> {
             }
             Op::Availability => {
                 let offset = rng.gen_range(0..self.config.days.max(1));
-                let day = (self.config.date + Days::new(u64::from(offset))).to_string();
-                let query = [
-                    ("service", self.service),
-                    ("start", day.as_str()),
-                    ("end", day.as_str()),
-                    ("timeZone", self.config.time_zone.name()),
-                ];
-                self.api.get("/availability", &query)
+                let day = self.config.date + Days::new(u64::from(offset));
+                self.api
+                    .availability(&Search::day(self.service, day, self.config.time_zone))
             }
             Op::Cancel => {
                 let id = self.take_booked(rng)?;

@@ -12,7 +12,7 @@ use chrono::{DateTime, Days, NaiveDate, Offset, TimeZone, Utc};
 use chrono_tz::Tz;
 
 use super::shapes::{Found, ServiceInfo};
-use super::{Ctx, Step, ensure, next_dst_change, percentile_ms, scenario};
+use super::{Ctx, Search, Step, ensure, next_dst_change, percentile_ms, scenario};
 use crate::smoke::Outcome;
 
 /// Requests of the concurrency scenario, all at once.
@@ -20,7 +20,7 @@ const CONCURRENT_REQUESTS: usize = 50;
 /// Requests timed for the p95 scenario.
 const LATENCY_REQUESTS: usize = 20;
 /// Cold and cached requests timed in the cache scenario, each.
-const CACHE_SAMPLES: usize = 5;
+const CACHE_SAMPLES: usize = 7;
 /// Zones searched for one day besides the run's own.
 const OTHER_ZONES: [Tz; 2] = [chrono_tz::Europe::London, chrono_tz::America::New_York];
 /// Zones whose next DST change is searched (US and EU rules).
@@ -44,7 +44,7 @@ pub fn run(ctx: &Ctx) -> Vec<Outcome> {
 }
 
 fn day_of(ctx: &Ctx, zone: Tz) -> Step<Found> {
-    let (_, found) = ctx.search(&ctx.service.id, ctx.date, ctx.date, zone, false)?;
+    let (_, found) = ctx.search(&Search::day(&ctx.service.id, ctx.date, zone))?;
     local_days(&found, zone, ctx.date, ctx.date)?;
     Ok(found)
 }
@@ -72,7 +72,10 @@ fn daily(ctx: &Ctx) -> Step<String> {
 
 fn weekly(ctx: &Ctx) -> Step<String> {
     let end = ctx.date + Days::new(6);
-    let (_, week) = ctx.search(&ctx.service.id, ctx.date, end, ctx.zone, false)?;
+    let (_, week) = ctx.search(&Search {
+        end,
+        ..ctx.day(&ctx.service.id)
+    })?;
     local_days(&week, ctx.zone, ctx.date, end)?;
     let day = instants(&day_of(ctx, ctx.zone)?);
     let all = instants(&week);
@@ -123,7 +126,11 @@ fn dst(ctx: &Ctx) -> Step<String> {
         .min_by_key(|(_, d)| *d)
         .ok_or("no DST change found in the coming year")?;
     let (first, last) = (day - Days::new(1), day + Days::new(1));
-    let (_, found) = ctx.search(&ctx.service.id, first, last, zone, false)?;
+    let (_, found) = ctx.search(&Search {
+        start: first,
+        end: last,
+        ..Search::day(&ctx.service.id, day, zone)
+    })?;
     local_days(&found, zone, first, last)?;
     let offsets: BTreeSet<i32> = found
         .slots
@@ -143,7 +150,7 @@ fn dst(ctx: &Ctx) -> Step<String> {
 
 fn composite(ctx: &Ctx) -> Step<String> {
     let service = ctx.composite()?;
-    let (_, found) = ctx.search(&service.id, ctx.date, ctx.date, ctx.zone, false)?;
+    let (_, found) = ctx.search(&ctx.day(&service.id))?;
     ensure(!found.slots.is_empty(), || {
         format!("no free start for {} on {}", service.id, ctx.date)
     })?;
@@ -158,15 +165,9 @@ fn composite(ctx: &Ctx) -> Step<String> {
 
 fn past(ctx: &Ctx) -> Step<String> {
     let day = Utc::now().date_naive() - Days::new(7);
-    let query = [
-        ("service", ctx.service.id.as_str()),
-        ("start", &day.to_string()),
-        ("end", &day.to_string()),
-        ("timeZone", ctx.zone.name()),
-    ];
     let answer = ctx
         .api
-        .get("/availability", &query)
+        .availability(&Search::day(&ctx.service.id, day, ctx.zone))
         .map_err(|e| e.to_string())?;
     match answer.status {
         400..=499 => Ok(format!("{day} refused: {}", answer.describe())),
@@ -192,15 +193,13 @@ fn invalid(ctx: &Ctx) -> Step<String> {
     ];
     let mut seen = Vec::new();
     for (what, start, end) in cases {
-        let query = [
-            ("service", ctx.service.id.as_str()),
-            ("start", &start.to_string()),
-            ("end", &end.to_string()),
-            ("timeZone", ctx.zone.name()),
-        ];
         let answer = ctx
             .api
-            .get("/availability", &query)
+            .availability(&Search {
+                start,
+                end,
+                ..ctx.day(&ctx.service.id)
+            })
             .map_err(|e| e.to_string())?;
         ensure(
             matches!(answer.status, 400 | 422) && !answer.code().is_empty(),
@@ -223,7 +222,10 @@ struct Timed {
     starts: BTreeSet<DateTime<Utc>>,
 }
 
+/// Searched with the composite service when there is one: it asks Cal.com
+/// for the most event types, so a cold search costs the most.
 fn cache(ctx: &Ctx) -> Step<String> {
+    let service = ctx.composite.as_ref().unwrap_or(&ctx.service);
     let timed = |fresh: bool| -> Step<Timed> {
         let mut t = Timed {
             ms: Vec::new(),
@@ -231,8 +233,10 @@ fn cache(ctx: &Ctx) -> Step<String> {
             starts: BTreeSet::new(),
         };
         for _ in 0..CACHE_SAMPLES {
-            let (answer, found) =
-                ctx.search(&ctx.service.id, ctx.date, ctx.date, ctx.zone, fresh)?;
+            let (answer, found) = ctx.search(&Search {
+                fresh,
+                ..ctx.day(&service.id)
+            })?;
             t.ms.push(answer.elapsed.as_secs_f64() * 1e3);
             t.cached.push(found.cached);
             t.starts = instants(&found);
@@ -254,7 +258,8 @@ fn cache(ctx: &Ctx) -> Step<String> {
         format!("cached p50 {warm_p50:.1} ms is not below cold p50 {cold_p50:.1} ms")
     })?;
     Ok(format!(
-        "cold p50 {cold_p50:.1} ms, cached p50 {warm_p50:.1} ms ({:.1}x faster)",
+        "{}: cold p50 {cold_p50:.1} ms, cached p50 {warm_p50:.1} ms ({:.1}x faster)",
+        service.id,
         cold_p50 / warm_p50.max(1e-3)
     ))
 }
@@ -264,8 +269,7 @@ fn concurrent(ctx: &Ctx) -> Step<String> {
         let threads: Vec<_> = (0..CONCURRENT_REQUESTS)
             .map(|_| {
                 scope.spawn(|| -> Step<(f64, String)> {
-                    let (answer, _) =
-                        ctx.search(&ctx.service.id, ctx.date, ctx.date, ctx.zone, false)?;
+                    let (answer, _) = ctx.search(&ctx.day(&ctx.service.id))?;
                     Ok((
                         answer.elapsed.as_secs_f64() * 1e3,
                         answer.body["slots"].to_string(),
@@ -298,7 +302,7 @@ fn concurrent(ctx: &Ctx) -> Step<String> {
 fn latency(ctx: &Ctx) -> Step<String> {
     let mut ms = Vec::with_capacity(LATENCY_REQUESTS);
     for _ in 0..LATENCY_REQUESTS {
-        let (answer, _) = ctx.search(&ctx.service.id, ctx.date, ctx.date, ctx.zone, false)?;
+        let (answer, _) = ctx.search(&ctx.day(&ctx.service.id))?;
         ms.push(answer.elapsed.as_secs_f64() * 1e3);
     }
     let (p50, p95) = (percentile_ms(&ms, 0.5), percentile_ms(&ms, 0.95));
@@ -312,18 +316,10 @@ fn latency(ctx: &Ctx) -> Step<String> {
 }
 
 fn errors(ctx: &Ctx) -> Step<String> {
-    let date = ctx.date.to_string();
-    let query = |service: &'static str| {
-        [
-            ("service", service),
-            ("start", date.as_str()),
-            ("end", date.as_str()),
-            ("timeZone", ctx.zone.name()),
-        ]
-    };
+    let unknown_service = ctx.day("no-such-service-smoke");
     let unknown = ctx
         .api
-        .get("/availability", &query("no-such-service-smoke"))
+        .availability(&unknown_service)
         .map_err(|e| e.to_string())?;
     ensure(
         unknown.status == 422 && unknown.code() == "unknown_service",
@@ -337,7 +333,7 @@ fn errors(ctx: &Ctx) -> Step<String> {
     let bad = ctx
         .api
         .with_token("not-a-calsaga-token")
-        .get("/availability", &query("no-such-service-smoke"))
+        .availability(&unknown_service)
         .map_err(|e| e.to_string())?;
     ensure(bad.status == 401, || {
         format!("a bad token: expected 401, got {}", bad.describe())

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use super::shapes::{BookingView, ServiceInfo, Slot};
 use super::{
-    Ctx, Step, booking_body, booking_id, ensure, expect_booking, fresh_key, percentile_ms,
+    Ctx, Search, Step, booking_body, booking_id, ensure, expect_booking, fresh_key, percentile_ms,
     scenario, view,
 };
 use crate::smoke::Outcome;
@@ -146,25 +146,11 @@ fn cancel(ctx: &Ctx) -> Step<String> {
 
 /// Whether availability, asked fresh for `host` only, offers the slot's start.
 fn offered(ctx: &Ctx, slot: &Slot, host: u64) -> Step<bool> {
-    let (start, end) = (ctx.date.to_string(), ctx.date.to_string());
-    let host = host.to_string();
-    let query = [
-        ("service", ctx.service.id.as_str()),
-        ("start", &start),
-        ("end", &end),
-        ("timeZone", ctx.zone.name()),
-        ("staff", &host),
-        ("fresh", "true"),
-    ];
-    let answer = ctx
-        .api
-        .get("/availability", &query)
-        .map_err(|e| e.to_string())?;
-    ensure(answer.status == 200, || {
-        format!("availability answered {}", answer.describe())
+    let (_, found) = ctx.search(&Search {
+        staff: Some(host),
+        fresh: true,
+        ..ctx.day(&ctx.service.id)
     })?;
-    let found: super::shapes::Found = serde_json::from_value(answer.body)
-        .map_err(|e| format!("the availability answer does not parse ({e})"))?;
     Ok(found.slots.iter().any(|s| s.start == slot.start))
 }
 

@@ -9,6 +9,8 @@
 
 use std::time::{Duration, Instant};
 
+use chrono::NaiveDate;
+use chrono_tz::Tz;
 use serde_json::Value;
 
 /// `API_BASE` when neither the flag nor the variable is given.
@@ -60,6 +62,41 @@ impl Answer {
     }
 }
 
+/// The host (without IPv6 brackets) and port of a base URL, or None when
+/// it is not a URL with a host.
+pub fn host_port(base: &str) -> Option<(String, u16)> {
+    let url = reqwest::Url::parse(base).ok()?;
+    let host = url.host_str()?.trim_matches(['[', ']']).to_string();
+    Some((host, url.port_or_known_default().unwrap_or(80)))
+}
+
+/// One `GET /availability`: local days `start..=end` in `zone`.
+#[derive(Debug, Clone, Copy)]
+pub struct Search<'a> {
+    pub service: &'a str,
+    pub start: NaiveDate,
+    pub end: NaiveDate,
+    pub zone: Tz,
+    /// Only this host for every segment they can do.
+    pub staff: Option<u64>,
+    /// Bypass calsaga's slot cache.
+    pub fresh: bool,
+}
+
+impl<'a> Search<'a> {
+    /// One day, cache allowed.
+    pub fn day(service: &'a str, day: NaiveDate, zone: Tz) -> Search<'a> {
+        Search {
+            service,
+            start: day,
+            end: day,
+            zone,
+            staff: None,
+            fresh: false,
+        }
+    }
+}
+
 /// Where calsaga is and who calls it.
 #[derive(Debug, Clone)]
 pub struct Api {
@@ -105,6 +142,25 @@ impl Api {
     /// `GET <base><path>?<query>`.
     pub fn get(&self, path: &str, query: &[(&str, &str)]) -> Result<Answer, ClientError> {
         self.send("GET", path, || self.http.get(self.url(path)).query(query))
+    }
+
+    /// `GET <base>/availability` as `search` says.
+    pub fn availability(&self, search: &Search<'_>) -> Result<Answer, ClientError> {
+        let (start, end) = (search.start.to_string(), search.end.to_string());
+        let staff = search.staff.map(|h| h.to_string());
+        let mut query = vec![
+            ("service", search.service),
+            ("start", start.as_str()),
+            ("end", end.as_str()),
+            ("timeZone", search.zone.name()),
+        ];
+        if let Some(staff) = &staff {
+            query.push(("staff", staff.as_str()));
+        }
+        if search.fresh {
+            query.push(("fresh", "true"));
+        }
+        self.get("/availability", &query)
     }
 
     /// `POST <base><path>` with a JSON body and extra headers.

@@ -22,7 +22,7 @@ use chrono_tz::Tz;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-pub use client::{API_BASE_DEFAULT, Answer, Api, ClientError};
+pub use client::{API_BASE_DEFAULT, Answer, Api, ClientError, Search};
 pub use report::{Outcome, SmokeReport};
 use shapes::{BookingView, Found, ServiceInfo, Slot};
 
@@ -233,40 +233,32 @@ impl Ctx {
         })
     }
 
-    /// `GET /availability` for `service` over local days `start..=end`.
-    pub fn search(
-        &self,
-        service: &str,
-        start: NaiveDate,
-        end: NaiveDate,
-        zone: Tz,
-        fresh: bool,
-    ) -> Step<(Answer, Found)> {
-        let (start, end) = (start.to_string(), end.to_string());
-        let mut query = vec![
-            ("service", service),
-            ("start", start.as_str()),
-            ("end", end.as_str()),
-            ("timeZone", zone.name()),
-        ];
-        if fresh {
-            query.push(("fresh", "true"));
-        }
-        let answer = self
-            .api
-            .get("/availability", &query)
-            .map_err(|e| e.to_string())?;
+    /// `GET /availability`, expecting 200 and a body that parses.
+    pub fn search(&self, search: &Search<'_>) -> Step<(Answer, Found)> {
+        let answer = self.api.availability(search).map_err(|e| e.to_string())?;
         ensure(answer.status == 200, || {
-            format!("availability of {service} answered {}", answer.describe())
+            format!(
+                "availability of {} answered {}",
+                search.service,
+                answer.describe()
+            )
         })?;
         let found: Found = serde_json::from_value(answer.body.clone())
             .map_err(|e| format!("the availability answer does not parse ({e})"))?;
         Ok((answer, found))
     }
 
+    /// The run's day in its zone, cache allowed.
+    pub fn day<'a>(&self, service: &'a str) -> Search<'a> {
+        Search::day(service, self.date, self.zone)
+    }
+
     /// Free starts of `service` on the run's day, asked fresh.
     pub fn free_slots(&self, service: &ServiceInfo) -> Step<Vec<Slot>> {
-        let (_, found) = self.search(&service.id, self.date, self.date, self.zone, true)?;
+        let (_, found) = self.search(&Search {
+            fresh: true,
+            ..self.day(&service.id)
+        })?;
         ensure(!found.slots.is_empty(), || {
             format!(
                 "no free start for {} on {}; pass --date with a working day that has free time",

@@ -3,7 +3,8 @@
 //! pass, and a short load run must report every figure and no overlapping
 //! bookings. The smoke run sends about a hundred requests in a second, so
 //! the server's burst is raised: the default (100) would only make the
-//! client wait on Retry-After.
+//! client wait on Retry-After. The latency bounds are loosened: the test
+//! machine is shared, and speed is never asserted here.
 
 use serde_json::Value;
 
