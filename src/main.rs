@@ -493,17 +493,27 @@ fn run_bench_http(args: BenchHttpArgs) -> CliResult {
 }
 
 fn run_bench_all(args: BenchAllArgs) -> CliResult {
+    let command = std::env::args().collect::<Vec<_>>().join(" ");
     let report = bench::run_all(&bench::AllConfig {
-        dir: args.dir,
-        workflows: args.workflows,
-        sagas: args.sagas as usize,
-        concurrency: args.concurrency as usize,
-        recover: args.recover as usize,
-        raw_commits: args.raw_commits,
-        requests: args.requests as usize,
-        clients: args.clients.iter().map(|&c| c as usize).collect(),
-        availability_requests: args.availability_requests as usize,
-        command: std::env::args().collect::<Vec<_>>().join(" "),
+        engine: bench::BenchConfig {
+            dir: args.dir.clone(),
+            workflows: args.workflows.clone(),
+            sagas: args.sagas as usize,
+            concurrency: args.concurrency as usize,
+            recover: args.recover as usize,
+            raw_commits: args.raw_commits,
+            order: bench::StartOrder::LatestFirst,
+            command: command.clone(),
+        },
+        http: bench::HttpBenchConfig {
+            dir: args.dir,
+            workflows: args.workflows,
+            requests: args.requests as usize,
+            clients: args.clients.iter().map(|&c| c as usize).collect(),
+            availability_requests: args.availability_requests as usize,
+            raw_commits: args.raw_commits,
+            command,
+        },
     })?;
     print_report(args.json, &report, || report.table())
 }

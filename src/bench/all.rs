@@ -6,33 +6,17 @@
 //! itself: the figures are the two benchmarks' own.
 
 use std::fmt::Write as _;
-use std::path::PathBuf;
 
 use serde::Serialize;
 
 use super::report::{BenchReport, Machine, fmt};
-use super::{BenchConfig, HttpBenchConfig, HttpBenchError, HttpBenchReport, StartOrder};
+use super::{BenchConfig, HttpBenchConfig, HttpBenchError, HttpBenchReport};
 
-/// Sizes of both benchmarks in one run.
+/// Both benchmarks' settings, with the sizes of one combined run.
 #[derive(Debug, Clone)]
 pub struct AllConfig {
-    pub dir: PathBuf,
-    pub workflows: PathBuf,
-    /// Sagas in each engine throughput phase.
-    pub sagas: usize,
-    /// Sagas at once in the engine's concurrent and recovery phases.
-    pub concurrency: usize,
-    /// Interrupted sagas recovered.
-    pub recover: usize,
-    /// Commits in each sample of the raw commit baseline.
-    pub raw_commits: u32,
-    /// Requests in each HTTP phase at each client count.
-    pub requests: usize,
-    /// HTTP client counts, in turn.
-    pub clients: Vec<usize>,
-    /// Availability searches timed cold, and again cached.
-    pub availability_requests: usize,
-    pub command: String,
+    pub engine: BenchConfig,
+    pub http: HttpBenchConfig,
 }
 
 /// One headline: a figure against its same-run baseline.
@@ -58,29 +42,12 @@ pub struct AllReport {
 /// Runs `bench engine`, then `bench http`, and sums them up.
 pub fn run_all(config: &AllConfig) -> Result<AllReport, HttpBenchError> {
     tracing::info!("bench all: engine");
-    let engine = super::run_engine(&BenchConfig {
-        dir: config.dir.clone(),
-        workflows: config.workflows.clone(),
-        sagas: config.sagas,
-        concurrency: config.concurrency,
-        recover: config.recover,
-        raw_commits: config.raw_commits,
-        order: StartOrder::LatestFirst,
-        command: config.command.clone(),
-    })?;
+    let engine = super::run_engine(&config.engine)?;
     tracing::info!("bench all: http");
-    let http = super::run_http(&HttpBenchConfig {
-        dir: config.dir.clone(),
-        workflows: config.workflows.clone(),
-        requests: config.requests,
-        clients: config.clients.clone(),
-        availability_requests: config.availability_requests,
-        raw_commits: config.raw_commits,
-        command: config.command.clone(),
-    })?;
+    let http = super::run_http(&config.http)?;
     Ok(AllReport {
-        command: config.command.clone(),
-        machine: Machine::probe(&config.dir),
+        command: config.engine.command.clone(),
+        machine: Machine::probe(&config.engine.dir),
         headlines: headlines(&engine, &http),
         engine,
         http,

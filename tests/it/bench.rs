@@ -26,6 +26,14 @@ fn bench(dir: &std::path::Path, extra: &[&str]) -> (i32, String, String) {
     run(&args, None)
 }
 
+/// Runs `calsaga args..`, which must succeed, and parses its one JSON object.
+fn run_json(args: &[&str]) -> Value {
+    let (code, out, err) = run(args, None);
+    assert_eq!(code, 0, "{err}");
+    serde_json::from_str(out.trim())
+        .unwrap_or_else(|e| panic!("stdout is not one JSON object ({e}):\n{out}"))
+}
+
 fn number(report: &Value, pointer: &str) -> f64 {
     report
         .pointer(pointer)
@@ -161,27 +169,21 @@ fn bench_engine_without_its_service_says_which_and_runs_nothing() {
 fn bench_http_json_reports_each_phase_per_client_count_with_its_baseline() {
     let dir = tempfile::tempdir().unwrap();
     let dir_arg = dir.path().to_str().expect("temp dir path is UTF-8");
-    let (code, out, err) = run(
-        &[
-            "bench",
-            "http",
-            "--json",
-            "--requests",
-            "4",
-            "--clients",
-            "1,2",
-            "--availability-requests",
-            "2",
-            "--raw-commits",
-            "5",
-            "--dir",
-            dir_arg,
-        ],
-        None,
-    );
-    assert_eq!(code, 0, "{err}");
-    let report: Value = serde_json::from_str(out.trim())
-        .unwrap_or_else(|e| panic!("stdout is not one JSON object ({e}):\n{out}"));
+    let report = run_json(&[
+        "bench",
+        "http",
+        "--json",
+        "--requests",
+        "4",
+        "--clients",
+        "1,2",
+        "--availability-requests",
+        "2",
+        "--raw-commits",
+        "5",
+        "--dir",
+        dir_arg,
+    ]);
 
     let levels = report["levels"].as_array().expect("levels is a list");
     assert_eq!(levels.len(), 2, "one level per client count: {levels:?}");
@@ -225,33 +227,27 @@ fn bench_http_json_reports_each_phase_per_client_count_with_its_baseline() {
 fn bench_all_json_has_both_reports_and_a_headline_per_area() {
     let dir = tempfile::tempdir().unwrap();
     let dir_arg = dir.path().to_str().expect("temp dir path is UTF-8");
-    let (code, out, err) = run(
-        &[
-            "bench",
-            "all",
-            "--json",
-            "--sagas",
-            "3",
-            "--concurrency",
-            "2",
-            "--recover",
-            "4",
-            "--requests",
-            "3",
-            "--clients",
-            "1,2",
-            "--availability-requests",
-            "2",
-            "--raw-commits",
-            "5",
-            "--dir",
-            dir_arg,
-        ],
-        None,
-    );
-    assert_eq!(code, 0, "{err}");
-    let report: Value = serde_json::from_str(out.trim())
-        .unwrap_or_else(|e| panic!("stdout is not one JSON object ({e}):\n{out}"));
+    let report = run_json(&[
+        "bench",
+        "all",
+        "--json",
+        "--sagas",
+        "3",
+        "--concurrency",
+        "2",
+        "--recover",
+        "4",
+        "--requests",
+        "3",
+        "--clients",
+        "1,2",
+        "--availability-requests",
+        "2",
+        "--raw-commits",
+        "5",
+        "--dir",
+        dir_arg,
+    ]);
     let areas: Vec<&str> = report["headlines"]
         .as_array()
         .expect("headlines is a list")
