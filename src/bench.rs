@@ -8,7 +8,8 @@
 //! which answers at once, so the figures hold engine and store costs only.
 //! Everything happens in a scratch folder of its own, removed afterwards; it
 //! must never touch a real database or Cal.com. It reports whether the aims
-//! are met and never fails a run for being slow.
+//! are met and never fails a run for being slow. `bench http` lives in
+//! `http.rs`; `bench all` (`all.rs`) runs both with one report.
 
 mod all;
 mod http;

@@ -36,6 +36,8 @@ const BOOKED_MAX: usize = 10_000;
 /// Pages of `GET /bookings` read for the invariant check at most.
 const PAGES_MAX: usize = 1_000;
 const PAGE_LIMIT: &str = "100";
+/// Times a 429 of the invariant check is retried after its Retry-After.
+const INVARIANT_RATE_LIMIT_RETRIES: u32 = 6;
 /// Overlaps listed in the report (all are counted).
 const OVERLAPS_LISTED_MAX: usize = 20;
 /// How often the progress line is redrawn.
@@ -124,7 +126,9 @@ pub fn run(config: &LoadConfig) -> Result<LoadReport, LoadError> {
     let started = Instant::now();
     let samples = run.drive();
     let seconds = started.elapsed().as_secs_f64();
-    let invariant = check_invariant(&api, config.date, last)?;
+    // The check must not fail on the quota the load itself used up.
+    let patient = api.with_rate_limit_retries(INVARIANT_RATE_LIMIT_RETRIES);
+    let invariant = check_invariant(&patient, config.date, last)?;
     let setup = Setup {
         api_base: api.base().to_string(),
         service: service.id.clone(),

@@ -12,7 +12,7 @@ use chrono::{DateTime, Days, NaiveDate, Offset, TimeZone, Utc};
 use chrono_tz::Tz;
 
 use super::shapes::{Found, ServiceInfo};
-use super::{Ctx, Search, Step, ensure, next_dst_change, percentile_ms, scenario};
+use super::{Ctx, Search, Step, at_once, ensure, next_dst_change, percentile_ms, scenario};
 use crate::smoke::Outcome;
 
 /// Requests of the concurrency scenario, all at once.
@@ -265,27 +265,13 @@ fn cache(ctx: &Ctx) -> Step<String> {
 }
 
 fn concurrent(ctx: &Ctx) -> Step<String> {
-    let answers: Vec<Step<(f64, String)>> = std::thread::scope(|scope| {
-        let threads: Vec<_> = (0..CONCURRENT_REQUESTS)
-            .map(|_| {
-                scope.spawn(|| -> Step<(f64, String)> {
-                    let (answer, _) = ctx.search(&ctx.day(&ctx.service.id))?;
-                    Ok((
-                        answer.elapsed.as_secs_f64() * 1e3,
-                        answer.body["slots"].to_string(),
-                    ))
-                })
-            })
-            .collect();
-        threads
-            .into_iter()
-            .map(|t| {
-                t.join()
-                    .unwrap_or_else(|_| Err("a client thread panicked".into()))
-            })
-            .collect()
-    });
-    let answers: Vec<(f64, String)> = answers.into_iter().collect::<Step<_>>()?;
+    let answers = at_once(CONCURRENT_REQUESTS, || {
+        let (answer, _) = ctx.search(&ctx.day(&ctx.service.id))?;
+        Ok((
+            answer.elapsed.as_secs_f64() * 1e3,
+            answer.body["slots"].to_string(),
+        ))
+    })?;
     let distinct: BTreeSet<&String> = answers.iter().map(|(_, s)| s).collect();
     ensure(distinct.len() == 1, || {
         format!(

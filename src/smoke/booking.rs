@@ -11,8 +11,8 @@ use serde_json::{Value, json};
 
 use super::shapes::{BookingView, ServiceInfo, Slot};
 use super::{
-    Ctx, Search, Step, booking_body, booking_id, ensure, expect_booking, fresh_key, percentile_ms,
-    scenario, view,
+    Ctx, Search, Step, at_once, booking_body, booking_id, ensure, expect_booking, fresh_key,
+    percentile_ms, scenario, view,
 };
 use crate::smoke::Outcome;
 
@@ -176,28 +176,14 @@ fn double(ctx: &Ctx) -> Step<String> {
 
 fn race(ctx: &Ctx) -> Step<String> {
     let slot = ctx.free_slot(&ctx.service)?;
-    let answers: Vec<Step<super::Answer>> = std::thread::scope(|scope| {
-        let threads: Vec<_> = (0..RACERS)
-            .map(|_| {
-                scope.spawn(|| {
-                    ctx.book(
-                        &ctx.service.id,
-                        slot.start_utc(),
-                        &slot.hosts(),
-                        &fresh_key(),
-                    )
-                })
-            })
-            .collect();
-        threads
-            .into_iter()
-            .map(|t| {
-                t.join()
-                    .unwrap_or_else(|_| Err("a client thread panicked".into()))
-            })
-            .collect()
-    });
-    let answers: Vec<super::Answer> = answers.into_iter().collect::<Step<_>>()?;
+    let answers = at_once(RACERS, || {
+        ctx.book(
+            &ctx.service.id,
+            slot.start_utc(),
+            &slot.hosts(),
+            &fresh_key(),
+        )
+    })?;
     let won: Vec<_> = answers.iter().filter(|a| a.status == 201).collect();
     let lost = answers
         .iter()

@@ -139,6 +139,14 @@ impl Api {
         }
     }
 
+    /// The same client retrying a 429 `retries` times after its Retry-After.
+    pub fn with_rate_limit_retries(&self, retries: u32) -> Api {
+        Api {
+            rate_limit_retries: retries,
+            ..self.clone()
+        }
+    }
+
     /// `GET <base><path>?<query>`.
     pub fn get(&self, path: &str, query: &[(&str, &str)]) -> Result<Answer, ClientError> {
         self.send("GET", path, || self.http.get(self.url(path)).query(query))

@@ -151,6 +151,20 @@ pub fn ensure(ok: bool, message: impl FnOnce() -> String) -> Step<()> {
     if ok { Ok(()) } else { Err(message()) }
 }
 
+/// Runs `f` on `n` threads at once; every result, or the first failure.
+pub fn at_once<T: Send>(n: usize, f: impl Fn() -> Step<T> + Sync) -> Step<Vec<T>> {
+    std::thread::scope(|scope| {
+        let threads: Vec<_> = (0..n).map(|_| scope.spawn(&f)).collect();
+        threads
+            .into_iter()
+            .map(|t| {
+                t.join()
+                    .unwrap_or_else(|_| Err("a client thread panicked".into()))
+            })
+            .collect()
+    })
+}
+
 /// Runs one scenario and times it.
 pub fn scenario(name: &'static str, f: impl FnOnce() -> Step<String>) -> Outcome {
     let started = Instant::now();
