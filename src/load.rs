@@ -99,18 +99,7 @@ pub fn run(config: &LoadConfig) -> Result<LoadReport, LoadError> {
     check_target(&config.api_base, config.allow_remote)?;
     let api = Api::new(&config.api_base, &config.token, config.timeout, 0)?;
     let services = smoke::services(&api)?;
-    let service = match &config.service {
-        Some(id) => services.iter().find(|s| &s.id == id),
-        None => services.first(),
-    }
-    .ok_or_else(|| SmokeError::UnknownService {
-        id: config.service.clone().unwrap_or_default(),
-        known: services
-            .iter()
-            .map(|s| s.id.clone())
-            .collect::<Vec<_>>()
-            .join(", "),
-    })?;
+    let service = smoke::simple_service(&api, &services, config.service.as_deref())?;
     let last = config.date + Days::new(u64::from(config.days.max(1)) - 1);
     let slots = candidates(&api, &service.id, config, last)?;
     let run = Run {

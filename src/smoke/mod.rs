@@ -199,34 +199,8 @@ impl Ctx {
             RATE_LIMIT_RETRIES,
         )?;
         let services = services(&api)?;
-        let pick = |wanted: &Option<String>, composite: bool| -> Result<_, SmokeError> {
-            match wanted {
-                Some(id) => services
-                    .iter()
-                    .find(|s| &s.id == id)
-                    .cloned()
-                    .map(Some)
-                    .ok_or_else(|| SmokeError::UnknownService {
-                        id: id.clone(),
-                        known: services
-                            .iter()
-                            .map(|s| s.id.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", "),
-                    }),
-                None => Ok(services
-                    .iter()
-                    .find(|s| (s.segments.len() > 1) == composite)
-                    .cloned()),
-            }
-        };
-        let service = pick(&config.service, false)?
-            .or_else(|| services.first().cloned())
-            .ok_or_else(|| SmokeError::Services {
-                base: api.base().to_string(),
-                answer: "an empty catalogue".into(),
-            })?;
-        let composite = pick(&config.composite, true)?;
+        let service = simple_service(&api, &services, config.service.as_deref())?;
+        let composite = choose_service(&services, config.composite.as_deref(), true)?;
         Ok(Ctx {
             api,
             service,
@@ -410,6 +384,46 @@ pub fn services(api: &Api) -> Result<Vec<ServiceInfo>, SmokeError> {
     }
     serde_json::from_value(answer.body["services"].clone())
         .map_err(|e| failed(format!("a catalogue that does not parse ({e})")))
+}
+
+/// The service of the simple scenarios: `wanted`, else the first with one
+/// segment, else the first.
+pub fn simple_service(
+    api: &Api,
+    services: &[ServiceInfo],
+    wanted: Option<&str>,
+) -> Result<ServiceInfo, SmokeError> {
+    choose_service(services, wanted, false)?
+        .or_else(|| services.first().cloned())
+        .ok_or_else(|| SmokeError::Services {
+            base: api.base().to_string(),
+            answer: "an empty catalogue".into(),
+        })
+}
+
+/// The service named `wanted`, which must exist; else the first with
+/// more than one segment (`composite`) or with one.
+pub fn choose_service(
+    services: &[ServiceInfo],
+    wanted: Option<&str>,
+    composite: bool,
+) -> Result<Option<ServiceInfo>, SmokeError> {
+    let found = match wanted {
+        Some(id) => Some(services.iter().find(|s| s.id == id).ok_or_else(|| {
+            SmokeError::UnknownService {
+                id: id.to_string(),
+                known: services
+                    .iter()
+                    .map(|s| s.id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            }
+        })?),
+        None => services
+            .iter()
+            .find(|s| (s.segments.len() > 1) == composite),
+    };
+    Ok(found.cloned())
 }
 
 /// A booking request: each segment's host fixed, so a scenario knows who.
