@@ -270,6 +270,15 @@ fn bench_all_json_has_both_reports_and_a_headline_per_area() {
             assert_positive(&report, &format!("/headlines/{i}/{field}"));
         }
     }
+    // Engine headlines are the engine's own ratios (same raw samples).
+    for (i, ratio) in [(0, "concurrent_steps_vs_raw"), (2, "recovery_steps_vs_raw")] {
+        let headline = number(&report, &format!("/headlines/{i}/ratio"));
+        let own = number(&report, &format!("/engine/ratios/{ratio}"));
+        assert!(
+            (headline - own).abs() <= 1e-9 * own.abs().max(1.0),
+            "{headline} vs {own}"
+        );
+    }
     assert_eq!(number(&report, "/engine/recovery/sagas"), 4.0);
     assert_eq!(number(&report, "/http/levels/1/clients"), 2.0);
     assert_positive(&report, "/engine/ratios/concurrent_vs_sequential");
