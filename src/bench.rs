@@ -8,8 +8,10 @@
 //! which answers at once, so the figures hold engine and store costs only.
 //! Everything happens in a scratch folder of its own, removed afterwards; it
 //! must never touch a real database or Cal.com. It reports whether the aims
-//! are met and never fails a run for being slow.
+//! are met and never fails a run for being slow. `bench http` lives in
+//! `http.rs`; `bench all` (`all.rs`) runs both with one report.
 
+mod all;
 mod http;
 mod http_report;
 mod report;
@@ -33,9 +35,10 @@ use crate::saga::Attendee;
 use crate::store::{self, Store, StoreConfig, StoreError};
 
 use report::PhaseRun;
-pub use report::{Aim, BenchReport, Machine, Measured, Ratios, Recovery, Throughput};
+pub use report::{Aim, BenchReport, Machine, Measured, Ratios, Recovery, Throughput, nearest_rank};
 use supplier::Supplier;
 
+pub use all::{AllConfig, AllReport, Headline, headlines, run_all};
 pub use http::{
     Availability, COMPOSITE, HttpBenchConfig, HttpBenchError, HttpBenchReport, Level, LevelRatios,
     Load, SIMPLE, run_http,

@@ -18,8 +18,10 @@ use calsaga::catalog::Catalog;
 use calsaga::config::{ServeConfig, ServeInputs};
 use calsaga::health;
 use calsaga::http;
+use calsaga::load;
 use calsaga::mock::{self, MockOptions};
 use calsaga::serve;
+use calsaga::smoke;
 use calsaga::store::{Store, StoreConfig};
 use calsaga::{subscriptions, sync};
 
@@ -95,6 +97,14 @@ enum Command {
     /// Bring Cal.com and the database back in line (stop `serve` first).
     #[command(subcommand)]
     Reconcile(ReconcileCommand),
+    /// Check a running calsaga through its API: ten scenarios, a PASS/FAIL
+    /// table, exit 1 on any failure (see docs/SMOKE.md).
+    #[command(subcommand)]
+    Smoke(SmokeCommand),
+    /// Load a running calsaga (loopback only unless --allow-remote) with a
+    /// mix of bookings, searches and cancels, then check that no two live
+    /// bookings of one host overlap; exit 1 if any do.
+    Load(LoadArgs),
 }
 
 /// The database file the admin commands read.
@@ -287,6 +297,60 @@ struct SimulateArgs {
 }
 
 #[derive(Subcommand)]
+enum SmokeCommand {
+    /// Daily and weekly searches, three time zones and a DST change, a
+    /// composite service, refused ranges, cache, concurrency, p95, errors.
+    Availability(SmokeArgs),
+    /// Simple and composite bookings, reschedule, cancel, double booking,
+    /// 20 racing bookings, idempotent retry, hold+confirm, compensation,
+    /// latency. Every booking it makes is cancelled at the end.
+    Booking(SmokeArgs),
+}
+
+/// Where calsaga is, and which days and services to use.
+#[derive(clap::Args)]
+struct TargetArgs {
+    /// calsaga's API base URL.
+    #[arg(long, env = "API_BASE", default_value = smoke::API_BASE_DEFAULT)]
+    api_base: String,
+    /// A calsaga token with the booking scope (`calsaga token create`).
+    #[arg(long, env = "API_TOKEN", hide_env_values = true)]
+    token: String,
+    /// Service booked and searched [default: the first one-segment service
+    /// of GET /services].
+    #[arg(long, env = "SERVICE_ID")]
+    service: Option<String>,
+    /// Day to search and book, YYYY-MM-DD: a working day of the staff with
+    /// free time [default: the first Tuesday at least 14 days from today].
+    #[arg(long)]
+    date: Option<chrono::NaiveDate>,
+    /// IANA time zone days are searched in.
+    #[arg(long, default_value = "Europe/Berlin", value_parser = parse_zone)]
+    time_zone: chrono_tz::Tz,
+    /// Deadline of one request, in seconds.
+    #[arg(long, default_value_t = 60)]
+    timeout_s: u64,
+}
+
+#[derive(clap::Args)]
+struct SmokeArgs {
+    #[command(flatten)]
+    target: TargetArgs,
+    /// Composite service [default: the first with more than one segment].
+    #[arg(long, env = "COMPOSITE_SERVICE_ID")]
+    composite_service: Option<String>,
+    /// Availability p95 must stay under this many milliseconds.
+    #[arg(long, default_value_t = 500)]
+    availability_p95_ms: u64,
+    /// Booking (request to booked) p95 must stay under this many milliseconds.
+    #[arg(long, default_value_t = 5_000)]
+    booking_p95_ms: u64,
+    /// Print one JSON object instead of the table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
 enum ReconcileCommand {
     /// List upcoming Cal.com bookings with calsaga's metadata that no saga
     /// holds (e.g. after restoring the database from a backup); with
@@ -313,6 +377,33 @@ struct OrphansArgs {
     /// Cancel the orphans found (default: only list them).
     #[arg(long)]
     apply: bool,
+}
+
+#[derive(clap::Args)]
+struct LoadArgs {
+    #[command(flatten)]
+    target: TargetArgs,
+    /// Client threads, each sending its next request when the last is answered.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    concurrency: u32,
+    /// How long to send, e.g. 30s, 2m.
+    #[arg(long, default_value = "30s", value_parser = load::parse_duration)]
+    duration: std::time::Duration,
+    /// Weights of the operations.
+    #[arg(long, default_value = "book=50,availability=40,cancel=10")]
+    mix: load::Mix,
+    /// Days from --date that bookings and searches spread over.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=31))]
+    days: u32,
+    /// Seed of the operation picks, to repeat a run.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Allow a target that is not this machine.
+    #[arg(long)]
+    allow_remote: bool,
+    /// Print one JSON object instead of the table.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Subcommand)]
@@ -478,6 +569,43 @@ enum BenchCommand {
     /// Simple and composite bookings, availability cold and cached, and webhook
     /// ingest through the HTTP server, against the embedded mock on loopback.
     Http(BenchHttpArgs),
+    /// Engine, recovery, HTTP, webhooks and availability cache in one run
+    /// with smaller sizes (a minute or two), each against its same-run baseline.
+    All(BenchAllArgs),
+}
+
+#[derive(clap::Args)]
+struct BenchAllArgs {
+    /// Print one JSON object instead of the tables.
+    #[arg(long)]
+    json: bool,
+    /// Sagas in each engine throughput phase.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    sagas: u32,
+    /// Sagas at once in the engine's concurrent and recovery phases.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..))]
+    concurrency: u32,
+    /// Interrupted sagas recovered.
+    #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(u32).range(1..))]
+    recover: u32,
+    /// Requests in each HTTP phase at each client count.
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
+    requests: u32,
+    /// HTTP client counts, run in turn.
+    #[arg(long, value_delimiter = ',', default_values_t = [1u32, 8], value_parser = clap::value_parser!(u32).range(1..))]
+    clients: Vec<u32>,
+    /// Availability searches timed cold, and again cached.
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
+    availability_requests: u32,
+    /// Single-row commits timed in each sample of the disk baseline.
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..))]
+    raw_commits: u32,
+    /// Folder for the scratch databases; a scratch folder is made in it and removed.
+    #[arg(long, default_value = ".")]
+    dir: PathBuf,
+    /// Folder of service files.
+    #[arg(long, default_value = "workflows", env = "CALSAGA_WORKFLOWS")]
+    workflows: PathBuf,
 }
 
 #[derive(clap::Args)]
@@ -563,6 +691,12 @@ fn main() -> ExitCode {
         Command::Health(args) => run_health(args),
         Command::Simulate(args) => run_simulate(args),
         Command::Reconcile(ReconcileCommand::Orphans(args)) => run_reconcile_orphans(args),
+        Command::Bench(BenchCommand::All(args)) => run_bench_all(args),
+        Command::Smoke(SmokeCommand::Availability(args)) => {
+            run_smoke(smoke::Suite::Availability, args)
+        }
+        Command::Smoke(SmokeCommand::Booking(args)) => run_smoke(smoke::Suite::Booking, args),
+        Command::Load(args) => run_load(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -725,6 +859,96 @@ fn run_bench_http(args: BenchHttpArgs) -> CliResult {
         command: std::env::args().collect::<Vec<_>>().join(" "),
     })?;
     print_report(args.json, &report, || report.table())
+}
+
+fn run_bench_all(args: BenchAllArgs) -> CliResult {
+    let command = std::env::args().collect::<Vec<_>>().join(" ");
+    let report = bench::run_all(&bench::AllConfig {
+        engine: bench::BenchConfig {
+            dir: args.dir.clone(),
+            workflows: args.workflows.clone(),
+            sagas: args.sagas as usize,
+            concurrency: args.concurrency as usize,
+            recover: args.recover as usize,
+            raw_commits: args.raw_commits,
+            order: bench::StartOrder::LatestFirst,
+            command: command.clone(),
+        },
+        http: bench::HttpBenchConfig {
+            dir: args.dir,
+            workflows: args.workflows,
+            requests: args.requests as usize,
+            clients: args.clients.iter().map(|&c| c as usize).collect(),
+            availability_requests: args.availability_requests as usize,
+            raw_commits: args.raw_commits,
+            command,
+        },
+    })?;
+    print_report(args.json, &report, || report.table())
+}
+
+fn run_smoke(suite: smoke::Suite, args: SmokeArgs) -> CliResult {
+    let t = args.target;
+    let report = smoke::run(
+        suite,
+        &smoke::SmokeConfig {
+            api_base: t.api_base,
+            token: t.token,
+            service: t.service,
+            composite: args.composite_service,
+            date: t
+                .date
+                .unwrap_or_else(|| smoke::default_date(chrono::Utc::now().date_naive())),
+            time_zone: t.time_zone,
+            availability_p95_ms_max: args.availability_p95_ms,
+            booking_p95_ms_max: args.booking_p95_ms,
+            timeout: std::time::Duration::from_secs(t.timeout_s),
+        },
+    )?;
+    print_report(args.json, &report, || report.table())?;
+    if report.passed() {
+        return Ok(());
+    }
+    Err(format!(
+        "{} of {} smoke scenarios failed; each FAIL row says what was wrong",
+        report.failed(),
+        report.outcomes.len()
+    )
+    .into())
+}
+
+fn run_load(args: LoadArgs) -> CliResult {
+    let t = args.target;
+    let report = load::run(&load::LoadConfig {
+        api_base: t.api_base,
+        token: t.token,
+        service: t.service,
+        concurrency: args.concurrency as usize,
+        duration: args.duration,
+        mix: args.mix,
+        allow_remote: args.allow_remote,
+        date: t
+            .date
+            .unwrap_or_else(|| smoke::default_date(chrono::Utc::now().date_naive())),
+        days: args.days,
+        time_zone: t.time_zone,
+        timeout: std::time::Duration::from_secs(t.timeout_s),
+        seed: args.seed,
+        progress: true,
+    })?;
+    print_report(args.json, &report, || report.table())?;
+    match report.invariant.violations {
+        0 => Ok(()),
+        n => Err(format!(
+            "{n} pairs of live bookings of one host overlap; look them up with GET /api/v2/bookings/{{id}}"
+        )
+        .into()),
+    }
+}
+
+fn parse_zone(s: &str) -> Result<chrono_tz::Tz, String> {
+    s.parse()
+        .map_err(|_| format!("{s:?} is not an IANA time zone; e.g. Europe/Berlin"))
 }
 
 /// A benchmark's report: one JSON object, or the table for people.

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::report::{Machine, fmt};
+use super::report::{Machine, fmt, nearest_rank};
 
 /// One phase: requests answered, how fast, and how long each took.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -23,23 +23,16 @@ pub struct Load {
 }
 
 impl Load {
-    pub fn new(clients: usize, elapsed: Duration, mut latencies: Vec<Duration>) -> Load {
-        latencies.sort_unstable();
-        let ms = |q: f64| {
-            // Nearest rank: the smallest latency at least q of them reach.
-            let rank = (q * latencies.len() as f64).ceil() as usize;
-            latencies
-                .get(rank.saturating_sub(1))
-                .map_or(0.0, |d| d.as_secs_f64() * 1e3)
-        };
+    pub fn new(clients: usize, elapsed: Duration, latencies: Vec<Duration>) -> Load {
+        let ms: Vec<f64> = latencies.iter().map(|d| d.as_secs_f64() * 1e3).collect();
         Load {
             clients,
-            requests: latencies.len(),
+            requests: ms.len(),
             seconds: elapsed.as_secs_f64(),
-            per_s: latencies.len() as f64 / elapsed.as_secs_f64().max(1e-9),
-            p50_ms: ms(0.5),
-            p99_ms: ms(0.99),
-            max_ms: ms(1.0),
+            per_s: ms.len() as f64 / elapsed.as_secs_f64().max(1e-9),
+            p50_ms: nearest_rank(&ms, 0.5),
+            p99_ms: nearest_rank(&ms, 0.99),
+            max_ms: nearest_rank(&ms, 1.0),
         }
     }
 }

@@ -404,6 +404,15 @@ pub(super) fn fmt(v: f64) -> String {
     }
 }
 
+/// Nearest rank: the smallest of `values` that at least a share `q`
+/// (0..=1) of them do not exceed; 0 when there are none.
+pub fn nearest_rank(values: &[f64], q: f64) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let rank = (q.clamp(0.0, 1.0) * sorted.len() as f64).ceil() as usize;
+    sorted.get(rank.saturating_sub(1)).copied().unwrap_or(0.0)
+}
+
 fn per_s(count: usize, elapsed: Duration) -> f64 {
     count as f64 / elapsed.as_secs_f64().max(1e-9)
 }

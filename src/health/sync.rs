@@ -177,14 +177,13 @@ fn orphans(
         let Some((detail, known)) = orphan_detail(store, named, &b.uid)? else {
             continue;
         };
-        let fix = if known {
-            compensate(named, &format!("orphaned Cal.com booking {}", b.uid))
-        } else {
-            format!(
-                "no saga in this database owns it: if no other calsaga database does, cancel it in Cal.com (POST /v2/bookings/{}/cancel)",
-                b.uid
-            )
-        };
+        // A stray of a known saga goes back to that saga (which cancels it);
+        // one no saga knows is cancelled by the orphan scan. Compensating the
+        // saga instead would cancel the customer's real booking too.
+        let fix = format!(
+            "restart `calsaga serve` (its start-up orphan scan cancels it{}), or stop serve and run `calsaga reconcile orphans --apply`",
+            if known { " through its saga" } else { "" }
+        );
         out.add(Finding {
             kind: FindingKind::OrphanBooking,
             workflow: named.clone(),

@@ -26,6 +26,14 @@ fn bench(dir: &std::path::Path, extra: &[&str]) -> (i32, String, String) {
     run(&args, None)
 }
 
+/// Runs `calsaga args..`, which must succeed, and parses its one JSON object.
+fn run_json(args: &[&str]) -> Value {
+    let (code, out, err) = run(args, None);
+    assert_eq!(code, 0, "{err}");
+    serde_json::from_str(out.trim())
+        .unwrap_or_else(|e| panic!("stdout is not one JSON object ({e}):\n{out}"))
+}
+
 fn number(report: &Value, pointer: &str) -> f64 {
     report
         .pointer(pointer)
@@ -161,27 +169,21 @@ fn bench_engine_without_its_service_says_which_and_runs_nothing() {
 fn bench_http_json_reports_each_phase_per_client_count_with_its_baseline() {
     let dir = tempfile::tempdir().unwrap();
     let dir_arg = dir.path().to_str().expect("temp dir path is UTF-8");
-    let (code, out, err) = run(
-        &[
-            "bench",
-            "http",
-            "--json",
-            "--requests",
-            "4",
-            "--clients",
-            "1,2",
-            "--availability-requests",
-            "2",
-            "--raw-commits",
-            "5",
-            "--dir",
-            dir_arg,
-        ],
-        None,
-    );
-    assert_eq!(code, 0, "{err}");
-    let report: Value = serde_json::from_str(out.trim())
-        .unwrap_or_else(|e| panic!("stdout is not one JSON object ({e}):\n{out}"));
+    let report = run_json(&[
+        "bench",
+        "http",
+        "--json",
+        "--requests",
+        "4",
+        "--clients",
+        "1,2",
+        "--availability-requests",
+        "2",
+        "--raw-commits",
+        "5",
+        "--dir",
+        dir_arg,
+    ]);
 
     let levels = report["levels"].as_array().expect("levels is a list");
     assert_eq!(levels.len(), 2, "one level per client count: {levels:?}");
@@ -217,4 +219,69 @@ fn bench_http_json_reports_each_phase_per_client_count_with_its_baseline() {
     );
     assert_eq!(number(&report, "/availability/cold/requests"), 2.0);
     assert_recorded_and_cleaned(&report, "bench http", dir.path());
+}
+
+/// `calsaga bench all` in a tiny configuration: both benchmarks run in one
+/// process and one report, with a headline per area against its baseline.
+#[test]
+fn bench_all_json_has_both_reports_and_a_headline_per_area() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir_arg = dir.path().to_str().expect("temp dir path is UTF-8");
+    let report = run_json(&[
+        "bench",
+        "all",
+        "--json",
+        "--sagas",
+        "3",
+        "--concurrency",
+        "2",
+        "--recover",
+        "4",
+        "--requests",
+        "3",
+        "--clients",
+        "1,2",
+        "--availability-requests",
+        "2",
+        "--raw-commits",
+        "5",
+        "--dir",
+        dir_arg,
+    ]);
+    let areas: Vec<&str> = report["headlines"]
+        .as_array()
+        .expect("headlines is a list")
+        .iter()
+        .map(|h| h["area"].as_str().expect("an area"))
+        .collect();
+    assert_eq!(
+        areas,
+        [
+            "engine",
+            "engine",
+            "recovery",
+            "http",
+            "webhooks",
+            "availability"
+        ]
+    );
+    for i in 0..areas.len() {
+        for field in ["value", "baseline_value", "ratio"] {
+            assert_positive(&report, &format!("/headlines/{i}/{field}"));
+        }
+    }
+    // Engine headlines are the engine's own ratios (same raw samples).
+    for (i, ratio) in [(0, "concurrent_steps_vs_raw"), (2, "recovery_steps_vs_raw")] {
+        let headline = number(&report, &format!("/headlines/{i}/ratio"));
+        let own = number(&report, &format!("/engine/ratios/{ratio}"));
+        assert!(
+            (headline - own).abs() <= 1e-9 * own.abs().max(1.0),
+            "{headline} vs {own}"
+        );
+    }
+    assert_eq!(number(&report, "/engine/recovery/sagas"), 4.0);
+    assert_eq!(number(&report, "/http/levels/1/clients"), 2.0);
+    assert_positive(&report, "/engine/ratios/concurrent_vs_sequential");
+    assert_positive(&report, "/http/availability/cold_vs_cached_p50");
+    assert_recorded_and_cleaned(&report, "bench all", dir.path());
 }

@@ -13,5 +13,6 @@ mod operate;
 mod readme;
 mod restore;
 mod simulate;
+mod smoke;
 mod support;
 mod workflows;
