@@ -7,8 +7,19 @@ fn help_names_every_subcommand_and_the_exit_codes() {
     let (code, out, _) = run(&["--help"], None);
     assert_eq!(code, 0);
     for word in [
+        "serve",
         "mock",
         "catalog",
+        "token",
+        "workflows",
+        "health",
+        "webhooks",
+        "backup",
+        "reconcile",
+        "simulate",
+        "smoke",
+        "load",
+        "bench",
         "Exit codes: 0 success, 1 error",
         "RUST_LOG",
     ] {
@@ -94,4 +105,51 @@ fn serve_refuses_a_remote_cal_com_without_an_api_key() {
     let (code, _, err) = run(&["serve", "--calcom-url", "http://127.0.0.1:9"], None);
     assert_eq!(code, 1);
     assert!(err.contains("CALCOM_API_KEY: is not set"), "{err}");
+}
+
+/// The settings table of docs/CALCOM_V2_INTEGRATION.md names every flag of
+/// `calsaga serve`, with its environment variable and default, and nothing
+/// the binary does not have.
+#[test]
+fn the_integration_guide_lists_every_serve_setting_as_the_binary_has_it() {
+    let (code, help, _) = run(&["serve", "--help"], None);
+    assert_eq!(code, 0);
+    let doc =
+        std::fs::read_to_string(crate::support::repo_root().join("docs/CALCOM_V2_INTEGRATION.md"))
+            .unwrap();
+    let table = doc
+        .split("<!-- serve-settings:start -->")
+        .nth(1)
+        .and_then(|rest| rest.split("<!-- serve-settings:end -->").next())
+        .expect("the guide has the serve-settings markers");
+    let lines: Vec<&str> = help.lines().collect();
+    let mut flags = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        let Some(flag) = line.trim().split([' ', ',']).find(|w| w.starts_with("--")) else {
+            continue;
+        };
+        if flag == "--help" || !line.trim_start().starts_with('-') {
+            continue;
+        }
+        let row = table
+            .lines()
+            .find(|r| r.starts_with(&format!("| `{flag}` |")))
+            .unwrap_or_else(|| panic!("{flag} of `serve --help` is missing from the guide"));
+        let detail = lines.get(i + 1).copied().unwrap_or_default();
+        for (tag, end) in [("[env: ", ['=', ']']), ("[default: ", [']', ']'])] {
+            if let Some(value) = detail.split(tag).nth(1).and_then(|v| v.split(end).next()) {
+                assert!(
+                    row.contains(&format!("`{value}`")),
+                    "{flag}: {value} not in {row}"
+                );
+            }
+        }
+        flags.push(flag.to_string());
+    }
+    let rows = table.lines().filter(|r| r.starts_with("| `--")).count();
+    assert_eq!(
+        rows,
+        flags.len(),
+        "the guide lists flags serve does not have"
+    );
 }
