@@ -176,17 +176,8 @@ async fn cancel_booked(
         Err(e) => return refuse(engine, row, e.to_string()).await,
     };
     tracing::info!(workflow = %row.workflow, request = row.id, %cancel, "admin compensate of a booked saga: cancelling it");
-    let now = engine.inner.clock.now();
     let text = format!("cancelling every segment in workflow {cancel}: {reason}");
-    let op = settle_op(row, AdminRequestState::Applied, text, now);
-    engine
-        .inner
-        .store
-        .commit(vec![op])
-        .await
-        .map_err(|e| engine.inner.store_failed(e))?;
-    engine.notify_changed();
-    Ok(true)
+    settle(engine, row, AdminRequestState::Applied, text).await
 }
 
 fn applied_text(action: &AdminAction) -> String {
@@ -202,8 +193,18 @@ async fn refuse(
     reason: String,
 ) -> Result<bool, EngineError> {
     tracing::warn!(workflow = %row.workflow, request = row.id, %reason, "admin request refused");
+    settle(engine, row, AdminRequestState::Refused, reason).await
+}
+
+/// Marks a request settled on its own (no event goes with it).
+async fn settle(
+    engine: &Engine,
+    row: &AdminRequestRow,
+    state: AdminRequestState,
+    outcome: String,
+) -> Result<bool, EngineError> {
     let now = engine.inner.clock.now();
-    let op = settle_op(row, AdminRequestState::Refused, reason, now);
+    let op = settle_op(row, state, outcome, now);
     engine
         .inner
         .store
