@@ -17,8 +17,7 @@ use crate::calcom::{
 use crate::catalog::{Segment, Service, StaffOption};
 use crate::clock::SimClock;
 use crate::mock::{FaultRule, Fixture, Mock, MockConfig, MockTransport};
-use crate::runtime::{BookRequest, Engine, EngineConfig};
-use crate::saga::Attendee;
+use crate::runtime::{Engine, EngineConfig};
 use crate::store::{CallStat, StoreConfig, WriteOp};
 
 const KEY: &str = "cal_test_calsaga_mock";
@@ -98,19 +97,7 @@ impl World {
             },
         );
         engine.start().unwrap();
-        let request = BookRequest {
-            service: service.into(),
-            start: at(start),
-            attendee: Attendee {
-                name: "Jo Client".into(),
-                email: Some("jo@example.com".into()),
-                phone: None,
-                time_zone: "Europe/Berlin".into(),
-            },
-            host: None,
-            segment_hosts: Default::default(),
-            notes: None,
-        };
+        let request = crate::runtime::tests::request(service, start);
         let id = engine.book(request, None).await.unwrap();
         let done = engine.wait_terminal(id, WAIT).await.unwrap();
         assert_eq!(done.state, "booked");

@@ -832,4 +832,4 @@ pub fn reason(saga: &Saga) -> Option<String> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -139,7 +139,8 @@ impl World {
     }
 }
 
-fn request(service: &str, start: &str) -> BookRequest {
+/// A booking request for `service` at `start` (RFC 3339), as a front end sends it.
+pub(crate) fn request(service: &str, start: &str) -> BookRequest {
     BookRequest {
         service: service.into(),
         start: at(start),
