@@ -56,7 +56,11 @@ pub fn search(app: &App, call: &Call<'_>) -> Result<Reply, ApiError> {
         staff,
         fresh,
     };
-    let found = run(app, app.availability.search(&search)).map_err(error)?;
+    let found = run(app, async {
+        tokio::time::timeout(SEARCH_DEADLINE, app.availability.search(&search)).await
+    })
+    .map_err(|_| too_slow())?
+    .map_err(error)?;
     let local = |t: DateTime<Utc>| local(t, zone);
     let slots: Vec<Value> = found
         .starts
@@ -80,6 +84,25 @@ pub fn search(app: &App, call: &Call<'_>) -> Result<Reply, ApiError> {
             "cached": found.cached, "slots": slots,
         }),
     ))
+}
+
+/// How long one search may wait for Cal.com. A search asks for slots per
+/// staff option, and every call waits its turn under Cal.com's per-minute
+/// limit; once that budget is spent a search could wait a minute, holding an
+/// HTTP worker that bookings need. Better a quick 503 the caller can retry.
+const SEARCH_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
+const SEARCH_RETRY_S: u64 = 5;
+
+fn too_slow() -> ApiError {
+    ApiError::new(
+        503,
+        "calcom_unavailable",
+        format!(
+            "Cal.com did not answer the slot searches within {} s (calsaga keeps under Cal.com's requests-per-minute limit and that budget is spent, or Cal.com is slow); retry in {SEARCH_RETRY_S} s",
+            SEARCH_DEADLINE.as_secs()
+        ),
+    )
+    .with_header("Retry-After", SEARCH_RETRY_S.to_string())
 }
 
 fn local(t: DateTime<Utc>, zone: Tz) -> String {

@@ -1173,3 +1173,27 @@ fn a_key_survives_kill_9_and_never_starts_a_second_saga() {
     assert!(matches!(retried.status, 201 | 409), "{}", retried.body);
     assert_eq!(workflow_count(&s), 2, "one saga per key across the crash");
 }
+
+/// A search whose Cal.com slot calls do not come back in time (here: slow;
+/// in production usually the per-minute request budget spent) answers 503
+/// with Retry-After after 10 s instead of holding an HTTP worker for minutes.
+#[test]
+fn a_search_cal_com_cannot_answer_in_time_is_a_quick_503_with_retry_after() {
+    let s = Served::start(&[]);
+    let mock: std::net::SocketAddr = s.mock_url.trim_start_matches("http://").parse().unwrap();
+    let rule = json!({"route": "GET /v2/slots", "latencyMs": 15_000}).to_string();
+    let r = http(
+        mock,
+        "POST",
+        "/_mock/faults",
+        &[("Content-Type", "application/json")],
+        rule.as_bytes(),
+    );
+    assert!(r.status < 300, "{}", r.body);
+    let r = availability(
+        &s,
+        "service=haircut&start=2030-03-05&end=2030-03-05&timeZone=Europe%2FBerlin&fresh=true",
+    );
+    assert_error(&r, 503, "calcom_unavailable", "within 10 s");
+    assert_eq!(r.header("retry-after"), Some("5"), "{}", r.body);
+}
