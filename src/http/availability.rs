@@ -36,6 +36,15 @@ pub fn search(app: &App, call: &Call<'_>) -> Result<Reply, ApiError> {
     let (start, end) = (day("start")?, day("end")?);
     let zone = input::time_zone(q.require("timeZone", "Europe/Berlin")?)
         .map_err(|m| q.invalid("timeZone", m))?;
+    // Nothing can be booked in the past: say so rather than answer "no
+    // start", which reads like a fully booked day.
+    let today = app.clock.now().with_timezone(&zone).date_naive();
+    if end < today {
+        return Err(q.invalid(
+            "end",
+            format!("{end} is in the past (today is {today} in {zone}); search from today on"),
+        ));
+    }
     let staff = q
         .get("staff")
         .map(|s| {

@@ -1028,6 +1028,12 @@ fn availability_follows_dst_and_refuses_bad_ranges() {
         "before it starts",
     );
     bad(
+        &format!("{q}&start=2020-03-02&end=2020-03-03"),
+        422,
+        "invalid_request",
+        "is in the past (today is",
+    );
+    bad(
         &format!("{q}&start=05.03.2030&end=2030-03-05"),
         422,
         "invalid_request",
