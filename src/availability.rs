@@ -7,7 +7,9 @@
 //! such as 70 minutes fall between 15-minute slots, so exact slot matches
 //! would miss them), and hosts whose time calsaga itself has claimed for a
 //! running or booked saga are skipped. Each start comes with its segment
-//! plan (times and host).
+//! plan (times and host), made by `saga::plan` with `FreeTime::is_free`:
+//! the same function and the same data a booking is planned with
+//! (`Availability::free_at`), so a start offered here books as offered.
 //!
 //! Slot sets are cached for a short TTL, bounded in size, and flushed when
 //! bookings change (our own requests and Cal.com's webhooks). The search
@@ -15,7 +17,8 @@
 //! `RANGE_DAYS_MAX` days. This module does Cal.com I/O for the HTTP layer,
 //! which never calls Cal.com itself; it writes nothing.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -25,7 +28,8 @@ use chrono_tz::Tz;
 use crate::calcom::wire::SlotsQuery;
 use crate::calcom::{CalcomApi, CalcomError};
 use crate::catalog::{SERVICE_MINUTES_MAX, Service, StaffOption};
-use crate::saga::PlannedSegment;
+use crate::clock::Clock;
+use crate::saga::{self, OriginalBooking, PlanRequest, PlannedSegment};
 use crate::store::{ClaimRow, Store, StoreError};
 
 /// The longest search, in local days.
@@ -113,6 +117,18 @@ impl Free {
         }
     }
 
+    /// The same slot starts with `extra` intervals counted as free too.
+    pub fn with_spans(
+        &self,
+        extra: impl IntoIterator<Item = (DateTime<Utc>, DateTime<Utc>)>,
+    ) -> Free {
+        let merged = Free::from_slots(self.spans.iter().copied().chain(extra));
+        Free {
+            starts: self.starts.clone(),
+            spans: merged.spans,
+        }
+    }
+
     /// Whether `[start, end)` is free time.
     pub fn covers(&self, start: DateTime<Utc>, end: DateTime<Utc>) -> bool {
         let i = self.spans.partition_point(|(s, _)| *s <= start);
@@ -125,17 +141,69 @@ type Slots = Arc<Free>;
 /// (event type, window start, window end).
 type CacheKey = (u64, DateTime<Utc>, DateTime<Utc>);
 
+/// Who is free, as far as calsaga can tell: Cal.com's slots per event type
+/// and the live claims of sagas. `is_free` is the one answer to "can this
+/// staff option take this interval?" for the availability search and for
+/// planning a booking, a hold or a reschedule.
+#[derive(Debug, Clone, Default)]
+pub struct FreeTime {
+    /// Free time per event type; None: Cal.com's view is not known (it did
+    /// not answer in time, or planning from claims only), so only claims
+    /// count and a refusal is met by failing over.
+    slots: Option<HashMap<u64, Slots>>,
+    claims: Vec<ClaimRow>,
+    /// The booking a reschedule replaces: its claims do not block.
+    replacing: Option<uuid::Uuid>,
+}
+
+impl FreeTime {
+    /// Free unless Cal.com's slots say otherwise or another saga holds a
+    /// claim on the host then.
+    pub fn is_free(&self, o: &StaffOption, start: DateTime<Utc>, end: DateTime<Utc>) -> bool {
+        let calcom = self.slots.as_ref().is_none_or(|slots| {
+            slots
+                .get(&o.event_type_id)
+                .is_some_and(|f| f.covers(start, end))
+        });
+        calcom
+            && !self.claims.iter().any(|c| {
+                c.host == o.host
+                    && c.start < end
+                    && start < c.end
+                    && Some(c.workflow) != self.replacing
+            })
+    }
+
+    /// What the store's claims alone say (the replaced booking's excepted).
+    pub fn from_claims(claims: Vec<ClaimRow>, replacing: Option<uuid::Uuid>) -> FreeTime {
+        FreeTime {
+            slots: None,
+            claims,
+            replacing,
+        }
+    }
+}
+
 pub struct Availability {
     api: Arc<dyn CalcomApi>,
     store: Store,
+    clock: Arc<dyn Clock>,
+    slot_interval_min: NonZeroU32,
     cache: Mutex<HashMap<CacheKey, (Instant, Slots)>>,
 }
 
 impl Availability {
-    pub fn new(api: Arc<dyn CalcomApi>, store: Store) -> Availability {
+    pub fn new(
+        api: Arc<dyn CalcomApi>,
+        store: Store,
+        clock: Arc<dyn Clock>,
+        slot_interval_min: NonZeroU32,
+    ) -> Availability {
         Availability {
             api,
             store,
+            clock,
+            slot_interval_min,
             cache: Mutex::new(HashMap::new()),
         }
     }
@@ -156,20 +224,101 @@ impl Availability {
         let window_end = to + chrono::Duration::minutes(i64::from(SERVICE_MINUTES_MAX));
         let mut slots = HashMap::new();
         let mut cached = true;
-        let event_types: BTreeSet<u64> =
-            options.iter().flatten().map(|o| o.event_type_id).collect();
-        for event_type in event_types {
+        for event_type in event_types(&options) {
             let (set, hit) = self.slots(event_type, from, window_end, q.fresh).await?;
             cached &= hit;
             slots.insert(event_type, set);
         }
+        let claims = self.claims(&options, from, window_end)?;
+        let free = FreeTime {
+            slots: Some(slots),
+            claims,
+            replacing: None,
+        };
+        let starts = compose(
+            q.service,
+            q.staff,
+            &options,
+            &free,
+            (from, to),
+            self.clock.now(),
+            self.slot_interval_min,
+        );
+        Ok(Found { starts, cached })
+    }
+
+    /// Who is free for `service` starting at `start`, for planning a
+    /// booking: Cal.com's slots (a cached search covering the service when
+    /// one is fresh, else one narrow call per event type, waiting at most
+    /// `wait`; a Cal.com that does not answer leaves only the claims) and
+    /// the live claims. For a reschedule, `replacing`'s claims do not block
+    /// and its segments' times count as free for their hosts (Cal.com's
+    /// slots show the host busy with the very booking being moved).
+    pub async fn free_at(
+        &self,
+        service: &Service,
+        start: DateTime<Utc>,
+        replacing: Option<&OriginalBooking>,
+        wait: Option<Duration>,
+    ) -> Result<FreeTime, StoreError> {
+        let (from, to) = service_window(service, start);
+        let options: Vec<Vec<StaffOption>> =
+            service.segments.iter().map(|s| s.staff.clone()).collect();
+        let claims = self.claims(&options, from, to)?;
+        let replaced = replacing.map(|o| o.workflow);
+        let Some(wait) = wait else {
+            return Ok(FreeTime::from_claims(claims, replaced));
+        };
+        let fetch = async {
+            let mut slots = HashMap::new();
+            for o in options.iter().flatten() {
+                let (set, _) = self.slots(o.event_type_id, from, to, false).await?;
+                slots.insert(o.event_type_id, with_own_time(&set, o.host, replacing));
+            }
+            Ok::<_, AvailabilityError>(slots)
+        };
+        let slots = match tokio::time::timeout(wait, fetch).await {
+            Ok(Ok(slots)) => Some(slots),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, service = %service.id, "planning from calsaga's claims only; a Cal.com refusal will fail over");
+                None
+            }
+            Err(_) => {
+                tracing::warn!(wait_s = wait.as_secs(), service = %service.id, "Cal.com's slots did not come in time; planning from calsaga's claims only, a refusal will fail over");
+                None
+            }
+        };
+        Ok(FreeTime {
+            slots,
+            claims,
+            replacing: replaced,
+        })
+    }
+
+    /// Live claims on every host of `options` overlapping `[from, to)`.
+    fn claims(
+        &self,
+        options: &[Vec<StaffOption>],
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<ClaimRow>, StoreError> {
         let hosts: BTreeSet<u64> = options.iter().flatten().map(|o| o.host).collect();
         let mut claims = Vec::new();
         for host in hosts {
-            claims.extend(self.store.live_claims_overlapping(host, from, window_end)?);
+            claims.extend(self.store.live_claims_overlapping(host, from, to)?);
         }
-        let starts = compose(q.service, &options, &slots, &claims, from, to);
-        Ok(Found { starts, cached })
+        Ok(claims)
+    }
+
+    /// A fresh cached slot set of the event type whose window covers
+    /// `[from, to)` (a booking right after a search reuses the search's).
+    fn cached(&self, (event_type, from, to): CacheKey) -> Option<Slots> {
+        self.cache_lock()
+            .iter()
+            .find(|((e, f, t), (at, _))| {
+                *e == event_type && *f <= from && to <= *t && at.elapsed() < CACHE_TTL
+            })
+            .map(|(_, (_, set))| Arc::clone(set))
     }
 
     /// One event type's free slot starts in the window, from the cache
@@ -182,11 +331,8 @@ impl Availability {
         fresh: bool,
     ) -> Result<(Slots, bool), AvailabilityError> {
         let key = (event_type, from, to);
-        if !fresh
-            && let Some((at, set)) = self.cache_lock().get(&key)
-            && at.elapsed() < CACHE_TTL
-        {
-            return Ok((Arc::clone(set), true));
+        if !fresh && let Some(set) = self.cached(key) {
+            return Ok((set, true));
         }
         let query = SlotsQuery {
             event_type_id: event_type,
@@ -272,56 +418,72 @@ fn options(
         .collect())
 }
 
-/// The starts in `[from, to)` at which every segment has a free option;
-/// pure, so the intersection is tested without Cal.com.
+fn event_types(options: &[Vec<StaffOption>]) -> BTreeSet<u64> {
+    options.iter().flatten().map(|o| o.event_type_id).collect()
+}
+
+/// The interval Cal.com's slots must cover to plan `service` at `start`:
+/// from one longest segment before it (a segment's free time is the union
+/// of slots that may start that much earlier) to the end of the service.
+fn service_window(service: &Service, start: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
+    let minutes = |m: u32| chrono::Duration::minutes(i64::from(m));
+    let longest = service.segments.iter().map(|s| s.duration_min).max();
+    let last = service.segments.len().saturating_sub(1);
+    let span = service.offset_min(last) + service.segments.last().map_or(0, |s| s.duration_min);
+    (start - minutes(longest.unwrap_or(0)), start + minutes(span))
+}
+
+/// `set` plus the times `host` spends on the booking being replaced.
+fn with_own_time(set: &Slots, host: u64, replacing: Option<&OriginalBooking>) -> Slots {
+    let own: Vec<_> = replacing
+        .into_iter()
+        .flat_map(|o| &o.segments)
+        .filter(|b| b.segment.host == host)
+        .map(|b| (b.segment.start, b.segment.end))
+        .collect();
+    if own.is_empty() {
+        return Arc::clone(set);
+    }
+    Arc::new(set.with_spans(own))
+}
+
+/// The starts in `[from, to)` at which every segment has a free option,
+/// each planned exactly as a booking at that start would be (`saga::plan`
+/// with `free.is_free`); pure, so it is tested without Cal.com.
 pub fn compose(
     service: &Service,
+    staff: Option<u64>,
     options: &[Vec<StaffOption>],
-    slots: &HashMap<u64, Slots>,
-    claims: &[ClaimRow],
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
+    free: &FreeTime,
+    (from, to): (DateTime<Utc>, DateTime<Utc>),
+    now: DateTime<Utc>,
+    slot_interval_min: NonZeroU32,
 ) -> Vec<Start> {
-    let minutes = |m: u32| chrono::Duration::minutes(i64::from(m));
+    let Some(slots) = &free.slots else {
+        return Vec::new();
+    };
     let candidates: BTreeSet<DateTime<Utc>> = options
         .first()
         .into_iter()
         .flatten()
         .filter_map(|o| slots.get(&o.event_type_id))
-        .flat_map(|free| free.starts.range(from..to).copied())
+        .flat_map(|f| f.starts.range(from..to).copied())
         .collect();
-    let free = |o: &StaffOption, start: DateTime<Utc>, end: DateTime<Utc>| {
-        slots
-            .get(&o.event_type_id)
-            .is_some_and(|f| f.covers(start, end))
-            && !claims
-                .iter()
-                .any(|c| c.host == o.host && c.start < end && start < c.end)
-    };
     candidates
         .into_iter()
-        .filter_map(|t| {
-            let segments = service
-                .segments
-                .iter()
-                .zip(options)
-                .enumerate()
-                .map(|(i, (segment, opts))| {
-                    let start = t + minutes(service.offset_min(i));
-                    let end = start + minutes(segment.duration_min);
-                    let o = opts.iter().find(|o| free(o, start, end))?;
-                    Some(PlannedSegment {
-                        index: u16::try_from(i).unwrap_or(u16::MAX),
-                        name: segment.name.clone(),
-                        host: o.host,
-                        event_type_id: o.event_type_id,
-                        start,
-                        end,
-                        pause_after_min: segment.pause_after_min,
-                    })
-                })
-                .collect::<Option<Vec<_>>>()?;
-            Some(Start { start: t, segments })
+        .filter_map(|start| {
+            let request = PlanRequest {
+                start,
+                host: staff,
+                segment_hosts: BTreeMap::new(),
+                preferred: BTreeMap::new(),
+                slot_interval_min,
+            };
+            let plan = saga::plan(service, &request, now, |o, s, e| free.is_free(o, s, e)).ok()?;
+            Some(Start {
+                start,
+                segments: plan.segments,
+            })
         })
         .collect()
 }
@@ -391,14 +553,23 @@ mod tests {
             ),
         ]);
         let options = options(&service, None).unwrap();
-        let starts = compose(
-            &service,
-            &options,
-            &slots,
-            &[],
-            t("2030-03-05T00:00:00Z"),
-            t("2030-03-06T00:00:00Z"),
-        );
+        let search = |claims: Vec<ClaimRow>| {
+            let free = FreeTime {
+                slots: Some(slots.clone()),
+                claims,
+                replacing: None,
+            };
+            compose(
+                &service,
+                None,
+                &options,
+                &free,
+                (t("2030-03-05T00:00:00Z"), t("2030-03-06T00:00:00Z")),
+                t("2030-03-01T00:00:00Z"),
+                NonZeroU32::new(15).unwrap(),
+            )
+        };
+        let starts = search(Vec::new());
         let found: Vec<(DateTime<Utc>, u64)> = starts
             .iter()
             .map(|s| (s.start, s.segments[1].host))
@@ -420,14 +591,7 @@ mod tests {
             end: t("2030-03-05T12:45:00Z"),
             live: true,
         };
-        let starts = compose(
-            &service,
-            &options,
-            &slots,
-            &[claim],
-            t("2030-03-05T00:00:00Z"),
-            t("2030-03-06T00:00:00Z"),
-        );
+        let starts = search(vec![claim]);
         let hosts: Vec<u64> = starts.iter().map(|s| s.segments[1].host).collect();
         assert_eq!(
             hosts,

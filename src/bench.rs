@@ -350,6 +350,9 @@ impl Bench {
                 // The in-process supplier answers or drops a request at once;
                 // nothing it was sent can land later, so no settle window.
                 reconcile_settle: std::time::Duration::ZERO,
+                // The supplier keeps no calendar, so plans come from
+                // calsaga's own claims alone.
+                plan_slots_wait: None,
                 ..EngineConfig::default()
             },
         ))

@@ -83,7 +83,6 @@ pub fn run(config: ServeConfig) -> ServeResult {
         engine.clone(),
         runtime.handle().clone(),
         clock,
-        client,
         &config.http,
     )?
     .with_metrics(metrics)

@@ -248,14 +248,8 @@ impl Stack {
             webhook_secrets: vec![SECRET.into()],
             ..HttpSettings::default()
         };
-        let app = App::new(
-            engine.clone(),
-            runtime.handle().clone(),
-            clock,
-            client,
-            &settings,
-        )
-        .map_err(|e| start_failed("the HTTP service", e))?;
+        let app = App::new(engine.clone(), runtime.handle().clone(), clock, &settings)
+            .map_err(|e| start_failed("the HTTP service", e))?;
         let server = HttpServer::start(HttpConfig::new(loopback), app)
             .map_err(|e| start_failed("the HTTP server", e))?;
         let addr = server.addr();

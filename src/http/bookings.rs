@@ -19,7 +19,7 @@ use super::outcome::{idempotency, location, start_answer};
 use super::reply::{ApiError, Reply};
 use super::router::Call;
 use super::view::{self, BookingBody, STATUSES};
-use crate::runtime::{BookRequest, EngineError};
+use crate::runtime::{BookRequest, EngineError, MoveRequest};
 use crate::saga::Attendee;
 use crate::store::{BookingCursor, BookingQuery};
 
@@ -149,13 +149,13 @@ pub fn reschedule(app: &App, call: &Call<'_>) -> Result<Reply, ApiError> {
     let of = input::workflow_id(call.param(0), "booking")?;
     let key = idempotency(call)?;
     let body = json_object(&call.body)?;
-    let f = Fields::new(&body, "", &["start", "host"])?;
-    let start = f.instant("start")?;
-    let host = f.opt_u64("host")?;
-    let started = run(
-        app,
-        app.engine.reschedule(of, start, host, Some(key.clone())),
-    );
+    let f = Fields::new(&body, "", &["start", "host", "hosts"])?;
+    let to = MoveRequest {
+        start: f.instant("start")?,
+        host: f.opt_u64("host")?,
+        segment_hosts: segment_hosts(&f)?,
+    };
+    let started = run(app, app.engine.reschedule(of, to, Some(key.clone())));
     start_answer(app, started, Some(&key), calls::wait(call))
 }
 

@@ -37,7 +37,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::availability::Availability;
-use crate::calcom::CalcomApi;
 use crate::clock::Clock;
 use crate::metrics::Metrics;
 use crate::runtime::Engine;
@@ -86,13 +85,11 @@ pub struct HttpSettings {
 }
 
 impl App {
-    /// Loads the API tokens from the engine's store. `calcom` serves
-    /// availability searches only; bookings go through the engine.
+    /// Loads the API tokens from the engine's store.
     pub fn new(
         engine: Engine,
         runtime: tokio::runtime::Handle,
         clock: Arc<dyn Clock>,
-        calcom: Arc<dyn CalcomApi>,
         settings: &HttpSettings,
     ) -> Result<App, AuthError> {
         let auth = Auth::load(engine.store())?;
@@ -101,7 +98,7 @@ impl App {
                 "no webhook secret: POST /webhooks/calcom refuses every delivery; set --webhook-secret to receive Cal.com's changes"
             );
         }
-        let availability = Arc::new(Availability::new(calcom, engine.store().clone()));
+        let availability = Arc::clone(engine.availability());
         Ok(App {
             availability,
             engine,

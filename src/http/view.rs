@@ -12,7 +12,7 @@ use uuid::Uuid;
 use super::App;
 use super::reply::ApiError;
 use crate::runtime::EngineError;
-use crate::saga::{Kind, Phase, Saga, SegmentStatus};
+use crate::saga::{HostChange, Kind, Phase, Saga, SegmentStatus};
 use crate::store::{BookingFlag, MirrorEntry, WorkflowRow};
 
 /// Every status a booking can show; the `status` filter takes these.
@@ -96,6 +96,10 @@ pub struct SegmentBody {
     /// Cal.com's status as the mirror knows it (`accepted`, `cancelled`...).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub calcom_status: Option<String>,
+    /// The host this segment had before (the booking a reschedule replaces,
+    /// or a staff option Cal.com refused) and why it changed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_change: Option<HostChange>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -192,6 +196,7 @@ pub fn present(app: &App, loaded: Loaded) -> Result<BookingBody, ApiError> {
                 calcom_uid: v.calcom_uid,
                 status: v.status,
                 calcom_status,
+                host_change: v.segment.host_change,
             }
         })
         .collect();

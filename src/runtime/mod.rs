@@ -27,6 +27,7 @@ use rand::rngs::SmallRng;
 use tokio::sync::{Semaphore, watch};
 use uuid::Uuid;
 
+use crate::availability::Availability;
 use crate::calcom::{CalcomApi, RetryPolicy};
 use crate::catalog::Catalog;
 use crate::clock::Clock;
@@ -76,6 +77,11 @@ pub struct EngineConfig {
     /// through the rate limiter. Off when several calsaga databases book
     /// through one Cal.com account.
     pub orphan_scan_on_start: bool,
+    /// How long planning a booking, hold or reschedule waits for Cal.com's
+    /// slots (cached ones are used at once). None: plan from calsaga's own
+    /// claims only (the simulation, whose gate parks every call); Cal.com's
+    /// refusals are then met by failing over to another staff option.
+    pub plan_slots_wait: Option<Duration>,
 }
 
 impl Default for EngineConfig {
@@ -91,6 +97,7 @@ impl Default for EngineConfig {
             reconcile_settle: Duration::from_secs(60),
             id_seed: None,
             orphan_scan_on_start: true,
+            plan_slots_wait: Some(Duration::from_secs(5)),
         }
     }
 }
@@ -214,6 +221,17 @@ pub struct BookRequest {
     pub notes: Option<String>,
 }
 
+/// How a booked workflow should move.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MoveRequest {
+    pub start: DateTime<Utc>,
+    /// A host wanted for every segment they can do.
+    pub host: Option<u64>,
+    /// Hosts pinned per segment index; other segments keep their host when
+    /// that host is free at the new time.
+    pub segment_hosts: BTreeMap<u16, u64>,
+}
+
 /// The running engine; cheap to clone.
 #[derive(Clone)]
 pub struct Engine {
@@ -225,6 +243,8 @@ pub struct Inner {
     api: Arc<dyn CalcomApi>,
     clock: Arc<dyn Clock>,
     catalog: Arc<Catalog>,
+    /// Cal.com's free time, shared with the availability search.
+    availability: Arc<Availability>,
     config: EngineConfig,
     permits: Semaphore,
     /// Sagas with a driver; `true` asks the driver to look again when done.
@@ -293,12 +313,19 @@ impl Engine {
         config: EngineConfig,
     ) -> Engine {
         let (changed, _) = watch::channel(0);
+        let availability = Arc::new(Availability::new(
+            Arc::clone(&api),
+            store.clone(),
+            Arc::clone(&clock),
+            config.slot_interval_min,
+        ));
         Engine {
             inner: Arc::new(Inner {
                 store,
                 api,
                 clock,
                 catalog,
+                availability,
                 permits: Semaphore::new(config.sagas_concurrent_max.max(1)),
                 rng: Mutex::new(SmallRng::seed_from_u64(config.rng_seed)),
                 ids: config
@@ -356,6 +383,12 @@ impl Engine {
         &self.inner.catalog
     }
 
+    /// The availability search that plans with the same free time as the
+    /// engine (one slot cache for both).
+    pub fn availability(&self) -> &Arc<Availability> {
+        &self.inner.availability
+    }
+
     /// Plans and starts a booking saga; returns its workflow id once the
     /// request and its slot claims are committed (I5).
     pub async fn book(
@@ -399,7 +432,7 @@ impl Engine {
             return Err(found);
         }
         let id = self.inner.new_id();
-        let request = match self.plan(req, None) {
+        let request = match self.plan(req, None).await {
             Ok(request) => request,
             Err(e) => return Err(self.explain_with_key(e, key.as_ref())?),
         };
@@ -414,12 +447,12 @@ impl Engine {
     }
 
     /// Starts a make-before-break reschedule of booked workflow `of` to
-    /// `start`; the original stays untouched unless every new segment exists.
+    /// `to.start`; the original stays untouched unless every new segment
+    /// exists. Each segment keeps its host when that host is free then.
     pub async fn reschedule(
         &self,
         of: Uuid,
-        start: DateTime<Utc>,
-        host: Option<u64>,
+        to: MoveRequest,
         key: Option<Idempotency>,
     ) -> Result<Uuid, EngineError> {
         if let Some(found) = self.known_key(key.as_ref())? {
@@ -436,14 +469,14 @@ impl Engine {
         })?;
         let req = BookRequest {
             service: request.plan.service_id.clone(),
-            start,
+            start: to.start,
             attendee: request.attendee.clone(),
-            host,
-            segment_hosts: BTreeMap::new(),
+            host: to.host,
+            segment_hosts: to.segment_hosts,
             notes: request.notes.clone(),
         };
         let id = self.inner.new_id();
-        let request = match self.plan(&req, Some(of)) {
+        let request = match self.plan(&req, Some(&original)).await {
             Ok(request) => request,
             Err(e) => return Err(self.explain_with_key(e, key.as_ref())?),
         };
@@ -578,10 +611,14 @@ impl Engine {
         }
     }
 
-    fn plan(
+    /// Plans `req` with who is free by Cal.com's slots and calsaga's claims
+    /// (`Availability::free_at`, the search's own test). A reschedule keeps
+    /// each segment's host where that host is free, and the booking it
+    /// replaces blocks nothing.
+    async fn plan(
         &self,
         req: &BookRequest,
-        replacing: Option<Uuid>,
+        replacing: Option<&saga::OriginalBooking>,
     ) -> Result<BookingRequest, EngineError> {
         self.inner.check_running()?;
         let service =
@@ -596,26 +633,28 @@ impl Engine {
             start: req.start,
             host: req.host,
             segment_hosts: req.segment_hosts.clone(),
+            preferred: replacing
+                .into_iter()
+                .flat_map(|o| &o.segments)
+                .map(|b| (b.segment.index, b.segment.host))
+                .collect(),
             slot_interval_min: self.inner.config.slot_interval_min,
         };
-        let mut read_error = None;
-        let plan = saga::plan(
-            service,
-            &plan_request,
-            self.inner.clock.now(),
-            |o, s, e| match self.inner.store.live_claims_overlapping(o.host, s, e) {
-                Ok(claims) => claims.iter().all(|c| Some(c.workflow) == replacing),
-                Err(err) => {
-                    read_error.get_or_insert(err);
-                    false
-                }
-            },
-        );
-        if let Some(e) = read_error {
-            return Err(e.into());
-        }
+        let free = self
+            .inner
+            .availability
+            .free_at(
+                service,
+                req.start,
+                replacing,
+                self.inner.config.plan_slots_wait,
+            )
+            .await?;
+        let plan = saga::plan(service, &plan_request, self.inner.clock.now(), |o, s, e| {
+            free.is_free(o, s, e)
+        })?;
         Ok(BookingRequest {
-            plan: plan?,
+            plan,
             attendee: req.attendee.clone(),
             notes: req.notes.clone(),
         })

@@ -54,7 +54,7 @@ pub use decide::{RETRY_ATTEMPTS_MAX, decide};
 pub use event::{
     Attendee, BookedSegment, BookingRequest, CancelTarget, Event, Failure, OriginalBooking,
 };
-pub use plan::{Plan, PlanError, PlanRequest, PlannedSegment, SlotClaim, plan};
+pub use plan::{HostChange, Plan, PlanError, PlanRequest, PlannedSegment, SlotClaim, plan};
 pub use state::{
     BookedOn, Duplicate, Kind, Make, NotBooked, Phase, Reserved, Saga, SegmentState, SegmentStatus,
     SegmentView, Undo,

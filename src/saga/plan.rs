@@ -23,6 +23,23 @@ pub struct PlannedSegment {
     pub end: DateTime<Utc>,
     /// Gap before the next segment (kept so the log shows the whole service).
     pub pause_after_min: u32,
+    /// The segment's other staff options, in catalogue order, that the saga
+    /// may switch to when Cal.com refuses `host` (empty: the host was
+    /// pinned, or nobody else does the segment). A switch removes the option
+    /// it takes, so each is tried at most once.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alternatives: Vec<StaffOption>,
+    /// Set when this segment's host is not the one it had before: the
+    /// booking a reschedule replaces, or the option Cal.com refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_change: Option<HostChange>,
+}
+
+/// Who a segment had before and why it has another host now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostChange {
+    pub from: u64,
+    pub reason: String,
 }
 
 /// The service snapshot a saga books.
@@ -65,6 +82,9 @@ pub struct PlanRequest {
     pub host: Option<u64>,
     /// Hosts pinned per segment index (overrides `host` for that segment).
     pub segment_hosts: BTreeMap<u16, u64>,
+    /// Hosts to keep per segment index when they are free (a reschedule
+    /// keeps the people); a busy one gives way to the first free option.
+    pub preferred: BTreeMap<u16, u64>,
     /// Cal.com's `slotInterval` of the event types (15 in the shipped catalogue).
     pub slot_interval_min: NonZeroU32,
 }
@@ -147,10 +167,11 @@ pub fn plan(
         let index = segment_index(k);
         let start = after(request.start, service.offset_min(k))?;
         let end = after(start, seg.duration_min)?;
-        let wanted = request.segment_hosts.get(&index).copied();
-        let option = match wanted {
-            Some(host) => pinned_option(seg, index, host, start, end, &mut is_free)?,
-            None => preferred_or_free(seg, index, request.host, start, end, &mut is_free)?,
+        let (option, pinned) = choose(seg, index, request, start, end, &mut is_free)?;
+        let alternatives = if pinned {
+            Vec::new()
+        } else {
+            seg.staff.iter().copied().filter(|o| *o != option).collect()
         };
         segments.push(PlannedSegment {
             index,
@@ -160,6 +181,19 @@ pub fn plan(
             start,
             end,
             pause_after_min: seg.pause_after_min,
+            alternatives,
+            host_change: request
+                .preferred
+                .get(&index)
+                .filter(|from| **from != option.host)
+                .map(|&from| HostChange {
+                    from,
+                    reason: if pinned {
+                        format!("the request asked for host {}", option.host)
+                    } else {
+                        format!("host {from} is not free from {start} to {end}")
+                    },
+                }),
         });
     }
     Ok(Plan {
@@ -248,23 +282,35 @@ fn pinned_option(
     Ok(*option)
 }
 
-/// The wanted host when they can do this segment (a busy wanted host is an
-/// error: the customer asked for them), else the first free allowed option.
-fn preferred_or_free(
+/// The segment's staff option, and whether the customer pinned it: a pin
+/// for this segment, else the host wanted for every segment they can do
+/// (busy is an error: the customer asked for them), else the preferred
+/// host when free, else the first free allowed option.
+fn choose(
     seg: &crate::catalog::Segment,
     index: u16,
-    wanted: Option<u64>,
+    request: &PlanRequest,
     start: DateTime<Utc>,
     end: DateTime<Utc>,
     is_free: &mut impl FnMut(&StaffOption, DateTime<Utc>, DateTime<Utc>) -> bool,
-) -> Result<StaffOption, PlanError> {
-    if let Some(host) = wanted.filter(|h| seg.staff.iter().any(|o| o.host == *h)) {
-        return pinned_option(seg, index, host, start, end, is_free);
-    }
-    seg.staff
-        .iter()
-        .find(|o| is_free(o, start, end))
+) -> Result<(StaffOption, bool), PlanError> {
+    let does = |h: &u64| seg.staff.iter().any(|o| o.host == *h);
+    let pinned = request
+        .segment_hosts
+        .get(&index)
         .copied()
+        .or(request.host.filter(does));
+    if let Some(host) = pinned {
+        return Ok((pinned_option(seg, index, host, start, end, is_free)?, true));
+    }
+    let kept = request
+        .preferred
+        .get(&index)
+        .and_then(|h| seg.staff.iter().find(|o| o.host == *h));
+    kept.into_iter()
+        .chain(seg.staff.iter())
+        .find(|o| is_free(o, start, end))
+        .map(|o| (*o, false))
         .ok_or_else(|| PlanError::NoFreeHost {
             segment: index,
             name: seg.name.clone(),
@@ -325,6 +371,7 @@ mod tests {
             start: at("2030-03-05T09:00:00Z"),
             host,
             segment_hosts: pins.iter().copied().collect(),
+            preferred: BTreeMap::new(),
             slot_interval_min: NonZeroU32::new(15).unwrap(),
         }
     }
@@ -378,6 +425,50 @@ mod tests {
         assert_eq!(hosts(&p), vec![(1, 101), (3, 301)]);
         let p = check(&request(Some(2), &[(1, 3)]), &[]).unwrap();
         assert_eq!(hosts(&p), vec![(1, 101), (3, 301)], "a pin beats the wish");
+    }
+
+    #[test]
+    fn unpinned_segments_keep_their_other_options_for_failover_and_pinned_ones_none() {
+        let p = check(&request(None, &[]), &[]).unwrap();
+        assert_eq!(p.segments[0].alternatives, vec![]);
+        assert_eq!(
+            p.segments[1].alternatives,
+            vec![StaffOption {
+                host: 3,
+                event_type_id: 301
+            }]
+        );
+        let p = check(&request(None, &[]), &[2]).unwrap();
+        assert_eq!(p.segments[1].host, 3);
+        assert_eq!(
+            p.segments[1].alternatives[0].host, 2,
+            "Cal.com may know better"
+        );
+        for pinned in [request(Some(3), &[]), request(None, &[(1, 3)])] {
+            let p = check(&pinned, &[]).unwrap();
+            assert!(
+                p.segments[1].alternatives.is_empty(),
+                "a pin never fails over"
+            );
+        }
+    }
+
+    #[test]
+    fn a_preferred_host_is_kept_when_free_and_gives_way_when_busy() {
+        let mut keep_chloe = request(None, &[]);
+        keep_chloe.preferred = BTreeMap::from([(1, 3)]);
+        let p = check(&keep_chloe, &[]).unwrap();
+        assert_eq!(hosts(&p), vec![(1, 101), (3, 301)]);
+        assert_eq!(p.segments[1].alternatives[0].host, 2);
+        let p = check(&keep_chloe, &[3]).unwrap();
+        assert_eq!(hosts(&p), vec![(1, 101), (2, 201)]);
+        keep_chloe.host = Some(2);
+        let p = check(&keep_chloe, &[]).unwrap();
+        assert_eq!(
+            hosts(&p),
+            vec![(1, 101), (2, 201)],
+            "a wish beats a preference"
+        );
     }
 
     #[test]

@@ -22,7 +22,7 @@ use crate::calcom::{ApiRequest, Client, ClientConfig, TransportError};
 use crate::catalog::Catalog;
 use crate::clock::{Clock, SimClock};
 use crate::mock::{Fixture, Mock, MockConfig};
-use crate::runtime::{BookRequest, Engine, EngineConfig, EngineError, Idempotency};
+use crate::runtime::{BookRequest, Engine, EngineConfig, EngineError, Idempotency, MoveRequest};
 use crate::saga::Attendee;
 use crate::store::{Store, StoreConfig, TimerRow};
 
@@ -183,6 +183,10 @@ impl World {
                 // simulated database is never restored from an older copy,
                 // and the scan has its own tests (runtime::tests, it::restore).
                 orphan_scan_on_start: false,
+                // The gate parks every Cal.com call until the simulation
+                // steps it, so a booking cannot wait for slots while being
+                // planned; it plans from claims and fails over instead.
+                plan_slots_wait: None,
                 ..EngineConfig::default()
             },
         );
@@ -389,7 +393,18 @@ impl World {
             },
             Op::Reschedule { pick, start } => {
                 match self.pick(engine, *pick, &["booked", "rescheduled"]) {
-                    Some(id) => engine.reschedule(id, *start, None, None).await.map(Some),
+                    Some(id) => engine
+                        .reschedule(
+                            id,
+                            MoveRequest {
+                                start: *start,
+                                host: None,
+                                segment_hosts: BTreeMap::new(),
+                            },
+                            None,
+                        )
+                        .await
+                        .map(Some),
                     None => Ok(None),
                 }
             }

@@ -152,6 +152,13 @@ impl Api {
         self.send("GET", path, || self.http.get(self.url(path)).query(query))
     }
 
+    /// `GET <base><path>` with `Prefer: <prefer>` (a long-poll).
+    pub fn get_waiting(&self, path: &str, prefer: &str) -> Result<Answer, ClientError> {
+        self.send("GET", path, || {
+            self.http.get(self.url(path)).header("Prefer", prefer)
+        })
+    }
+
     /// `GET <base>/availability` as `search` says.
     pub fn availability(&self, search: &Search<'_>) -> Result<Answer, ClientError> {
         let (start, end) = (search.start.to_string(), search.end.to_string());

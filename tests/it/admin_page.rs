@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::support::{Resp, Served, http};
+use crate::support::{Resp, Served};
 
 const BROWSER: &str = "chromium";
 const INSTALL: &str = "apt-get install -y --no-install-recommends chromium fonts-liberation";
@@ -32,7 +32,7 @@ const BENS_TAKEN_CUT: &str = "2030-03-05T11:10:00Z";
 fn the_admin_page_shows_counts_workflows_and_a_compensated_timeline() {
     let Some(browser) = browser() else { return };
     let s = Served::start(&[]);
-    take_in_calcom(&s, 201, BENS_TAKEN_CUT);
+    s.take_in_calcom(201, BENS_TAKEN_CUT);
     let refused = book(&s, "undone", COMPENSATED_START);
     assert_eq!(refused.status, 409, "{}", refused.body);
     let undone = refused.json()["error"]["details"]["booking"]["id"]
@@ -135,34 +135,6 @@ fn book(s: &Served, key: &str, start: &str) -> Resp {
         &[("Idempotency-Key", key)],
         Some(&body),
     )
-}
-
-/// Books `event_type` at `start` in the mock directly, as a walk-in booked
-/// in Cal.com's own UI would be.
-fn take_in_calcom(s: &Served, event_type: u64, start: &str) {
-    let mock = s
-        .mock_url
-        .trim_start_matches("http://")
-        .parse()
-        .expect("the mock's address");
-    let body = json!({
-        "eventTypeId": event_type,
-        "start": start,
-        "attendee": {"name": "Walk In", "email": "walk.in@example.com", "timeZone": "Europe/Berlin"},
-    })
-    .to_string();
-    let r = http(
-        mock,
-        "POST",
-        "/v2/bookings",
-        &[
-            ("cal-api-version", "2024-08-13"),
-            ("Authorization", "Bearer cal_test_calsaga_mock"),
-            ("Content-Type", "application/json"),
-        ],
-        body.as_bytes(),
-    );
-    assert_eq!(r.status, 201, "{}", r.body);
 }
 
 /// Chromium on PATH; None (with a notice) when missing and not required.

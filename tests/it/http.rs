@@ -379,13 +379,25 @@ fn a_taken_slot_is_409_at_once_and_a_refused_booking_is_compensated_with_409() {
     );
     let twice = book(&s, "b", &booking("colour-and-cut", COMPOSITE_START));
     assert_error(&twice, 409, "slot_unavailable", "choose another time");
-    // 03:00 UTC is outside every working day: Cal.com refuses, the saga undoes.
-    let refused = book(&s, "c", &booking("haircut", "2030-03-05T03:00:00Z"));
+    // 03:00 UTC is outside every working day: refused before anything starts.
+    let closed = book(&s, "n", &booking("haircut", "2030-03-05T03:00:00Z"));
+    assert_error(&closed, 409, "slot_unavailable", "choose another time");
+    // Ben's first offered cut is taken in Cal.com after the search (the
+    // cached answer still offers it): Cal.com refuses, the saga undoes.
+    let offered = starts(&availability(
+        &s,
+        "service=haircut&start=2030-03-06&end=2030-03-06&timeZone=Europe%2FBerlin&staff=2",
+    ));
+    let start = &offered[0].0;
+    s.take_in_calcom(201, start);
+    let mut with_ben = booking("haircut", start);
+    with_ben["host"] = json!(2);
+    let refused = book(&s, "c", &with_ben);
     assert_error(&refused, 409, "slot_unavailable", "nothing of it is booked");
     let details = &refused.json()["error"]["details"]["booking"];
     assert_eq!(details["status"], "compensated");
     assert!(details["reason"].as_str().is_some_and(|r| !r.is_empty()));
-    let replay = book(&s, "c", &booking("haircut", "2030-03-05T03:00:00Z"));
+    let replay = book(&s, "c", &with_ben);
     assert_eq!(replay.status, 409, "the stored answer is replayed");
     assert_eq!(replay.header("idempotent-replayed"), Some("true"));
 }

@@ -11,7 +11,7 @@ use serde_json::json;
 use calsaga::clock::SimClock;
 use calsaga::mock::{Fixture, Mock, MockConfig, MockServer};
 
-use crate::support::{Served, repo_root, run};
+use crate::support::{Served, mock_faults, repo_root, run};
 
 const KEY: &str = "cal_test_calsaga_mock";
 
@@ -211,14 +211,21 @@ fn webhooks_register_list_and_delete_round_trip() {
     assert!(err.contains(&id) && err.contains("webhooks list"), "{err}");
 }
 
-/// Books through a running server: two bookings made, one refused.
+/// Books through a running server: two bookings made, one refused by
+/// Cal.com and compensated.
 fn book_some(s: &Served) {
     for (key, service, start, want) in [
         ("k1", "colour-and-cut", "2030-03-05T10:00:00Z", 201),
         ("k2", "haircut", "2030-03-06T12:00:00Z", 201),
-        // 03:00 UTC is outside every working day: refused and compensated.
-        ("k3", "haircut", "2030-03-05T03:00:00Z", 409),
+        ("k3", "haircut", "2030-03-05T12:00:00Z", 409),
     ] {
+        let refused = want == 409;
+        if refused {
+            mock_faults(
+                s.mock(),
+                &json!([{"route": "POST /v2/bookings", "status": 409}]),
+            );
+        }
         let body = json!({
             "service": service,
             "start": start,
@@ -233,6 +240,9 @@ fn book_some(s: &Served) {
             Some(&body),
         );
         assert_eq!(r.status, want, "{}", r.body);
+        if refused {
+            mock_faults(s.mock(), &json!([]));
+        }
     }
 }
 

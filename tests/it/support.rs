@@ -194,6 +194,38 @@ impl Served {
     pub fn get(&self, path: &str, token: &str) -> Resp {
         self.send("GET", path, token, &[], None)
     }
+
+    /// The embedded mock's address.
+    pub fn mock(&self) -> std::net::SocketAddr {
+        self.mock_url
+            .trim_start_matches("http://")
+            .parse()
+            .expect("the mock's address")
+    }
+
+    /// Books `event_type` at `start` in the mock directly, as a walk-in
+    /// booked in Cal.com's own UI would be (calsaga learns of it only by
+    /// webhook, if subscribed).
+    pub fn take_in_calcom(&self, event_type: u64, start: &str) {
+        let body = serde_json::json!({
+            "eventTypeId": event_type,
+            "start": start,
+            "attendee": {"name": "Walk In", "email": "walk.in@example.com", "timeZone": "Europe/Berlin"},
+        })
+        .to_string();
+        let r = http(
+            self.mock(),
+            "POST",
+            "/v2/bookings",
+            &[
+                ("cal-api-version", "2024-08-13"),
+                ("Authorization", "Bearer cal_test_calsaga_mock"),
+                ("Content-Type", "application/json"),
+            ],
+            body.as_bytes(),
+        );
+        assert_eq!(r.status, 201, "{}", r.body);
+    }
 }
 
 impl Drop for Served {
@@ -357,4 +389,14 @@ pub fn read_response(stream: &mut std::net::TcpStream) -> Resp {
         headers,
         body: body.to_string(),
     }
+}
+
+/// Adds fault rules at the embedded mock at `mock` (no rules: clears them all).
+pub fn mock_faults(mock: std::net::SocketAddr, rules: &serde_json::Value) {
+    let (method, body) = match rules.as_array().is_some_and(Vec::is_empty) {
+        true => ("DELETE", Vec::new()),
+        false => ("POST", rules.to_string().into_bytes()),
+    };
+    let r = http(mock, method, "/_mock/faults", &[], &body);
+    assert_eq!(r.status, 200, "{}", r.body);
 }

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
-use crate::support::{Resp, create_token, http, repo_root, run, spawn_serve};
+use crate::support::{Resp, create_token, http, mock_faults, repo_root, run, spawn_serve};
 
 /// A `calsaga serve` on its own database that can be stopped and started
 /// again while the database stays (unlike `Served`, whose dir goes with it).
@@ -106,12 +106,7 @@ impl World {
 
     /// Adds fault rules at the embedded mock (no rules: clears them all).
     fn faults(&self, rules: Value) {
-        let (method, body) = match rules.as_array().is_some_and(Vec::is_empty) {
-            true => ("DELETE", Vec::new()),
-            false => ("POST", rules.to_string().into_bytes()),
-        };
-        let r = http(self.mock(), method, "/_mock/faults", &[], &body);
-        assert_eq!(r.status, 200, "{}", r.body);
+        mock_faults(self.mock(), &rules);
     }
 
     /// Cal.com's status of booking `uid` at the mock.
@@ -213,8 +208,10 @@ fn state_of(w: &World, id: &str) -> String {
 fn build(w: &World) -> BTreeMap<&'static str, String> {
     let mut ids = BTreeMap::new();
     ids.insert("booked", w.book("haircut", "2030-03-05T10:00:00Z"));
-    // 03:00 UTC is outside every working day: Cal.com refuses, the saga undoes.
-    ids.insert("compensated", w.book("haircut", "2030-03-05T03:00:00Z"));
+    // Cal.com refuses every booking for a moment: the saga undoes.
+    w.faults(json!([{"route": "POST /v2/bookings", "status": 409}]));
+    ids.insert("compensated", w.book("haircut", "2030-03-05T12:00:00Z"));
+    w.faults(json!([]));
     let original = w.book("colour-and-cut", "2030-03-06T10:00:00Z");
     let r = w.send(
         "POST",

@@ -47,6 +47,8 @@ pub fn plan_at(n: usize, start: &str) -> Plan {
                 start: at,
                 end: at + Duration::minutes(*min),
                 pause_after_min: *pause as u32,
+                alternatives: Vec::new(),
+                host_change: None,
             };
             at = s.end + Duration::minutes(*pause);
             s
