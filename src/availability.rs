@@ -14,8 +14,9 @@
 //! Slot sets are cached for a short TTL, bounded in size, and flushed when
 //! bookings change (our own requests and Cal.com's webhooks). The search
 //! range is whole local days in an IANA time zone (DST-aware), at most
-//! `RANGE_DAYS_MAX` days. This module does Cal.com I/O for the HTTP layer,
-//! which never calls Cal.com itself; it writes nothing.
+//! `RANGE_DAYS_MAX` days. The engine owns the one `Availability` and
+//! shares it with the HTTP layer (which never calls Cal.com itself); it
+//! reads Cal.com's slots and calsaga's claims and writes nothing.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::num::NonZeroU32;
@@ -118,10 +119,7 @@ impl Free {
     }
 
     /// The same slot starts with `extra` intervals counted as free too.
-    pub fn with_spans(
-        &self,
-        extra: impl IntoIterator<Item = (DateTime<Utc>, DateTime<Utc>)>,
-    ) -> Free {
+    fn with_spans(&self, extra: impl IntoIterator<Item = (DateTime<Utc>, DateTime<Utc>)>) -> Free {
         let merged = Free::from_slots(self.spans.iter().copied().chain(extra));
         Free {
             starts: self.starts.clone(),
@@ -149,7 +147,7 @@ type CacheKey = (u64, DateTime<Utc>, DateTime<Utc>);
 pub struct FreeTime {
     /// Free time per event type; None: Cal.com's view is not known (it did
     /// not answer in time, or planning from claims only), so only claims
-    /// count and a refusal is met by failing over.
+    /// count and Cal.com itself refuses a time that is not free.
     slots: Option<HashMap<u64, Slots>>,
     claims: Vec<ClaimRow>,
     /// The booking a reschedule replaces: its claims do not block.
@@ -175,7 +173,7 @@ impl FreeTime {
     }
 
     /// What the store's claims alone say (the replaced booking's excepted).
-    pub fn from_claims(claims: Vec<ClaimRow>, replacing: Option<uuid::Uuid>) -> FreeTime {
+    fn from_claims(claims: Vec<ClaimRow>, replacing: Option<uuid::Uuid>) -> FreeTime {
         FreeTime {
             slots: None,
             claims,
@@ -280,11 +278,11 @@ impl Availability {
         let slots = match tokio::time::timeout(wait, fetch).await {
             Ok(Ok(slots)) => Some(slots),
             Ok(Err(e)) => {
-                tracing::warn!(error = %e, service = %service.id, "planning from calsaga's claims only; a Cal.com refusal will fail over");
+                tracing::warn!(error = %e, service = %service.id, "Cal.com's slots could not be read; planning from calsaga's claims only (Cal.com refuses a time that is not free)");
                 None
             }
             Err(_) => {
-                tracing::warn!(wait_s = wait.as_secs(), service = %service.id, "Cal.com's slots did not come in time; planning from calsaga's claims only, a refusal will fail over");
+                tracing::warn!(wait_s = wait.as_secs(), service = %service.id, "Cal.com's slots did not come in time; planning from calsaga's claims only (Cal.com refuses a time that is not free)");
                 None
             }
         };
@@ -312,13 +310,21 @@ impl Availability {
 
     /// A fresh cached slot set of the event type whose window covers
     /// `[from, to)` (a booking right after a search reuses the search's).
-    fn cached(&self, (event_type, from, to): CacheKey) -> Option<Slots> {
-        self.cache_lock()
-            .iter()
-            .find(|((e, f, t), (at, _))| {
-                *e == event_type && *f <= from && to <= *t && at.elapsed() < CACHE_TTL
-            })
-            .map(|(_, (_, set))| Arc::clone(set))
+    fn cached(&self, key: CacheKey) -> Option<Slots> {
+        let (event_type, from, to) = key;
+        let cache = self.cache_lock();
+        // A search asks for its own window again: found without a scan.
+        cache
+            .get(&key)
+            .into_iter()
+            .chain(
+                cache
+                    .iter()
+                    .filter(|((e, f, t), _)| *e == event_type && *f <= from && to <= *t)
+                    .map(|(_, entry)| entry),
+            )
+            .find(|(at, _)| at.elapsed() < CACHE_TTL)
+            .map(|(_, set)| Arc::clone(set))
     }
 
     /// One event type's free slot starts in the window, from the cache

@@ -79,8 +79,8 @@ pub struct EngineConfig {
     pub orphan_scan_on_start: bool,
     /// How long planning a booking, hold or reschedule waits for Cal.com's
     /// slots (cached ones are used at once). None: plan from calsaga's own
-    /// claims only (the simulation, whose gate parks every call); Cal.com's
-    /// refusals are then met by failing over to another staff option.
+    /// claims only (the simulation, whose gate parks every call, and the
+    /// engine benchmark); Cal.com then refuses a time that is not free.
     pub plan_slots_wait: Option<Duration>,
 }
 

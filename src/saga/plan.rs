@@ -23,10 +23,9 @@ pub struct PlannedSegment {
     pub end: DateTime<Utc>,
     /// Gap before the next segment (kept so the log shows the whole service).
     pub pause_after_min: u32,
-    /// The segment's other staff options, in catalogue order, that the saga
-    /// may switch to when Cal.com refuses `host` (empty: the host was
-    /// pinned, or nobody else does the segment). A switch removes the option
-    /// it takes, so each is tried at most once.
+    /// The segment's other staff options, in catalogue order (empty: the
+    /// host was pinned, or nobody else does the segment): the options a
+    /// refused segment may fail over to, each at most once.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub alternatives: Vec<StaffOption>,
     /// Set when this segment's host is not the one it had before: the

@@ -297,15 +297,23 @@ impl Ctx {
             )
         };
         let answer = post().map_err(|e| e.to_string())?;
-        if let Some(id) = booking_id(&answer) {
+        let id = booking_id(&answer);
+        if let Some(id) = id {
             self.remember(id);
         }
-        // The same key asks again: the stored answer once the saga is done.
-        self.settle(answer, |_| post())
+        // Long-polls the saga, then the same key gets its stored answer.
+        self.settle(answer, |_| {
+            if let Some(id) = id {
+                self.api
+                    .get_waiting(&format!("/bookings/{id}"), PREFER_WAIT)?;
+            }
+            post()
+        })
     }
 
-    /// Asks `again` while `answer` says its saga is still running (202),
-    /// at most `SETTLE_ASKS_MAX` times, and counts the time it took.
+    /// Asks `again` while `answer` says its saga is still running (202, or
+    /// 409 `request_in_progress` to a retry under the same key), at most
+    /// `SETTLE_ASKS_MAX` times, and counts the time it took.
     fn settle(
         &self,
         mut answer: Answer,
@@ -313,7 +321,7 @@ impl Ctx {
     ) -> Step<Answer> {
         let started = Instant::now();
         for _ in 0..SETTLE_ASKS_MAX {
-            if answer.status != 202 {
+            if answer.status != 202 && answer.code() != "request_in_progress" {
                 break;
             }
             answer = again(&answer).map_err(|e| e.to_string())?;
