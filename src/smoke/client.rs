@@ -15,7 +15,8 @@ use serde_json::Value;
 
 /// `API_BASE` when neither the flag nor the variable is given.
 pub const API_BASE_DEFAULT: &str = "http://127.0.0.1:8080/api/v2";
-/// The longest a `Retry-After` is honoured before a 429 is given back.
+/// The longest a `Retry-After` is honoured before a 429 (or a read's 503)
+/// is given back.
 const RETRY_AFTER_MAX: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
@@ -199,7 +200,9 @@ impl Api {
     }
 
     /// Sends, reads the whole answer, and retries a 429 after its
-    /// `Retry-After` (bounded) as often as this client may.
+    /// `Retry-After` (bounded) as often as this client may. A read's 503
+    /// with `Retry-After` (a search waiting for Cal.com's request budget)
+    /// is retried the same way: asking again changes nothing.
     fn send(
         &self,
         method: &'static str,
@@ -234,7 +237,11 @@ impl Api {
             };
             let wait = retry_after.map(Duration::from_secs);
             match wait {
-                Some(wait) if status == 429 && retries_left > 0 && wait <= RETRY_AFTER_MAX => {
+                Some(wait)
+                    if (status == 429 || (status == 503 && method == "GET"))
+                        && retries_left > 0
+                        && wait <= RETRY_AFTER_MAX =>
+                {
                     retries_left -= 1;
                     // The server said when to come back; this is its pace, not a guess.
                     std::thread::sleep(wait);

@@ -25,13 +25,17 @@ const BROWSER_WAIT: Duration = Duration::from_secs(90);
 /// Colour 11:00-11:30 Berlin, pause 40 min, cut 12:10-12:55 with Ben.
 const COMPENSATED_START: &str = "2030-03-05T10:00:00Z";
 const BOOKED_START: &str = "2030-03-06T10:00:00Z";
-/// Ben's cut of the compensated booking, taken in Cal.com beforehand.
+/// Ben's cut of the compensated booking, taken in Cal.com after the search.
 const BENS_TAKEN_CUT: &str = "2030-03-05T11:10:00Z";
+/// The search a client makes first; its cached answer still offers Ben.
+const SEARCH: &str = "/api/v2/availability?service=colour-and-cut&start=2030-03-05&end=2030-03-05&timeZone=Europe/Berlin";
 
 #[test]
 fn the_admin_page_shows_counts_workflows_and_a_compensated_timeline() {
     let Some(browser) = browser() else { return };
     let s = Served::start(&[]);
+    let offered = s.get(SEARCH, &s.booking);
+    assert_eq!(offered.status, 200, "{}", offered.body);
     s.take_in_calcom(201, BENS_TAKEN_CUT);
     let refused = book(&s, "undone", COMPENSATED_START);
     assert_eq!(refused.status, 409, "{}", refused.body);
