@@ -257,6 +257,7 @@ fn failure_text(f: &Failure) -> String {
         } => format!("retryable at {}: {reason}", time(*at)),
         Failure::Retryable { reason, .. } => format!("retryable: {reason}"),
         Failure::Permanent { reason } => format!("permanent: {reason}"),
+        Failure::Taken { reason } => format!("taken: {reason}"),
     }
 }
 
@@ -362,6 +363,16 @@ fn facts(event: &Event) -> Facts {
             Some(*attempt),
             failure_text(failure),
         ),
+        SegmentHostSwitched {
+            segment,
+            from,
+            host,
+            reason,
+            ..
+        } => Facts {
+            segment: Some(*segment),
+            ..plain(format!("host {from} -> host {host}: {reason}"))
+        },
         SegmentOutcomeUnknown {
             segment,
             attempt,

@@ -118,6 +118,9 @@ impl Caller<'_> {
     /// is retryable: reservations lapse and cancels and reads repeat safely.
     fn failure(&self, e: &CalcomError, attempt: u32, now: DateTime<Utc>) -> Failure {
         match e {
+            CalcomError::Permanent { .. } if e.is_slot_taken() => Failure::Taken {
+                reason: e.to_string(),
+            },
             CalcomError::Permanent { .. } => Failure::Permanent {
                 reason: e.to_string(),
             },

@@ -10,6 +10,7 @@
 
 mod admin;
 mod calls;
+mod failover;
 mod orphans;
 mod reconcile;
 mod recovery;

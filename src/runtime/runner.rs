@@ -13,6 +13,7 @@ use crate::saga::{self, Batch, CancelTarget, ClaimChange, Event, Saga, Then};
 use crate::store::{Claim, MirrorEntry, NewEvent, StoreError, WriteBatch, WriteOp};
 
 use super::calls::Caller;
+use super::failover;
 use super::{EngineError, Inner};
 
 /// Timer kind that wakes a saga waiting for a retry or a hold's expiry.
@@ -68,6 +69,7 @@ pub async fn drive(
                 (saga, seq) = load(inner, id)?;
                 continue;
             }
+            Err(StoreError::SlotClaimed { .. }) if failover::drop_switch(&mut outcomes) => continue,
             Err(e) => return Err(inner.store_failed(e)),
         }
         inner.notify_changed();
@@ -100,9 +102,13 @@ async fn perform(
         _ => None,
     };
     let now = inner.clock.now();
-    Ok(caller(inner)
+    let mut outcomes = caller(inner)
         .perform(call, &saga.known_uids(), intent_at, now)
-        .await)
+        .await;
+    if let Some(switch) = failover::switch(inner, saga, &outcomes).await? {
+        outcomes.push(switch);
+    }
+    Ok(outcomes)
 }
 
 fn caller(inner: &Inner) -> Caller<'_> {

@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
 
 use super::*;
+use crate::availability::Start;
 use crate::calcom::wire::{self, Booking};
 use crate::calcom::{ApiRequest, ApiResponse, Client, ClientConfig, Transport, TransportError};
 use crate::clock::SimClock;
@@ -118,7 +119,7 @@ impl World {
     /// Searches `service`'s availability on `day`'s UTC date, as a client
     /// does before it books; the slots stay cached, so a booking planned
     /// next sees Cal.com as it was then (another client may book between).
-    async fn search(&self, engine: &Engine, service: &str, day: &str) {
+    async fn search(&self, engine: &Engine, service: &str, day: &str) -> Vec<Start> {
         let date: chrono::NaiveDate = day.parse().unwrap();
         let q = crate::availability::Search {
             service: engine.catalog().get(service).unwrap(),
@@ -128,7 +129,7 @@ impl World {
             staff: None,
             fresh: true,
         };
-        engine.availability().search(&q).await.unwrap();
+        engine.availability().search(&q).await.unwrap().starts
     }
 
     /// Books `event_type_id` at `start` directly in Cal.com, as another client would.
@@ -902,4 +903,142 @@ fn to(start: &str) -> MoveRequest {
         host: None,
         segment_hosts: BTreeMap::new(),
     }
+}
+
+/// Each segment's host, as planned or booked.
+fn hosts(segments: &[crate::saga::SegmentView]) -> Vec<u64> {
+    segments.iter().map(|s| s.segment.host).collect()
+}
+
+fn offered_hosts(start: &Start) -> Vec<u64> {
+    start.segments.iter().map(|s| s.host).collect()
+}
+
+/// A client that posts back what the search offered, naming no staff.
+fn as_offered(service: &str, start: &Start) -> BookRequest {
+    BookRequest {
+        start: start.start,
+        ..request(service, "2030-03-01T00:00:00Z")
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_monday_every_offered_start_books_as_offered_without_naming_staff() {
+    let world = World::new();
+    let engine = world.engine();
+    // Ben, the cut's first-listed stylist, is off on Mondays.
+    let offered = world.search(&engine, "colour-and-cut", "2030-03-04").await;
+    assert!(offered.len() > 4, "{offered:?}");
+    let with_chloe = offered
+        .iter()
+        .filter(|s| offered_hosts(s) == [1, 3])
+        .count();
+    assert_eq!(with_chloe, offered.len(), "only Chloe cuts on a Monday");
+    // Non-overlapping picks: first, middle, last.
+    for pick in [0, offered.len() / 2, offered.len() - 1] {
+        let start = &offered[pick];
+        let id = engine
+            .book(as_offered("colour-and-cut", start), None)
+            .await
+            .unwrap();
+        let done = engine.wait(id, WAIT).await.unwrap();
+        assert_eq!(done.state, "booked", "{} {done:?}", start.start);
+        assert_eq!(hosts(&done.segments), offered_hosts(start));
+    }
+    world.assert_no_double_booking();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_monday_an_offered_hold_is_reserved_and_confirmed_as_offered() {
+    let world = World::new();
+    let engine = world.parking_engine();
+    let offered = world.search(&engine, "colour-and-cut", "2030-03-04").await;
+    let start = &offered[0];
+    let hold = engine
+        .hold(as_offered("colour-and-cut", start), 10, None)
+        .await
+        .unwrap();
+    let held = engine.wait(hold, WAIT).await.unwrap();
+    assert_eq!(held.state, "held", "{held:?}");
+    engine.confirm(hold).await.unwrap();
+    let done = engine.wait(hold, WAIT).await.unwrap();
+    assert_eq!(done.state, "booked", "{done:?}");
+    assert_eq!(hosts(&done.segments), offered_hosts(start));
+    assert_eq!(world.live_of(hold).len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_refused_as_taken_fails_over_to_the_other_stylist() {
+    let world = World::new();
+    let engine = world.engine();
+    let offered = world.search(&engine, "colour-and-cut", "2030-03-05").await;
+    let start = offered
+        .iter()
+        .find(|s| offered_hosts(s) == [1, 2])
+        .expect("a Tuesday start offered with Ben");
+    // Ben is booked in Cal.com after the search: the cached answer still
+    // offers him, Cal.com refuses, Chloe is free then.
+    let cut = &start.segments[1];
+    world.occupy(201, &cut.start.to_rfc3339()).await;
+    let id = engine
+        .book(as_offered("colour-and-cut", start), None)
+        .await
+        .unwrap();
+    let done = engine.wait(id, WAIT).await.unwrap();
+    assert_eq!(done.state, "booked", "{done:?}");
+    assert_eq!(hosts(&done.segments), [1, 3]);
+    let change = done.segments[1].segment.host_change.clone().unwrap();
+    assert_eq!(change.from, 2);
+    assert!(change.reason.contains("already has booking"), "{change:?}");
+    assert_eq!(world.live_of(id).len(), 2);
+    let kinds: Vec<String> = engine
+        .store()
+        .events(id)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    let switched = kinds.iter().position(|k| k == "segment_host_switched");
+    let refused = kinds.iter().position(|k| k == "segment_booking_failed");
+    assert!(
+        refused.is_some() && switched == refused.map(|r| r + 1),
+        "{kinds:?}"
+    );
+    assert!(
+        engine
+            .store()
+            .claims(id)
+            .unwrap()
+            .iter()
+            .any(|c| c.live && c.host == 3)
+    );
+    assert!(
+        !engine
+            .store()
+            .claims(id)
+            .unwrap()
+            .iter()
+            .any(|c| c.live && c.host == 2)
+    );
+    world.assert_no_double_booking();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pinned_stylist_refused_as_taken_never_fails_over() {
+    let world = World::new();
+    let engine = world.engine();
+    let offered = world.search(&engine, "colour-and-cut", "2030-03-05").await;
+    let start = offered
+        .iter()
+        .find(|s| offered_hosts(s) == [1, 2])
+        .expect("a Tuesday start offered with Ben");
+    world
+        .occupy(201, &start.segments[1].start.to_rfc3339())
+        .await;
+    let mut pinned = as_offered("colour-and-cut", start);
+    pinned.segment_hosts = BTreeMap::from([(1, 2)]);
+    let id = engine.book(pinned, None).await.unwrap();
+    let done = engine.wait(id, WAIT).await.unwrap();
+    assert_eq!(done.state, "compensated", "{done:?}");
+    assert!(world.live_of(id).is_empty());
 }

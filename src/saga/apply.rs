@@ -12,6 +12,7 @@ use uuid::Uuid;
 use super::event::Event;
 use super::state::{Phase, Saga, SegmentState, Undo};
 use super::steps::{release_of, undo_failed};
+use crate::catalog::StaffOption;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
@@ -123,6 +124,21 @@ impl Saga {
                 attempt,
                 failure,
             } => self.make_failed(*segment, *attempt, failure, |s| &mut s.booking),
+            Event::SegmentHostSwitched {
+                segment,
+                from,
+                host,
+                event_type_id,
+                reason,
+            } => self.host_switched(
+                *segment,
+                *from,
+                StaffOption {
+                    host: *host,
+                    event_type_id: *event_type_id,
+                },
+                reason,
+            ),
             Event::SegmentOutcomeUnknown {
                 segment, attempt, ..
             } => self.outcome_unknown(*segment, *attempt),

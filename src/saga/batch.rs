@@ -115,8 +115,8 @@ impl Batch {
     }
 }
 
-/// The claim change `event` causes, given the saga after it. Starts claim
-/// the plan; ends without bookings free this saga's claims; a finished
+/// The claim change `event` causes, given the saga after it. Starts and
+/// host switches claim the plan; ends without bookings free this saga's claims; a finished
 /// reschedule or cancel frees the original's.
 pub fn claim_change(saga: &Saga, event: &Event) -> Option<ClaimChange> {
     match event {
@@ -125,6 +125,11 @@ pub fn claim_change(saga: &Saga, event: &Event) -> Option<ClaimChange> {
         | Event::RescheduleRequested { request, .. } => Some(ClaimChange::Acquire {
             workflow: saga.workflow,
             claims: request.plan.claims(),
+        }),
+        // The switched segment's claim moves to its new host.
+        Event::SegmentHostSwitched { .. } => saga.request.as_ref().map(|r| ClaimChange::Acquire {
+            workflow: saga.workflow,
+            claims: r.plan.claims(),
         }),
         Event::Compensated { .. } | Event::Expired => Some(ClaimChange::ReleaseAll {
             workflow: saga.workflow,

@@ -94,7 +94,7 @@ fn make_step<T>(
             Failure::Retryable { retry_at, .. } => {
                 wait_then(*retry_at, now, || Step::Call(reconcile(*attempt)))
             }
-            Failure::Permanent { reason } => Step::Stuck(format!(
+            Failure::Permanent { reason } | Failure::Taken { reason } => Step::Stuck(format!(
                 "listing Cal.com bookings to settle attempt {attempt} was refused: {reason}"
             )),
         },
@@ -110,7 +110,7 @@ fn make_step<T>(
         ) => retry(*attempt, *retry_at, reason, now, go),
         (
             Make::Failed {
-                failure: Failure::Permanent { reason },
+                failure: Failure::Permanent { reason } | Failure::Taken { reason },
                 ..
             },
             _,
@@ -152,7 +152,7 @@ fn undo_step(undo: &Undo, now: DateTime<Utc>, go: Attempt) -> Step {
             failure: Failure::Retryable { retry_at, .. },
         } => wait_then(*retry_at, now, || Step::Call(go(attempt.saturating_add(1)))),
         Undo::Failed {
-            failure: Failure::Permanent { reason },
+            failure: Failure::Permanent { reason } | Failure::Taken { reason },
             ..
         } => Step::Stuck(reason.clone()),
         Undo::Done => Step::Done,

@@ -61,12 +61,18 @@ pub enum Failure {
     },
     /// Cal.com refused; asking again gives the same answer.
     Permanent { reason: String },
+    /// Cal.com refused because the host is not free then (booked, away or
+    /// reserved): asking again gives the same answer, but another staff
+    /// option of the segment may be free.
+    Taken { reason: String },
 }
 
 impl Failure {
     pub fn reason(&self) -> &str {
         match self {
-            Failure::Retryable { reason, .. } | Failure::Permanent { reason } => reason,
+            Failure::Retryable { reason, .. }
+            | Failure::Permanent { reason }
+            | Failure::Taken { reason } => reason,
         }
     }
 }
@@ -195,6 +201,20 @@ pub enum Event {
         attempt: u32,
         failure: Failure,
     },
+    /// Appended by the runner right after a reservation or booking of the
+    /// segment was refused as taken (`Failure::Taken`): the segment moves
+    /// to the staff option `(host, event_type_id)`, one of its remaining
+    /// `alternatives` with no other saga's claim, and its step starts over.
+    /// Each option is tried at most once; pinned segments have none.
+    /// Accepted in: reserving or booking, the segment's current step failed
+    /// as taken with host `from`.
+    SegmentHostSwitched {
+        segment: u16,
+        from: u64,
+        host: u64,
+        event_type_id: u64,
+        reason: String,
+    },
     /// Appended by the runner when the create's reply was lost (timeout,
     /// reset): the booking may exist, so the next step is a reconcile.
     /// Accepted in: any open state, with this attempt intended.
@@ -296,6 +316,7 @@ impl Event {
             Event::SegmentBookingIntended { .. } => "segment_booking_intended",
             Event::SegmentBooked { .. } => "segment_booked",
             Event::SegmentBookingFailed { .. } => "segment_booking_failed",
+            Event::SegmentHostSwitched { .. } => "segment_host_switched",
             Event::SegmentOutcomeUnknown { .. } => "segment_outcome_unknown",
             Event::SegmentReconciled { .. } => "segment_reconciled",
             Event::ReconcileFailed { .. } => "reconcile_failed",

@@ -136,6 +136,14 @@ impl<T> Make<T> {
         }
     }
 
+    /// Why the last attempt failed, while it stands failed.
+    pub fn failure(&self) -> Option<&Failure> {
+        match self {
+            Make::Failed { failure, .. } => Some(failure),
+            _ => None,
+        }
+    }
+
     /// The attempt of an intent that may have reached Cal.com unseen.
     pub fn uncertain_attempt(&self) -> Option<u32> {
         match self {
@@ -187,7 +195,7 @@ impl Undo {
             self,
             Undo::Done
                 | Undo::Failed {
-                    failure: Failure::Permanent { .. },
+                    failure: Failure::Permanent { .. } | Failure::Taken { .. },
                     ..
                 }
         )
@@ -434,6 +442,6 @@ fn reservation_status(r: &Make<Reserved>) -> SegmentStatus {
 fn failure_status(f: &Failure) -> SegmentStatus {
     match f {
         Failure::Retryable { .. } => SegmentStatus::Retrying,
-        Failure::Permanent { .. } => SegmentStatus::Failed,
+        Failure::Permanent { .. } | Failure::Taken { .. } => SegmentStatus::Failed,
     }
 }

@@ -6,7 +6,9 @@ use chrono::{DateTime, Utc};
 
 use super::apply::Check;
 use super::event::{CancelTarget, Failure};
+use super::plan::HostChange;
 use super::state::{BookedOn, Duplicate, Kind, Make, Phase, Reserved, Saga, SegmentState, Undo};
+use crate::catalog::StaffOption;
 
 impl Saga {
     // ------------------------------------------------------ reservations
@@ -128,6 +130,64 @@ impl Saga {
             end,
             cancel: Undo::Live,
         });
+        Ok(())
+    }
+
+    /// Failover: the segment's refused step starts over with `to`, which
+    /// leaves its alternatives so no option is tried twice.
+    pub(super) fn host_switched(
+        &mut self,
+        k: u16,
+        from: u64,
+        to: StaffOption,
+        reason: &str,
+    ) -> Check {
+        self.expect_running(&["reserving", "booking"])?;
+        let reserving = self.phase == Phase::Reserving;
+        let state = self.segment(k)?;
+        let refused_as_taken =
+            |failure: Option<&Failure>| matches!(failure, Some(Failure::Taken { .. }));
+        let failed = if reserving {
+            refused_as_taken(state.reservation.failure())
+        } else {
+            refused_as_taken(state.booking.failure())
+        };
+        if !failed {
+            return Err(format!(
+                "segment {k}'s {} was not refused as taken",
+                if reserving { "reservation" } else { "booking" }
+            ));
+        }
+        let planned = self
+            .request
+            .as_mut()
+            .and_then(|r| r.plan.segments.get_mut(usize::from(k)))
+            .ok_or_else(|| format!("segment {k} has no plan"))?;
+        if planned.host != from {
+            return Err(format!(
+                "segment {k} is with host {}, not {from}",
+                planned.host
+            ));
+        }
+        let Some(at) = planned.alternatives.iter().position(|o| *o == to) else {
+            return Err(format!(
+                "host {} with event type {} is not a remaining option of segment {k}",
+                to.host, to.event_type_id
+            ));
+        };
+        planned.alternatives.remove(at);
+        planned.host = to.host;
+        planned.event_type_id = to.event_type_id;
+        planned.host_change = Some(HostChange {
+            from,
+            reason: reason.to_owned(),
+        });
+        let state = self.segment_mut(k)?;
+        if reserving {
+            state.reservation = Make::Pending;
+        } else {
+            state.booking = Make::Pending;
+        }
         Ok(())
     }
 

@@ -202,6 +202,8 @@ pub struct RunStats {
     /// Durable timers fired.
     pub timers: u64,
     pub reconciliations: u64,
+    /// Segments moved to another staff option after a refusal as taken.
+    pub host_switches: u64,
     pub compensations: u64,
     /// Workflows per final state.
     pub states: BTreeMap<String, u64>,
@@ -231,6 +233,7 @@ fn judge(world: &world::World, seed: u64) -> Result<RunReport, SimError> {
         invariants::check(&evidence, &calendar, &world.keys, world.not_live.as_deref());
     let mut stats = world.stats.clone();
     stats.reconciliations = evidence.count_events("segment_reconciled");
+    stats.host_switches = evidence.count_events("segment_host_switched");
     stats.states = evidence.states();
     stats.compensations = stats.states.get("compensated").copied().unwrap_or(0);
     Ok(RunReport {

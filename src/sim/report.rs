@@ -40,6 +40,7 @@ pub struct Summary {
     pub crashes: u64,
     pub timers: u64,
     pub reconciliations: u64,
+    pub host_switches: u64,
     pub compensations: u64,
     pub states: BTreeMap<String, u64>,
     pub violations: u64,
@@ -69,6 +70,7 @@ impl Summary {
         self.crashes += u64::from(s.crashes);
         self.timers += s.timers;
         self.reconciliations += s.reconciliations;
+        self.host_switches += s.host_switches;
         self.compensations += s.compensations;
         for (k, v) in &s.states {
             *self.states.entry(k.clone()).or_default() += v;
@@ -93,6 +95,7 @@ impl Summary {
             ("crashes".into(), self.crashes),
             ("timers fired".into(), self.timers),
             ("reconciliations".into(), self.reconciliations),
+            ("host switches".into(), self.host_switches),
             ("compensations".into(), self.compensations),
         ]);
         rows.extend(self.states.iter().map(|(k, v)| (format!("ended {k}"), *v)));

@@ -51,6 +51,41 @@ fn with(mut log: Vec<Event>, more: impl IntoIterator<Item = Event>) -> Vec<Event
     log
 }
 
+/// Segment `segment` moves from host 1 (event type 101) to `host`.
+fn switch(segment: u16, host: u64) -> Event {
+    Event::SegmentHostSwitched {
+        segment,
+        from: 1,
+        host,
+        event_type_id: host * 101,
+        reason: reason("Cal.com refused host 1: taken"),
+    }
+}
+
+fn taken_booking(segment: u16) -> Event {
+    Event::SegmentBookingFailed {
+        segment,
+        attempt: 1,
+        failure: Failure::Taken {
+            reason: reason("already has booking"),
+        },
+    }
+}
+
+/// A booking whose first segment (host 1) may also go to host 9.
+fn booking_with_alternative(reserve_min: Option<u32>) -> Vec<Event> {
+    let mut request = request(1);
+    request.plan.segments[0].alternatives = vec![crate::catalog::StaffOption {
+        host: 9,
+        event_type_id: 909,
+    }];
+    vec![Event::Requested {
+        workflow: WF,
+        request,
+        reserve_min,
+    }]
+}
+
 // ----------------------------------------------------------- given logs
 
 fn booking(n: usize) -> Vec<Event> {
@@ -165,6 +200,95 @@ fn every_transition_is_checked() {
         reason: reason("timeout"),
     };
     let cases: Vec<(&str, Vec<Event>, Event, Expect)> = vec![
+        // failover
+        (
+            "switch after taken",
+            with(
+                booking_with_alternative(None),
+                [intend(0, 1), taken_booking(0)],
+            ),
+            switch(0, 9),
+            Ok("booking"),
+        ),
+        (
+            "switch after a permanent refusal",
+            with(
+                booking_with_alternative(None),
+                [
+                    intend(0, 1),
+                    Event::SegmentBookingFailed {
+                        segment: 0,
+                        attempt: 1,
+                        failure: permanent("HTTP 400 bad field"),
+                    },
+                ],
+            ),
+            switch(0, 9),
+            Err("not refused as taken"),
+        ),
+        (
+            "switch to an option not left",
+            with(
+                booking_with_alternative(None),
+                [intend(0, 1), taken_booking(0)],
+            ),
+            switch(0, 7),
+            Err("not a remaining option"),
+        ),
+        (
+            "switch twice to one option",
+            with(
+                booking_with_alternative(None),
+                [
+                    intend(0, 1),
+                    taken_booking(0),
+                    switch(0, 9),
+                    intend(0, 1),
+                    taken_booking(0),
+                ],
+            ),
+            Event::SegmentHostSwitched {
+                segment: 0,
+                from: 9,
+                host: 9,
+                event_type_id: 909,
+                reason: reason("taken again"),
+            },
+            Err("not a remaining option"),
+        ),
+        (
+            "switch a pinned segment",
+            with(booking(1), [intend(0, 1), taken_booking(0)]),
+            switch(0, 9),
+            Err("not a remaining option"),
+        ),
+        (
+            "switch a reservation refused as taken",
+            with(
+                booking_with_alternative(Some(5)),
+                [
+                    reserve(0, 1),
+                    Event::ReservationFailed {
+                        segment: 0,
+                        attempt: 1,
+                        failure: Failure::Taken {
+                            reason: reason("422 overlapping reservation"),
+                        },
+                    },
+                ],
+            ),
+            switch(0, 9),
+            Ok("reserving"),
+        ),
+        (
+            "switched segment books the new host from attempt 1",
+            with(
+                booking_with_alternative(None),
+                [intend(0, 1), taken_booking(0), switch(0, 9)],
+            ),
+            intend(0, 1),
+            Ok("booking"),
+        ),
         // starts
         ("book", vec![], book(2, None), Ok("booking")),
         (
@@ -1045,6 +1169,7 @@ fn every_event() -> Vec<Event> {
             segment: 0,
             failure: retryable("502", None),
         },
+        switch(0, 9),
         Event::DuplicateFound {
             segment: 0,
             uid: "d".into(),
@@ -1082,7 +1207,7 @@ fn every_event_survives_json_with_its_kind_tag() {
     let mut kinds: Vec<_> = events.iter().map(Event::kind).collect();
     kinds.sort_unstable();
     kinds.dedup();
-    assert_eq!(kinds.len(), 32, "one sample per variant");
+    assert_eq!(kinds.len(), 33, "one sample per variant");
     for e in events {
         let value = serde_json::to_value(&e).unwrap();
         assert_eq!(value["kind"], e.kind(), "{value}");
