@@ -25,7 +25,7 @@ const BROWSER_WAIT: Duration = Duration::from_secs(90);
 /// Colour 11:00-11:30 Berlin, pause 40 min, cut 12:10-12:55 with Ben.
 const COMPENSATED_START: &str = "2030-03-05T10:00:00Z";
 const BOOKED_START: &str = "2030-03-06T10:00:00Z";
-/// Ben's cut of the compensated booking, taken in Cal.com after the search.
+/// Ben's cut of the compensated booking (Ben pinned), taken in Cal.com after the search.
 const BENS_TAKEN_CUT: &str = "2030-03-05T11:10:00Z";
 /// The search a client makes first; its cached answer still offers Ben.
 const SEARCH: &str = "/api/v2/availability?service=colour-and-cut&start=2030-03-05&end=2030-03-05&timeZone=Europe/Berlin";
@@ -37,13 +37,13 @@ fn the_admin_page_shows_counts_workflows_and_a_compensated_timeline() {
     let offered = s.get(SEARCH, &s.booking);
     assert_eq!(offered.status, 200, "{}", offered.body);
     s.take_in_calcom(201, BENS_TAKEN_CUT);
-    let refused = book(&s, "undone", COMPENSATED_START);
+    let refused = book(&s, "undone", COMPENSATED_START, json!({"1": 2}));
     assert_eq!(refused.status, 409, "{}", refused.body);
     let undone = refused.json()["error"]["details"]["booking"]["id"]
         .as_str()
         .expect("the refused booking's id")
         .to_string();
-    let booked = book(&s, "kept", BOOKED_START);
+    let booked = book(&s, "kept", BOOKED_START, json!({}));
     assert_eq!(booked.status, 201, "{}", booked.body);
     let kept = booked.json()["id"].as_str().expect("an id").to_string();
 
@@ -124,11 +124,13 @@ fn the_shell_is_public_holds_no_data_and_a_booking_token_gets_the_form_back() {
     assert!(dom.contains(r#"data-loaded="no""#), "{dom}");
 }
 
-/// Books `colour-and-cut` at `start` with the booking token.
-fn book(s: &Served, key: &str, start: &str) -> Resp {
+/// Books `colour-and-cut` at `start` with the booking token; `hosts` pins
+/// segments (a pinned host is refused rather than failed over).
+fn book(s: &Served, key: &str, start: &str, hosts: serde_json::Value) -> Resp {
     let body = json!({
         "service": "colour-and-cut",
         "start": start,
+        "hosts": hosts,
         "timeZone": "Europe/Berlin",
         "attendee": {"name": "Jo Client", "email": "jo@example.com"},
     });

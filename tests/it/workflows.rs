@@ -85,7 +85,14 @@ impl World {
     /// Books `service` at `start` (waiting for the saga to settle) and
     /// returns the workflow id, whatever the outcome.
     fn book(&self, service: &str, start: &str) -> String {
+        self.book_pinned(service, start, json!({}))
+    }
+
+    /// Books with `hosts` pinning segments: a pinned host Cal.com refuses is
+    /// not failed over, so the refusal stands.
+    fn book_pinned(&self, service: &str, start: &str, hosts: Value) -> String {
         let body = json!({"service": service, "start": start, "timeZone": "Europe/Berlin",
+                          "hosts": hosts,
                           "attendee": {"name": "Jo Client", "email": "jo@example.com"}});
         let r = self.send(
             "POST",
@@ -228,14 +235,14 @@ fn build(w: &World) -> BTreeMap<&'static str, String> {
             .into(),
     );
     ids.insert("held", w.hold("2030-03-07T10:00:00Z"));
-    // The cut is refused, and so is undoing the colour: stuck, compensating.
+    // Ben's cut is refused, and so is undoing the colour: stuck, compensating.
     w.faults(json!([
         {"route": "POST /v2/bookings", "nth": 2, "status": 409},
         {"route": "POST /v2/bookings/{uid}/cancel", "status": 409},
     ]));
     ids.insert(
         "failed-compensating",
-        w.book("colour-and-cut", "2030-03-08T10:00:00Z"),
+        w.book_pinned("colour-and-cut", "2030-03-08T10:00:00Z", json!({"1": 2})),
     );
     w.faults(json!([]));
     // The cut's reply is lost and Cal.com refuses the list that would settle
