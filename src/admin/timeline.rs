@@ -373,6 +373,64 @@ fn facts(event: &Event) -> Facts {
             segment: Some(*segment),
             ..plain(format!("host {from} -> host {host}: {reason}"))
         },
+        SegmentMoveIntended { segment, attempt } => step(
+            Step::Book(*segment),
+            true,
+            Some(*attempt),
+            "moving the original",
+        ),
+        SegmentMoved {
+            segment,
+            calcom_uid,
+            ..
+        } => Facts {
+            uid: Some(calcom_uid.clone()),
+            ..step(
+                Step::Book(*segment),
+                false,
+                None,
+                "moved (the original is cancelled as rescheduled)",
+            )
+        },
+        MoveBackIntended { segment, attempt } => step(
+            Step::Cancel(CancelTarget::Segment(*segment)),
+            true,
+            Some(*attempt),
+            "moving back to the original's time",
+        ),
+        SegmentMovedBack {
+            segment,
+            calcom_uid,
+        } => Facts {
+            uid: Some(calcom_uid.clone()),
+            ..step(
+                Step::Cancel(CancelTarget::Segment(*segment)),
+                false,
+                None,
+                "moved back (the original lives on as this booking)",
+            )
+        },
+        MoveBackFailed {
+            segment,
+            attempt,
+            failure,
+        } => step(
+            Step::Cancel(CancelTarget::Segment(*segment)),
+            false,
+            Some(*attempt),
+            failure_text(failure),
+        ),
+        SegmentRestored {
+            segment,
+            calcom_uid,
+            by,
+        } => Facts {
+            segment: Some(*segment),
+            uid: Some(calcom_uid.clone()),
+            ..plain(format!(
+                "restored as a new Cal.com booking after the failed change {by}"
+            ))
+        },
         SegmentOutcomeUnknown {
             segment,
             attempt,

@@ -191,6 +191,21 @@ fn ours(
             workflow.id
         )));
     }
+    // A reschedule or cancel of it moves and cancels its bookings itself.
+    let changes = app
+        .engine
+        .store()
+        .changes_of(entry.workflow)
+        .map_err(|e| retry(e.into()))?;
+    if let Some(change) = changes
+        .iter()
+        .find(|c| !crate::runtime::TERMINAL_STATES.contains(&c.state.as_str()))
+    {
+        return Err(Outcome::Retry(format!(
+            "workflow {} is being changed by {}; that change's log will say what became of booking {uid}",
+            workflow.id, change.id
+        )));
+    }
     Ok((entry, workflow))
 }
 

@@ -9,10 +9,13 @@ use std::sync::Mutex;
 use chrono::{DateTime, Utc};
 use rand::rngs::SmallRng;
 
-use crate::calcom::wire::{self, CancelBooking, CreateBooking, NewAttendee, ReserveSlot};
+use crate::calcom::wire::{
+    self, CancelBooking, CreateBooking, NewAttendee, RescheduleBooking, ReserveSlot,
+};
 use crate::calcom::{CalcomApi, CalcomError, RetryPolicy};
 use crate::saga::{
-    Attendee, Call, CancelCall, CreateCall, Event, Failure, ReleaseCall, ReserveCall,
+    Attendee, Call, CancelCall, CreateCall, Event, Failure, MoveBackCall, MoveCall, ReleaseCall,
+    ReserveCall,
 };
 
 use super::reconcile;
@@ -65,6 +68,8 @@ impl Caller<'_> {
             },
             Call::Release(c) => vec![self.release(c, now).await],
             Call::Cancel(c) => vec![self.cancel(c, now).await],
+            Call::Move(c) => vec![self.move_segment(c, now).await],
+            Call::MoveBack(c) => vec![self.move_back(c, now).await],
         }
     }
 
@@ -90,6 +95,55 @@ impl Caller<'_> {
             Err(e) if e.is_slot_taken() && c.attempt > 1 => c.unknown(format!(
                 "{e}; an earlier attempt of this segment may have made it, so it is reconciled first"
             )),
+            Err(e) => c.failed(self.failure(&e, c.attempt, now)),
+        }
+    }
+
+    async fn move_segment(&self, c: &MoveCall, now: DateTime<Utc>) -> Event {
+        let input = RescheduleBooking {
+            start: c.segment.start,
+            rescheduled_by: None,
+            rescheduling_reason: Some(format!("moved by calsaga workflow {}", c.workflow)),
+        };
+        match self.api.reschedule_booking(&c.from_uid, &input).await {
+            Ok(b) => c.moved(b.uid, b.start, b.end),
+            Err(CalcomError::OutcomeUnknown { reason }) => c.unknown(reason),
+            // After an uncertain attempt a refusal may mean that attempt
+            // moved the original already: follow its lineage first.
+            Err(e @ CalcomError::Permanent { .. }) if c.attempt > 1 => c.unknown(format!(
+                "{e}; an earlier attempt may have moved booking {}, so it is reconciled first",
+                c.from_uid
+            )),
+            Err(e) => c.failed(self.failure(&e, c.attempt, now)),
+        }
+    }
+
+    /// From attempt 2 on, an earlier attempt may have gone through: follow
+    /// the booking's lineage before moving it again.
+    async fn move_back(&self, c: &MoveBackCall, now: DateTime<Utc>) -> Event {
+        if c.attempt > 1 {
+            match reconcile::lineage(self.api, &c.calcom_uid, &c.segment).await {
+                Ok(reconcile::Lineage::MovedTo(uid)) => return c.moved_back(uid),
+                Ok(reconcile::Lineage::Live) => {}
+                Ok(reconcile::Lineage::Gone) => {
+                    return c.failed(Failure::Permanent {
+                        reason: format!(
+                            "booking {} was cancelled in Cal.com before it could go back to {}; \
+                             the original's time must be booked again by hand",
+                            c.calcom_uid, c.segment.start
+                        ),
+                    });
+                }
+                Err(e) => return c.failed(self.failure(&e, c.attempt, now)),
+            }
+        }
+        let input = RescheduleBooking {
+            start: c.segment.start,
+            rescheduled_by: None,
+            rescheduling_reason: Some(c.reason.clone()),
+        };
+        match self.api.reschedule_booking(&c.calcom_uid, &input).await {
+            Ok(b) => c.moved_back(b.uid),
             Err(e) => c.failed(self.failure(&e, c.attempt, now)),
         }
     }

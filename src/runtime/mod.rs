@@ -477,10 +477,11 @@ impl Engine {
             notes: request.notes.clone(),
         };
         let id = self.inner.new_id();
-        let request = match self.plan(&req, Some(&original)).await {
+        let mut request = match self.plan(&req, Some(&original)).await {
             Ok(request) => request,
             Err(e) => return Err(self.explain_with_key(e, key.as_ref())?),
         };
+        request.plan.mark_moves(&original);
         self.start_saga(
             &req.service,
             Event::RescheduleRequested {
@@ -677,13 +678,15 @@ impl Engine {
             needed: "booked",
         };
         let original = saga.as_original().map_err(|e| illegal(e.state))?;
-        if self
-            .inner
-            .store
-            .mirror(of)?
-            .iter()
-            .any(|m| m.status != "accepted")
-        {
+        // The bookings it holds now (a failed move gives a segment a new
+        // uid; the old one stays in the mirror as rescheduled).
+        let mirror = self.inner.store.mirror(of)?;
+        let live = |uid: &str| {
+            mirror
+                .iter()
+                .any(|m| m.calcom_uid == uid && m.status == "accepted")
+        };
+        if !original.segments.iter().all(|s| live(&s.calcom_uid)) {
             return Err(illegal("cancelled or rescheduled"));
         }
         let running = self

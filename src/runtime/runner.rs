@@ -9,7 +9,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::saga::{self, Batch, CancelTarget, ClaimChange, Event, Saga, Then};
+use crate::saga::{self, Batch, CancelTarget, ClaimChange, Event, PlannedSegment, Saga, Then};
 use crate::store::{Claim, MirrorEntry, NewEvent, StoreError, WriteBatch, WriteOp};
 
 use super::calls::Caller;
@@ -130,7 +130,12 @@ fn intent_time(
     let events = inner.store.events(id)?;
     Ok(events.iter().rev().find_map(|row| {
         match serde_json::from_str::<Event>(&row.payload).ok()? {
-            Event::SegmentBookingIntended { segment: k, .. } if k == segment => Some(row.at),
+            Event::SegmentBookingIntended { segment: k, .. }
+            | Event::SegmentMoveIntended { segment: k, .. }
+                if k == segment =>
+            {
+                Some(row.at)
+            }
             _ => None,
         }
     }))
@@ -163,7 +168,12 @@ async fn commit(
     seq: u64,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    let ops = batch_ops(batch, seq, now)?;
+    let mut ops = batch_ops(batch, seq, now)?;
+    ops.extend(
+        restore_ops(inner, batch, now).map_err(|e| StoreError::Invalid {
+            detail: format!("recording the restored original in its own log: {e}"),
+        })?,
+    );
     if ops.is_empty() {
         return Ok(());
     }
@@ -185,12 +195,7 @@ pub fn batch_ops(batch: &Batch, seq: u64, now: DateTime<Utc>) -> Result<WriteBat
                 .collect::<Result<_, _>>()?,
         });
         ops.extend(batch.claims.iter().map(claim_op));
-        ops.extend(
-            batch
-                .events
-                .iter()
-                .filter_map(|e| mirror_op(&batch.saga, e)),
-        );
+        ops.extend(batch.events.iter().flat_map(|e| mirror_ops(&batch.saga, e)));
         ops.push(projection_op(&batch.saga, now)?);
     }
     match batch.then {
@@ -233,8 +238,13 @@ fn to_json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
 
 pub fn claim_op(change: &ClaimChange) -> WriteOp {
     match change {
-        ClaimChange::Acquire { workflow, claims } => WriteOp::ClaimSlots {
+        ClaimChange::Acquire {
+            workflow,
+            claims,
+            replacing,
+        } => WriteOp::ClaimSlots {
             workflow: *workflow,
+            replacing: *replacing,
             claims: claims
                 .iter()
                 .enumerate()
@@ -254,39 +264,114 @@ pub fn claim_op(change: &ClaimChange) -> WriteOp {
 }
 
 /// Keeps the booking mirror in step with what the log says of Cal.com.
-fn mirror_op(saga: &Saga, event: &Event) -> Option<WriteOp> {
-    let (workflow, segment, status) = match event {
-        Event::SegmentBooked { segment, .. } => (saga.workflow, *segment, "accepted"),
-        Event::SegmentReconciled {
+fn mirror_ops(saga: &Saga, event: &Event) -> Vec<WriteOp> {
+    let own = |k: u16| {
+        saga.segments_view()
+            .into_iter()
+            .find(|v| v.segment.index == k)
+            .and_then(|v| Some((v.segment, v.calcom_uid?)))
+    };
+    let original = |k: u16| {
+        let o = saga.original.as_ref()?;
+        let b = o.segments.get(usize::from(k))?;
+        Some((o.workflow, b.segment.clone(), b.calcom_uid.clone()))
+    };
+    let entry = |workflow, (p, uid): (PlannedSegment, String), status: &str| MirrorEntry {
+        workflow,
+        segment: p.index,
+        calcom_uid: uid,
+        event_type_id: p.event_type_id,
+        host: p.host,
+        start: p.start,
+        end: p.end,
+        status: status.into(),
+    };
+    // A move makes this saga's booking and ends the original's.
+    let moved = |k: u16| -> Vec<MirrorEntry> {
+        let mut out: Vec<_> = own(k)
+            .map(|b| entry(saga.workflow, b, "accepted"))
+            .into_iter()
+            .collect();
+        if saga
+            .planned()
+            .get(usize::from(k))
+            .is_some_and(|p| p.moves.is_some())
+        {
+            out.extend(original(k).map(|(w, p, uid)| entry(w, (p, uid), "rescheduled")));
+        }
+        out
+    };
+    let entries = match event {
+        Event::SegmentBooked { segment, .. }
+        | Event::SegmentMoved { segment, .. }
+        | Event::SegmentReconciled {
             segment,
             found: Some(_),
-        } => (saga.workflow, *segment, "accepted"),
+        } => moved(*segment),
         Event::BookingCancelled {
             target: CancelTarget::Segment(segment),
-        } => (saga.workflow, *segment, "cancelled"),
+        } => own(*segment)
+            .map(|b| entry(saga.workflow, b, "cancelled"))
+            .into_iter()
+            .collect(),
         Event::BookingCancelled {
             target: CancelTarget::Original(segment),
-        } => (saga.original.as_ref()?.workflow, *segment, "cancelled"),
-        _ => return None,
-    };
-    let (planned, calcom_uid) = if workflow == saga.workflow {
-        let view = saga
-            .segments_view()
+        } => original(*segment)
+            .map(|(w, p, uid)| entry(w, (p, uid), "cancelled"))
             .into_iter()
-            .find(|v| v.segment.index == segment)?;
-        (view.segment, view.calcom_uid?)
-    } else {
-        let booked = saga.original.as_ref()?.segments.get(usize::from(segment))?;
-        (booked.segment.clone(), booked.calcom_uid.clone())
+            .collect(),
+        // The original's time is booked again: that booking is the original's.
+        Event::SegmentMovedBack {
+            segment,
+            calcom_uid,
+        } => {
+            let mut out: Vec<_> = own(*segment)
+                .map(|b| entry(saga.workflow, b, "rescheduled"))
+                .into_iter()
+                .collect();
+            out.extend(
+                original(*segment).map(|(w, p, _)| entry(w, (p, calcom_uid.clone()), "accepted")),
+            );
+            out
+        }
+        _ => Vec::new(),
     };
-    Some(WriteOp::UpsertMirror(MirrorEntry {
-        workflow,
-        segment,
-        calcom_uid,
-        event_type_id: planned.event_type_id,
-        host: planned.host,
-        start: planned.start,
-        end: planned.end,
-        status: status.into(),
-    }))
+    entries.into_iter().map(WriteOp::UpsertMirror).collect()
+}
+
+/// A move back gives the original a new Cal.com uid: the original's own log
+/// learns it (`segment_restored`) in the same transaction, so its fold, its
+/// answers and a later change of it name the booking that is live.
+fn restore_ops(
+    inner: &Inner,
+    batch: &Batch,
+    now: DateTime<Utc>,
+) -> Result<WriteBatch, EngineError> {
+    let mut ops = WriteBatch::new();
+    let Some(original) = &batch.saga.original else {
+        return Ok(ops);
+    };
+    for event in &batch.events {
+        let Event::SegmentMovedBack {
+            segment,
+            calcom_uid,
+        } = event
+        else {
+            continue;
+        };
+        let (mut saga, seq) = load(inner, original.workflow)?;
+        let restored = Event::SegmentRestored {
+            segment: *segment,
+            calcom_uid: calcom_uid.clone(),
+            by: batch.saga.workflow,
+        };
+        saga.apply(&restored)?;
+        ops.push(WriteOp::AppendEvents {
+            workflow: original.workflow,
+            expected_seq: seq,
+            events: vec![new_event(&restored, now)?],
+        });
+        ops.push(projection_op(&saga, now)?);
+    }
+    Ok(ops)
 }

@@ -139,6 +139,29 @@ impl Saga {
                 },
                 reason,
             ),
+            Event::SegmentMoveIntended { segment, attempt } => {
+                self.move_intended(*segment, *attempt)
+            }
+            Event::SegmentMoved {
+                segment,
+                calcom_uid,
+                start,
+                end,
+            } => self.segment_moved(*segment, calcom_uid, *start, *end),
+            Event::MoveBackIntended { segment, attempt } => {
+                self.move_back_intended(*segment, *attempt)
+            }
+            Event::SegmentMovedBack { segment, .. } => self.moved_back(*segment, None),
+            Event::MoveBackFailed {
+                segment,
+                attempt,
+                failure,
+            } => self.moved_back(*segment, Some((*attempt, failure))),
+            Event::SegmentRestored {
+                segment,
+                calcom_uid,
+                ..
+            } => self.segment_restored(*segment, calcom_uid),
             Event::SegmentOutcomeUnknown {
                 segment, attempt, ..
             } => self.outcome_unknown(*segment, *attempt),
@@ -155,7 +178,7 @@ impl Saga {
                 failure,
             } => self.cancel_outcome(target, Some(*attempt), undo_failed(*attempt, failure)),
             Event::Booked => self.end_booked(),
-            Event::Rescheduled => self.end_originals(&Phase::Switching, Phase::Rescheduled),
+            Event::Rescheduled => self.end_rescheduled(),
             Event::Cancelled => self.end_originals(&Phase::Cancelling, Phase::Cancelled),
             Event::Compensated { reason } => self.end_compensated(reason),
             Event::Expired => self.end_expired(),
@@ -204,26 +227,33 @@ impl Saga {
         Ok(&mut self.segments[usize::from(k)])
     }
 
-    /// Steps run in segment order: every earlier segment must be done.
+    /// Steps run in make order (`Saga::make_order`): every segment before
+    /// `k` must be done.
     pub(super) fn expect_earlier_done(
         &self,
         k: u16,
         done: impl Fn(&SegmentState) -> bool,
     ) -> Check {
         self.segment(k)?;
-        match self
-            .segments
-            .iter()
-            .take(usize::from(k))
-            .position(|s| !done(s))
-        {
+        let order = self.make_order();
+        let before = order.iter().take_while(|j| **j != k);
+        match before.copied().find(|j| !self.segment(*j).is_ok_and(&done)) {
             Some(j) => Err(format!("segment {j} comes first and is not done")),
             None => Ok(()),
         }
     }
 
+    /// Every slot reserved; a moved segment has none (its original holds it).
     pub(super) fn all_reserved(&self) -> bool {
-        self.segments.iter().all(|s| s.reservation.done().is_some())
+        self.segments
+            .iter()
+            .enumerate()
+            .all(|(k, s)| self.moves(k).is_some() || s.reservation.done().is_some())
+    }
+
+    /// The original booking segment `k` moves, if it is a move.
+    pub(super) fn moves(&self, k: usize) -> Option<&str> {
+        self.planned().get(k)?.moves.as_deref()
     }
 
     pub(super) fn all_booked(&self) -> bool {

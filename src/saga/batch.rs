@@ -51,6 +51,8 @@ pub enum ClaimChange {
     Acquire {
         workflow: Uuid,
         claims: Vec<SlotClaim>,
+        /// The booking a reschedule replaces: its claims do not conflict.
+        replacing: Option<Uuid>,
     },
     /// Drop every claim `workflow` holds.
     ReleaseAll { workflow: Uuid },
@@ -125,11 +127,13 @@ pub fn claim_change(saga: &Saga, event: &Event) -> Option<ClaimChange> {
         | Event::RescheduleRequested { request, .. } => Some(ClaimChange::Acquire {
             workflow: saga.workflow,
             claims: request.plan.claims(),
+            replacing: replaced(saga),
         }),
         // The switched segment's claim moves to its new host.
         Event::SegmentHostSwitched { .. } => saga.request.as_ref().map(|r| ClaimChange::Acquire {
             workflow: saga.workflow,
             claims: r.plan.claims(),
+            replacing: replaced(saga),
         }),
         Event::Compensated { .. } | Event::Expired => Some(ClaimChange::ReleaseAll {
             workflow: saga.workflow,
@@ -141,4 +145,12 @@ pub fn claim_change(saga: &Saga, event: &Event) -> Option<ClaimChange> {
         }
         _ => None,
     }
+}
+
+/// A reschedule's original, whose claims overlap its replacement's.
+fn replaced(saga: &Saga) -> Option<Uuid> {
+    saga.original
+        .as_ref()
+        .filter(|_| saga.kind == super::state::Kind::Reschedule)
+        .map(|o| o.workflow)
 }

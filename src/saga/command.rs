@@ -33,6 +33,8 @@ pub enum Call {
     Reconcile(ReconcileCall),
     Release(ReleaseCall),
     Cancel(CancelCall),
+    Move(MoveCall),
+    MoveBack(MoveBackCall),
 }
 
 impl Call {
@@ -55,6 +57,14 @@ impl Call {
             }),
             Call::Cancel(c) => Some(Event::CancelIntended {
                 target: c.target.clone(),
+                attempt: c.attempt,
+            }),
+            Call::Move(c) => Some(Event::SegmentMoveIntended {
+                segment: c.segment.index,
+                attempt: c.attempt,
+            }),
+            Call::MoveBack(c) => Some(Event::MoveBackIntended {
+                segment: c.segment.index,
                 attempt: c.attempt,
             }),
         }
@@ -208,6 +218,78 @@ impl CancelCall {
     pub fn failed(&self, failure: Failure) -> Event {
         Event::CancelFailed {
             target: self.target.clone(),
+            attempt: self.attempt,
+            failure,
+        }
+    }
+}
+
+/// `POST /v2/bookings/{from_uid}/reschedule` to `segment.start`: Cal.com
+/// books the new time and cancels the original in one call, the original's
+/// own time counting as free for its host. The new booking keeps the
+/// original's metadata, so a reconcile follows the original's lineage
+/// (`rescheduledToUid`, or `rescheduledFromUid` on the host's bookings).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MoveCall {
+    pub workflow: Uuid,
+    /// The new segment; `segment.moves` names the original booking.
+    pub segment: PlannedSegment,
+    pub from_uid: String,
+    pub attempt: u32,
+}
+
+impl MoveCall {
+    pub fn moved(&self, calcom_uid: String, start: DateTime<Utc>, end: DateTime<Utc>) -> Event {
+        Event::SegmentMoved {
+            segment: self.segment.index,
+            calcom_uid,
+            start,
+            end,
+        }
+    }
+
+    pub fn failed(&self, failure: Failure) -> Event {
+        Event::SegmentBookingFailed {
+            segment: self.segment.index,
+            attempt: self.attempt,
+            failure,
+        }
+    }
+
+    /// The reply was lost: the original may be moved already; reconcile.
+    pub fn unknown(&self, reason: String) -> Event {
+        Event::SegmentOutcomeUnknown {
+            segment: self.segment.index,
+            attempt: self.attempt,
+            reason,
+        }
+    }
+}
+
+/// Undo of a move while compensating: `POST /v2/bookings/{calcom_uid}/reschedule`
+/// back to `to` (the original's start). From attempt 2 on, the runner first
+/// asks Cal.com whether an earlier attempt went through, so a move back is
+/// never repeated blindly.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MoveBackCall {
+    /// The moved segment as the original had it (host, event type, times).
+    pub segment: PlannedSegment,
+    pub calcom_uid: String,
+    pub attempt: u32,
+    pub reason: String,
+}
+
+impl MoveBackCall {
+    pub fn moved_back(&self, calcom_uid: String) -> Event {
+        Event::SegmentMovedBack {
+            segment: self.segment.index,
+            calcom_uid,
+        }
+    }
+
+    pub fn failed(&self, failure: Failure) -> Event {
+        Event::MoveBackFailed {
+            segment: self.segment.index,
             attempt: self.attempt,
             failure,
         }

@@ -9,11 +9,12 @@
 use chrono::{DateTime, Utc};
 
 use super::command::{
-    Call, CancelCall, Command, CreateCall, ReconcileCall, ReleaseCall, ReserveCall,
+    Call, CancelCall, Command, CreateCall, MoveBackCall, MoveCall, ReconcileCall, ReleaseCall,
+    ReserveCall,
 };
 use super::event::{BookingRequest, CancelTarget, Event, Failure};
 use super::plan::PlannedSegment;
-use super::state::{Kind, Make, Phase, Saga, SegmentState, Undo};
+use super::state::{BookedOn, Kind, Make, Phase, Saga, SegmentState, Undo};
 
 /// Attempts of one reservation or booking before the saga compensates.
 pub const RETRY_ATTEMPTS_MAX: u32 = 8;
@@ -189,7 +190,8 @@ fn segments(saga: &Saga) -> impl DoubleEndedIterator<Item = (&PlannedSegment, &S
 
 fn reserving(saga: &Saga, now: DateTime<Utc>) -> Command {
     let reservation_min = saga.reserve_min.unwrap_or(1);
-    for (p, s) in segments(saga) {
+    // A moved segment needs no reservation: its original holds the host.
+    for (p, s) in segments(saga).filter(|(p, _)| p.moves.is_none()) {
         let go = |attempt| {
             Call::Reserve(ReserveCall {
                 segment: p.clone(),
@@ -219,9 +221,14 @@ fn booking(saga: &Saga, now: DateTime<Utc>) -> Command {
     let Some(request) = &saga.request else {
         return Command::Idle;
     };
-    for (p, s) in segments(saga) {
+    for (p, s) in in_make_order(saga) {
         let step = booking_step(saga, request, p, s, now);
-        if let Some(c) = command(step, || about("booking", p)) {
+        let verb = if p.moves.is_some() {
+            "moving"
+        } else {
+            "booking"
+        };
+        if let Some(c) = command(step, || about(verb, p)) {
             return c;
         }
     }
@@ -229,7 +236,10 @@ fn booking(saga: &Saga, now: DateTime<Utc>) -> Command {
         return c;
     }
     match saga.kind {
-        Kind::Reschedule => cancel_originals(saga, now).unwrap_or(Command::Idle),
+        // Every original moved: nothing is left to cancel.
+        Kind::Reschedule => {
+            cancel_originals(saga, now).unwrap_or(Command::Record(Event::Rescheduled))
+        }
         Kind::Book | Kind::Hold | Kind::Cancel => Command::Record(Event::Booked),
     }
 }
@@ -241,15 +251,21 @@ fn booking_step(
     s: &SegmentState,
     now: DateTime<Utc>,
 ) -> Step {
-    let go = |attempt| {
-        Call::Create(Box::new(CreateCall {
+    let go = |attempt| match &p.moves {
+        Some(from_uid) => Call::Move(MoveCall {
+            workflow: saga.workflow,
+            segment: p.clone(),
+            from_uid: from_uid.clone(),
+            attempt,
+        }),
+        None => Call::Create(Box::new(CreateCall {
             workflow: saga.workflow,
             service_id: request.plan.service_id.clone(),
             segment: p.clone(),
             attempt,
             attendee: request.attendee.clone(),
             notes: request.notes.clone(),
-        }))
+        })),
     };
     let reconcile = |attempt| {
         Call::Reconcile(ReconcileCall {
@@ -280,17 +296,29 @@ fn releases(saga: &Saga, now: DateTime<Utc>) -> Option<Command> {
     })
 }
 
-/// Compensation: first learn the truth about uncertain creates, then cancel
-/// this saga's bookings newest first, then release reservations.
+/// The segments in the order they are made (`Saga::make_order`).
+fn in_make_order(saga: &Saga) -> impl DoubleEndedIterator<Item = (&PlannedSegment, &SegmentState)> {
+    saga.make_order().into_iter().filter_map(|k| {
+        let k = usize::from(k);
+        Some((saga.planned().get(k)?, saga.segments.get(k)?))
+    })
+}
+
+/// Compensation: first learn the truth about uncertain steps, then undo
+/// this saga's bookings newest first (a moved one goes back to its
+/// original's time, any other is cancelled), then release reservations.
 fn unwind(saga: &Saga, reason: &str, now: DateTime<Utc>) -> Option<Command> {
-    let uncertain = segments(saga).rev().find_map(|(p, s)| {
+    let uncertain = in_make_order(saga).rev().find_map(|(p, s)| {
         s.booking.uncertain_attempt()?;
         let step = booking_step(saga, saga.request.as_ref()?, p, s, now);
         command(step, || about("settling", p))
     });
-    let cancel = || {
-        segments(saga).rev().find_map(|(p, s)| {
+    let undo = || {
+        in_make_order(saga).rev().find_map(|(p, s)| {
             let b = s.booking.done()?;
+            if p.moves.is_some() {
+                return move_back(saga, p, b, reason, now);
+            }
             let go = |attempt| {
                 Call::Cancel(CancelCall {
                     target: CancelTarget::Segment(p.index),
@@ -302,7 +330,29 @@ fn unwind(saga: &Saga, reason: &str, now: DateTime<Utc>) -> Option<Command> {
             command(undo_step(&b.cancel, now, &go), || about("cancelling", p))
         })
     };
-    uncertain.or_else(cancel).or_else(|| releases(saga, now))
+    uncertain.or_else(undo).or_else(|| releases(saga, now))
+}
+
+/// A moved segment's undo: its booking goes back to the original's time.
+fn move_back(
+    saga: &Saga,
+    p: &PlannedSegment,
+    b: &BookedOn,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Option<Command> {
+    let original = saga.original.as_ref()?.segments.get(usize::from(p.index))?;
+    let go = |attempt| {
+        Call::MoveBack(MoveBackCall {
+            segment: original.segment.clone(),
+            calcom_uid: b.calcom_uid.clone(),
+            attempt,
+            reason: reason.to_owned(),
+        })
+    };
+    command(undo_step(&b.cancel, now, &go), || {
+        about("moving back", &original.segment)
+    })
 }
 
 /// The original segments, last first (cancel saga; reschedule after the switch).

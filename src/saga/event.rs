@@ -215,6 +215,56 @@ pub enum Event {
         event_type_id: u64,
         reason: String,
     },
+    /// Appended by the runner (from decide) before `POST
+    /// /v2/bookings/{uid}/reschedule` of the original booking the segment's
+    /// plan `moves` (same host and event type, overlapping times). Moves come
+    /// after every created segment, so nothing is moved unless the rest of
+    /// the new booking exists. A failure or lost reply is recorded as for a
+    /// create (`segment_booking_failed`, `segment_outcome_unknown`); a
+    /// reconcile looks for the booking Cal.com made from the original.
+    /// Accepted in: booking (or reserving with every other slot reserved), a
+    /// reschedule, for the next segment in make order, attempt = last + 1.
+    SegmentMoveIntended { segment: u16, attempt: u32 },
+    /// Appended by the runner after Cal.com moved the original: the new
+    /// booking `calcom_uid` is this segment's, and Cal.com cancelled the
+    /// original (as rescheduled) in the same call, so the switch has
+    /// nothing to cancel for it.
+    /// Accepted in: any open state, with the segment's move intended.
+    SegmentMoved {
+        segment: u16,
+        calcom_uid: String,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    },
+    /// Appended by the runner (from decide) while compensating, before
+    /// moving a moved segment's booking back to its original's time (the
+    /// undo of a move: cancelling it would lose the original).
+    /// Accepted in: compensating, the segment moved and not yet moved back.
+    MoveBackIntended { segment: u16, attempt: u32 },
+    /// Appended by the runner when the original's time is booked again as
+    /// `calcom_uid` (Cal.com gives every move a new uid). In the same commit
+    /// the runner appends `segment_restored` to the original's log.
+    /// Accepted in: any open state, with the move back intended.
+    SegmentMovedBack { segment: u16, calcom_uid: String },
+    /// Appended by the runner when the move back failed. Like a cancel it
+    /// is forward-only: retryable failures are retried (each retry first
+    /// asks Cal.com whether the last one went through); a permanent one
+    /// marks the saga failed for an admin.
+    /// Accepted in: any state, with this attempt intended.
+    MoveBackFailed {
+        segment: u16,
+        attempt: u32,
+        failure: Failure,
+    },
+    /// Appended to a booked saga's log by the runner of reschedule saga
+    /// `by`, in the commit that recorded its move back: Cal.com keeps this
+    /// segment, at its booked times, as booking `calcom_uid` now.
+    /// Accepted in: booked or rescheduled, the segment booked and live.
+    SegmentRestored {
+        segment: u16,
+        calcom_uid: String,
+        by: Uuid,
+    },
     /// Appended by the runner when the create's reply was lost (timeout,
     /// reset): the booking may exist, so the next step is a reconcile.
     /// Accepted in: any open state, with this attempt intended.
@@ -317,6 +367,12 @@ impl Event {
             Event::SegmentBooked { .. } => "segment_booked",
             Event::SegmentBookingFailed { .. } => "segment_booking_failed",
             Event::SegmentHostSwitched { .. } => "segment_host_switched",
+            Event::SegmentMoveIntended { .. } => "segment_move_intended",
+            Event::SegmentMoved { .. } => "segment_moved",
+            Event::MoveBackIntended { .. } => "move_back_intended",
+            Event::SegmentMovedBack { .. } => "segment_moved_back",
+            Event::MoveBackFailed { .. } => "move_back_failed",
+            Event::SegmentRestored { .. } => "segment_restored",
             Event::SegmentOutcomeUnknown { .. } => "segment_outcome_unknown",
             Event::SegmentReconciled { .. } => "segment_reconciled",
             Event::ReconcileFailed { .. } => "reconcile_failed",

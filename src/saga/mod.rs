@@ -49,7 +49,10 @@ pub use apply::{TransitionError, fold};
 pub use batch::{
     ADVANCE_ROUNDS_MAX, AdvanceError, Batch, ClaimChange, Then, advance, claim_change,
 };
-pub use command::{Call, CancelCall, Command, CreateCall, ReconcileCall, ReleaseCall, ReserveCall};
+pub use command::{
+    Call, CancelCall, Command, CreateCall, MoveBackCall, MoveCall, ReconcileCall, ReleaseCall,
+    ReserveCall,
+};
 pub use decide::{RETRY_ATTEMPTS_MAX, decide};
 pub use event::{
     Attendee, BookedSegment, BookingRequest, CancelTarget, Event, Failure, OriginalBooking,

@@ -10,6 +10,7 @@ use std::num::NonZeroU32;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::event::OriginalBooking;
 use crate::catalog::{Service, StaffOption};
 
 /// One segment as it will be booked.
@@ -32,6 +33,12 @@ pub struct PlannedSegment {
     /// booking a reschedule replaces, or the option Cal.com refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_change: Option<HostChange>,
+    /// A reschedule's segment that keeps its host and event type and
+    /// overlaps its own original: Cal.com cannot book the new time while
+    /// the original holds the host, so the saga moves this Cal.com booking
+    /// (`POST /v2/bookings/{uid}/reschedule`) instead of creating one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub moves: Option<String>,
 }
 
 /// Who a segment had before and why it has another host now.
@@ -59,6 +66,17 @@ pub struct SlotClaim {
 }
 
 impl Plan {
+    /// For a reschedule of `original`: every segment that keeps its
+    /// original's host and event type and overlaps its original's time
+    /// moves that booking; the others are made before the originals go.
+    pub fn mark_moves(&mut self, original: &OriginalBooking) {
+        for (p, o) in self.segments.iter_mut().zip(&original.segments) {
+            let same_staff = p.host == o.segment.host && p.event_type_id == o.segment.event_type_id;
+            let overlaps = p.start < o.segment.end && o.segment.start < p.end;
+            p.moves = (same_staff && overlaps).then(|| o.calcom_uid.clone());
+        }
+    }
+
     /// The intervals to claim in the same transaction as the request.
     pub fn claims(&self) -> Vec<SlotClaim> {
         self.segments
@@ -193,6 +211,7 @@ pub fn plan(
                         format!("host {from} is not free from {start} to {end}")
                     },
                 }),
+            moves: None,
         });
     }
     Ok(Plan {

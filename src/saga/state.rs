@@ -330,6 +330,15 @@ impl Saga {
         booked.chain(duplicates).chain(originals).collect()
     }
 
+    /// The order segments are made in: created ones by index, then the
+    /// moved ones (a move cancels its original, so it waits until the rest
+    /// of the new booking exists). Compensation undoes in reverse.
+    pub fn make_order(&self) -> Vec<u16> {
+        let planned = self.planned();
+        let (created, moved): (Vec<_>, Vec<_>) = planned.iter().partition(|p| p.moves.is_none());
+        created.into_iter().chain(moved).map(|p| p.index).collect()
+    }
+
     pub(super) fn live_duplicates(&self) -> usize {
         self.duplicates
             .iter()

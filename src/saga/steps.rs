@@ -100,6 +100,22 @@ impl Saga {
     // ---------------------------------------------------------- bookings
 
     pub(super) fn booking_intended(&mut self, k: u16, attempt: u32) -> Check {
+        if let Some(uid) = self.moves(usize::from(k)) {
+            return Err(format!(
+                "segment {k} moves Cal.com booking {uid}; it is made by segment_move_intended"
+            ));
+        }
+        self.make_intended(k, attempt)
+    }
+
+    pub(super) fn move_intended(&mut self, k: u16, attempt: u32) -> Check {
+        if self.kind != Kind::Reschedule || self.moves(usize::from(k)).is_none() {
+            return Err(format!("segment {k} does not move an original booking"));
+        }
+        self.make_intended(k, attempt)
+    }
+
+    fn make_intended(&mut self, k: u16, attempt: u32) -> Check {
         self.expect_running(&["booking", "reserving"])?;
         if self.phase == Phase::Reserving && (self.kind == Kind::Hold || !self.all_reserved()) {
             return Err(
@@ -121,6 +137,15 @@ impl Saga {
         start: DateTime<Utc>,
         end: DateTime<Utc>,
     ) -> Check {
+        if let Some(moved) = self.moves(usize::from(k)) {
+            return Err(format!(
+                "segment {k} moves Cal.com booking {moved}; its outcome is segment_moved"
+            ));
+        }
+        self.book(k, uid, start, end)
+    }
+
+    fn book(&mut self, k: u16, uid: &str, start: DateTime<Utc>, end: DateTime<Utc>) -> Check {
         self.expect_open()?;
         expect_intended(&self.segment(k)?.booking, None)?;
         self.expect_unknown_uid(uid)?;
@@ -131,6 +156,74 @@ impl Saga {
             cancel: Undo::Live,
         });
         Ok(())
+    }
+
+    /// A move books the segment and ends its original in one Cal.com call.
+    pub(super) fn segment_moved(
+        &mut self,
+        k: u16,
+        uid: &str,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    ) -> Check {
+        if self.moves(usize::from(k)).is_none() {
+            return Err(format!("segment {k} does not move an original booking"));
+        }
+        self.original_moved(k)?;
+        self.book(k, uid, start, end)?;
+        self.originals[usize::from(k)] = Undo::Done;
+        Ok(())
+    }
+
+    /// The original a move ended, checked before anything changes.
+    fn original_moved(&self, k: u16) -> Check {
+        match self.originals.get(usize::from(k)) {
+            Some(Undo::Live) => Ok(()),
+            Some(_) => Err(format!("original segment {k} is already being cancelled")),
+            None => Err(format!("there is no original segment {k}")),
+        }
+    }
+
+    pub(super) fn move_back_intended(&mut self, k: u16, attempt: u32) -> Check {
+        self.expect_running(&["compensating"])?;
+        if self.moves(usize::from(k)).is_none() {
+            return Err(format!("segment {k} was not moved, so it is cancelled"));
+        }
+        let undo = self.cancel_step(&CancelTarget::Segment(k))?;
+        expect_attempt(undo.next_attempt(), attempt)?;
+        *undo = Undo::Intended { attempt };
+        Ok(())
+    }
+
+    /// `failed`: the attempt and why; None: the original's time is booked
+    /// again (the original lives on, under the uid the event names).
+    pub(super) fn moved_back(&mut self, k: u16, failed: Option<(u32, &Failure)>) -> Check {
+        self.expect_open()?;
+        let (attempt, next) = match failed {
+            Some((attempt, failure)) => (Some(attempt), undo_failed(attempt, failure)),
+            None => (None, Undo::Done),
+        };
+        let done = next.is_done();
+        let undo = self.cancel_step(&CancelTarget::Segment(k))?;
+        expect_undo_intended(undo, attempt)?;
+        *undo = next;
+        if done && let Some(original) = self.originals.get_mut(usize::from(k)) {
+            *original = Undo::Live;
+        }
+        Ok(())
+    }
+
+    /// A change saga moved this segment and moved it back: same times, new uid.
+    pub(super) fn segment_restored(&mut self, k: u16, uid: &str) -> Check {
+        self.expect_phase(&["booked", "rescheduled"])?;
+        self.expect_unknown_uid(uid)?;
+        match &mut self.segment_mut(k)?.booking {
+            Make::Done(b) if b.cancel == Undo::Live => {
+                b.calcom_uid = uid.to_owned();
+                Ok(())
+            }
+            _ => Err(format!("segment {k} has no live booking to restore")),
+        }
     }
 
     /// Failover: the segment's refused step starts over with `to`, which
@@ -178,6 +271,9 @@ impl Saga {
         planned.alternatives.remove(at);
         planned.host = to.host;
         planned.event_type_id = to.event_type_id;
+        // The new host creates its own booking; the original is cancelled
+        // at the switch like any other.
+        planned.moves = None;
         planned.host_change = Some(HostChange {
             from,
             reason: reason.to_owned(),
@@ -212,6 +308,10 @@ impl Saga {
     pub(super) fn reconciled(&mut self, k: u16, found: &Option<String>) -> Check {
         self.expect_open()?;
         let attempt = self.uncertain_attempt(k)?;
+        let moved = found.is_some() && self.moves(usize::from(k)).is_some();
+        if moved {
+            self.original_moved(k)?;
+        }
         let next = match found {
             Some(uid) => {
                 self.expect_unknown_uid(uid)?;
@@ -229,6 +329,9 @@ impl Saga {
             None => Make::Missing { attempt },
         };
         self.segment_mut(k)?.booking = next;
+        if moved {
+            self.originals[usize::from(k)] = Undo::Done;
+        }
         Ok(())
     }
 
@@ -357,6 +460,18 @@ impl Saga {
         self.expect_ends_clean()?;
         self.phase = Phase::Booked;
         Ok(())
+    }
+
+    /// A reschedule whose segments all moved has no original left to
+    /// cancel, so it may end straight from booking.
+    pub(super) fn end_rescheduled(&mut self) -> Check {
+        if self.phase == Phase::Booking {
+            if self.kind != Kind::Reschedule || !self.all_booked() || !self.releases_settled() {
+                return Err("not every new segment is booked with its reservation released".into());
+            }
+            return self.end_originals(&Phase::Booking, Phase::Rescheduled);
+        }
+        self.end_originals(&Phase::Switching, Phase::Rescheduled)
     }
 
     pub(super) fn end_originals(&mut self, from: &Phase, to: Phase) -> Check {

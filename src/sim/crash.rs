@@ -25,16 +25,19 @@ pub enum CrashScenario {
     /// A booking that reserves every slot first (`reserve_min`).
     BookReserved,
     Reschedule,
+    /// A reschedule by 15 minutes: every segment moves its original.
+    Push,
     Cancel,
     HoldConfirm,
     HoldExpire,
 }
 
 impl CrashScenario {
-    pub const ALL: [CrashScenario; 6] = [
+    pub const ALL: [CrashScenario; 7] = [
         CrashScenario::Book,
         CrashScenario::BookReserved,
         CrashScenario::Reschedule,
+        CrashScenario::Push,
         CrashScenario::Cancel,
         CrashScenario::HoldConfirm,
         CrashScenario::HoldExpire,
@@ -58,6 +61,7 @@ impl CrashScenario {
                 let to = sim_start(1, 12);
                 (vec![book, Op::Reschedule { pick: 0, start: to }], 1)
             }
+            CrashScenario::Push => (vec![book, Op::Push { pick: 0 }], 1),
             CrashScenario::Cancel => (vec![book, Op::Cancel { pick: 0 }], 1),
             CrashScenario::HoldConfirm => (vec![hold, Op::Confirm { pick: 0 }], 0),
             CrashScenario::HoldExpire => (vec![hold], 0),

@@ -72,6 +72,11 @@ pub enum Op {
     Cancel {
         pick: u8,
     },
+    /// "Can we push it back a bit?": reschedule a booking by 15 minutes,
+    /// into time that overlaps its own segments (the move path).
+    Push {
+        pick: u8,
+    },
 }
 
 impl Op {
@@ -82,6 +87,7 @@ impl Op {
             Op::Confirm { .. } => "confirm",
             Op::Reschedule { .. } => "reschedule",
             Op::Cancel { .. } => "cancel",
+            Op::Push { .. } => "push",
         }
     }
 }
@@ -109,7 +115,7 @@ impl Plan {
         let ops = (0..requests)
             .map(|_| {
                 let start = sim_start(rng.gen_range(0..3), rng.gen_range(0..28));
-                match rng.gen_range(0..10) {
+                match rng.gen_range(0..11) {
                     0..=3 => Op::Book {
                         service: service(&mut rng),
                         start,
@@ -129,7 +135,8 @@ impl Plan {
                         pick: rng.r#gen(),
                         start,
                     },
-                    _ => Op::Cancel { pick: rng.r#gen() },
+                    8 | 9 => Op::Cancel { pick: rng.r#gen() },
+                    _ => Op::Push { pick: rng.r#gen() },
                 }
             })
             .collect();
@@ -204,6 +211,10 @@ pub struct RunStats {
     pub reconciliations: u64,
     /// Segments moved to another staff option after a refusal as taken.
     pub host_switches: u64,
+    /// Segments a reschedule moved with Cal.com's own reschedule (their
+    /// new time overlapped the original), and moves undone by compensation.
+    pub moves: u64,
+    pub moves_back: u64,
     pub compensations: u64,
     /// Workflows per final state.
     pub states: BTreeMap<String, u64>,
@@ -234,6 +245,8 @@ fn judge(world: &world::World, seed: u64) -> Result<RunReport, SimError> {
     let mut stats = world.stats.clone();
     stats.reconciliations = evidence.count_events("segment_reconciled");
     stats.host_switches = evidence.count_events("segment_host_switched");
+    stats.moves = evidence.count_events("segment_moved");
+    stats.moves_back = evidence.count_events("segment_moved_back");
     stats.states = evidence.states();
     stats.compensations = stats.states.get("compensated").copied().unwrap_or(0);
     Ok(RunReport {

@@ -41,6 +41,8 @@ pub struct Summary {
     pub timers: u64,
     pub reconciliations: u64,
     pub host_switches: u64,
+    pub moves: u64,
+    pub moves_back: u64,
     pub compensations: u64,
     pub states: BTreeMap<String, u64>,
     pub violations: u64,
@@ -71,6 +73,8 @@ impl Summary {
         self.timers += s.timers;
         self.reconciliations += s.reconciliations;
         self.host_switches += s.host_switches;
+        self.moves += s.moves;
+        self.moves_back += s.moves_back;
         self.compensations += s.compensations;
         for (k, v) in &s.states {
             *self.states.entry(k.clone()).or_default() += v;
@@ -96,6 +100,8 @@ impl Summary {
             ("timers fired".into(), self.timers),
             ("reconciliations".into(), self.reconciliations),
             ("host switches".into(), self.host_switches),
+            ("segments moved".into(), self.moves),
+            ("moves undone".into(), self.moves_back),
             ("compensations".into(), self.compensations),
         ]);
         rows.extend(self.states.iter().map(|(k, v)| (format!("ended {k}"), *v)));

@@ -160,6 +160,7 @@ fn op(ids: Vec<String>) -> impl Strategy<Value = Op> {
         1 => any::<u8>().prop_map(|pick| Op::Confirm { pick }),
         1 => (any::<u8>(), start).prop_map(|(pick, start)| Op::Reschedule { pick, start }),
         1 => any::<u8>().prop_map(|pick| Op::Cancel { pick }),
+        1 => any::<u8>().prop_map(|pick| Op::Push { pick }),
     ]
 }
 

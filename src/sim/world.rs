@@ -393,18 +393,20 @@ impl World {
             },
             Op::Reschedule { pick, start } => {
                 match self.pick(engine, *pick, &["booked", "rescheduled"]) {
-                    Some(id) => engine
-                        .reschedule(
-                            id,
-                            MoveRequest {
-                                start: *start,
-                                host: None,
-                                segment_hosts: BTreeMap::new(),
-                            },
-                            None,
-                        )
-                        .await
-                        .map(Some),
+                    Some(id) => reschedule(engine, id, *start).await,
+                    None => Ok(None),
+                }
+            }
+            Op::Push { pick } => {
+                let picked = self.pick(engine, *pick, &["booked", "rescheduled"]);
+                let first = picked.and_then(|id| {
+                    let view = engine.get(id).ok()?;
+                    Some((id, view.segments.first()?.segment.start))
+                });
+                match first {
+                    Some((id, start)) => {
+                        reschedule(engine, id, start + chrono::Duration::minutes(15)).await
+                    }
                     None => Ok(None),
                 }
             }
@@ -439,6 +441,19 @@ impl World {
             .collect();
         (!fits.is_empty()).then(|| fits[usize::from(pick) % fits.len()])
     }
+}
+
+async fn reschedule(
+    engine: &Engine,
+    id: Uuid,
+    start: DateTime<Utc>,
+) -> Result<Option<Uuid>, EngineError> {
+    let to = MoveRequest {
+        start,
+        host: None,
+        segment_hosts: BTreeMap::new(),
+    };
+    engine.reschedule(id, to, None).await.map(Some)
 }
 
 /// A refusal a caller is meant to get (the time is taken, the booking is

@@ -54,8 +54,13 @@ pub enum WriteOp {
     },
     /// Hold `[start, end)` on each host. A live claim of ANOTHER workflow
     /// overlapping on the same host fails with `SlotClaimed`. A claim for a
-    /// segment this workflow already holds replaces the old one.
-    ClaimSlots { workflow: Uuid, claims: Vec<Claim> },
+    /// segment this workflow already holds replaces the old one. The claims
+    /// of `replacing` (the booking a reschedule replaces) do not conflict.
+    ClaimSlots {
+        workflow: Uuid,
+        claims: Vec<Claim>,
+        replacing: Option<Uuid>,
+    },
     /// Release this workflow's live claims: all, or one segment's.
     ReleaseClaims {
         workflow: Uuid,
@@ -162,7 +167,11 @@ fn apply_op(conn: &Connection, op: &WriteOp, config: &StoreConfig) -> Result<(),
             projection,
             at,
         } => log::set_projection(conn, *workflow, state, projection, *at),
-        WriteOp::ClaimSlots { workflow, claims } => claims::claim(conn, *workflow, claims),
+        WriteOp::ClaimSlots {
+            workflow,
+            claims,
+            replacing,
+        } => claims::claim(conn, *workflow, claims, *replacing),
         WriteOp::ReleaseClaims { workflow, segment } => claims::release(conn, *workflow, *segment),
         WriteOp::SetTimer {
             workflow,

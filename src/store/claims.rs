@@ -74,7 +74,12 @@ fn overlapping(
     )
 }
 
-pub(super) fn claim(conn: &Connection, workflow: Uuid, claims: &[Claim]) -> Result<(), StoreError> {
+pub(super) fn claim(
+    conn: &Connection,
+    workflow: Uuid,
+    claims: &[Claim],
+    replacing: Option<Uuid>,
+) -> Result<(), StoreError> {
     require_workflow(conn, workflow)?;
     for claim in claims {
         if claim.start >= claim.end || claim.end - claim.start > CLAIM_SPAN_MAX {
@@ -86,7 +91,10 @@ pub(super) fn claim(conn: &Connection, workflow: Uuid, claims: &[Claim]) -> Resu
             });
         }
         let taken = overlapping(conn, claim.host, claim.start, claim.end).map_err(write_error)?;
-        if let Some(other) = taken.into_iter().find(|c| c.workflow != workflow) {
+        if let Some(other) = taken
+            .into_iter()
+            .find(|c| c.workflow != workflow && Some(c.workflow) != replacing)
+        {
             return Err(StoreError::SlotClaimed {
                 host: other.host,
                 start: other.start,

@@ -43,6 +43,7 @@ fn a_booking_costs_one_commit_per_step_plus_one() {
     assert_eq!(
         run.claims,
         vec![ClaimChange::Acquire {
+            replacing: None,
             workflow: WF,
             claims: request(3).plan.claims()
         }]

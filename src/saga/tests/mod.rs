@@ -49,6 +49,7 @@ pub fn plan_at(n: usize, start: &str) -> Plan {
                 pause_after_min: *pause as u32,
                 alternatives: Vec::new(),
                 host_change: None,
+                moves: None,
             };
             at = s.end + Duration::minutes(*pause);
             s

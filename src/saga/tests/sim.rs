@@ -129,6 +129,11 @@ impl World {
                     _ => vec![c.cancelled()],
                 }
             }
+            // The model's plans keep every reschedule apart from its
+            // original; moves are simulated against the mock (src/sim).
+            Call::Move(_) | Call::MoveBack(_) => {
+                unreachable!("the model's plans never move a booking")
+            }
             Call::Reserve(c) => {
                 let until = now + Duration::minutes(i64::from(c.reservation_min));
                 match fault {

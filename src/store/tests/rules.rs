@@ -17,6 +17,7 @@ fn claim(
     to: (u32, u32),
 ) -> Result<(), StoreError> {
     f.store.commit_blocking(vec![WriteOp::ClaimSlots {
+        replacing: None,
         workflow,
         claims: vec![Claim {
             segment,
@@ -238,6 +239,7 @@ fn a_long_claim_still_conflicts_and_none_may_exceed_a_day() {
         Err(StoreError::SlotClaimed { holder, .. }) if holder == first
     ));
     let too_long = f.store.commit_blocking(vec![WriteOp::ClaimSlots {
+        replacing: None,
         workflow: second,
         claims: vec![Claim {
             segment: 1,
