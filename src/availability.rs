@@ -223,7 +223,9 @@ impl Availability {
         let mut slots = HashMap::new();
         let mut cached = true;
         for event_type in event_types(&options) {
-            let (set, hit) = self.slots(event_type, from, window_end, q.fresh).await?;
+            let (set, hit) = self
+                .slots(event_type, from, window_end, Read::cached(q.fresh))
+                .await?;
             cached &= hit;
             slots.insert(event_type, set);
         }
@@ -270,8 +272,22 @@ impl Availability {
         let fetch = async {
             let mut slots = HashMap::new();
             for o in options.iter().flatten() {
-                let (set, _) = self.slots(o.event_type_id, from, to, false).await?;
-                slots.insert(o.event_type_id, with_own_time(&set, o.host, replacing));
+                // Cal.com's own answer for the booking being moved: its
+                // slots with that booking's time counted as free.
+                let set = match own_booking(o, replacing) {
+                    Some(uid) => {
+                        self.slots(o.event_type_id, from, to, Read::Moving(uid))
+                            .await?
+                            .0
+                    }
+                    None => {
+                        let (set, _) = self
+                            .slots(o.event_type_id, from, to, Read::cached(false))
+                            .await?;
+                        with_own_time(&set, o.host, replacing)
+                    }
+                };
+                slots.insert(o.event_type_id, set);
             }
             Ok::<_, AvailabilityError>(slots)
         };
@@ -334,12 +350,18 @@ impl Availability {
         event_type: u64,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
-        fresh: bool,
+        read: Read<'_>,
     ) -> Result<(Slots, bool), AvailabilityError> {
         let key = (event_type, from, to);
-        if !fresh && let Some(set) = self.cached(key) {
+        if read == Read::Cache
+            && let Some(set) = self.cached(key)
+        {
             return Ok((set, true));
         }
+        let moving = match read {
+            Read::Moving(uid) => Some(uid.to_owned()),
+            Read::Cache | Read::Fresh => None,
+        };
         let query = SlotsQuery {
             event_type_id: event_type,
             start: crate::calcom::wire::ts::format(&from),
@@ -347,6 +369,7 @@ impl Availability {
             time_zone: None,
             duration_min: None,
             range: true,
+            booking_uid_to_reschedule: moving.clone(),
         };
         let days = self
             .api
@@ -358,6 +381,10 @@ impl Availability {
             Arc::new(Free::from_slots(days.values().flatten().filter_map(|s| {
                 Some((instant(&s.start)?, instant(s.end.as_deref()?)?))
             })));
+        if moving.is_some() {
+            // Slots as seen by one reschedule are nobody else's.
+            return Ok((set, false));
+        }
         let mut cache = self.cache_lock();
         if cache.len() >= CACHE_ENTRIES_MAX {
             cache.retain(|_, (at, _)| at.elapsed() < CACHE_TTL);
@@ -437,6 +464,34 @@ fn service_window(service: &Service, start: DateTime<Utc>) -> (DateTime<Utc>, Da
     let last = service.segments.len().saturating_sub(1);
     let span = service.offset_min(last) + service.segments.last().map_or(0, |s| s.duration_min);
     (start - minutes(longest.unwrap_or(0)), start + minutes(span))
+}
+
+/// How `slots` reads an event type's slots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Read<'a> {
+    /// From the cache when fresh enough.
+    Cache,
+    /// From Cal.com, refreshing the cache.
+    Fresh,
+    /// From Cal.com with this booking's time counted as free
+    /// (`bookingUidToReschedule`); never cached.
+    Moving(&'a str),
+}
+
+impl Read<'_> {
+    fn cached(fresh: bool) -> Read<'static> {
+        if fresh { Read::Fresh } else { Read::Cache }
+    }
+}
+
+/// The booking being replaced that `o` itself made (same host and event
+/// type): Cal.com can say which times a move of it may take.
+fn own_booking<'a>(o: &StaffOption, replacing: Option<&'a OriginalBooking>) -> Option<&'a str> {
+    replacing?
+        .segments
+        .iter()
+        .find(|b| b.segment.host == o.host && b.segment.event_type_id == o.event_type_id)
+        .map(|b| b.calcom_uid.as_str())
 }
 
 /// `set` plus the times `host` spends on the booking being replaced.

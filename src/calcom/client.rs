@@ -253,6 +253,10 @@ impl CalcomApi for Client {
             .opt("timeZone", query.time_zone.as_deref())
             .opt("duration", query.duration_min)
             .opt("format", query.range.then_some("range"))
+            .opt(
+                "bookingUidToReschedule",
+                query.booking_uid_to_reschedule.as_deref(),
+            )
             .finish();
         let call = Call::slots("GET /v2/slots", Method::Get, path);
         self.send::<Envelope<SlotsByDay>>(call).await

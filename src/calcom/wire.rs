@@ -144,6 +144,9 @@ pub struct SlotsQuery {
     pub duration_min: Option<u32>,
     /// `format=range`: each slot also carries its end.
     pub range: bool,
+    /// `bookingUidToReschedule`: that booking's time counts as free (the
+    /// slots a reschedule of it may take).
+    pub booking_uid_to_reschedule: Option<String>,
 }
 
 /// `data` of `GET /v2/slots`: local day (`YYYY-MM-DD`) -> slots; days without

@@ -275,6 +275,148 @@ async fn a_failed_reschedule_leaves_the_old_booking_intact() {
     assert!(world.live_of(moved.id).is_empty());
 }
 
+/// The Cal.com booking behind one segment of a workflow's view.
+fn calcom_booking(world: &World, view: &WorkflowView, k: usize) -> Booking {
+    let uid = view.segments[k].calcom_uid.clone().unwrap();
+    world
+        .mock
+        .view()
+        .bookings
+        .into_iter()
+        .find(|b| b.uid == uid)
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_by_fifteen_minutes_moves_every_segment_with_its_people() {
+    let world = World::new();
+    let engine = world.engine();
+    let first = book_and_wait(&engine, "colour-and-cut", "2030-03-05T10:00:00Z").await;
+    let pushed = engine
+        .reschedule(first.id, to("2030-03-05T10:15:00Z"), None)
+        .await
+        .unwrap();
+    let pushed = engine.wait(pushed, WAIT).await.unwrap();
+    assert_eq!(pushed.state, "rescheduled", "{pushed:?}");
+    assert_eq!(
+        hosts(&pushed.segments),
+        hosts(&first.segments),
+        "same people"
+    );
+    for (k, old) in first.segments.iter().enumerate() {
+        let new = calcom_booking(&world, &pushed, k);
+        assert!(new.status.is_live(), "segment {k}: {new:?}");
+        assert_eq!(new.start, old.segment.start + chrono::Duration::minutes(15));
+        // Cal.com's own reschedule made it from the original, which it ended.
+        assert_eq!(new.rescheduled_from_uid, old.calcom_uid);
+        let original = calcom_booking(&world, &first, k);
+        assert!(
+            !original.status.is_live(),
+            "original {k} ended: {original:?}"
+        );
+    }
+    let (saga, _) = runner::load(&engine.inner, pushed.id).unwrap();
+    assert!(saga.planned().iter().all(|p| p.moves.is_some()));
+    world.assert_no_double_booking();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_refused_after_one_move_moves_it_back_and_the_original_keeps_its_booking() {
+    let world = World::new();
+    let engine = world.engine();
+    let first = book_and_wait(&engine, "colour-and-cut", "2030-03-05T10:00:00Z").await;
+    world.search(&engine, "colour-and-cut", "2030-03-05").await;
+    // Cal.com refuses the second move (the cut); a walk-in after the
+    // search takes the other stylist, so the cut cannot fail over either.
+    let mut rule = FaultRule::on("POST /v2/bookings/{uid}/reschedule");
+    rule.nth = Some(2);
+    rule.status = Some(400);
+    world.mock.add_faults(vec![rule]).unwrap();
+    world.occupy(301, "2030-03-05T11:30:00Z").await;
+    let pushed = engine
+        .reschedule(first.id, to("2030-03-05T10:15:00Z"), None)
+        .await
+        .unwrap();
+    let pushed = engine.wait(pushed, WAIT).await.unwrap();
+    assert_eq!(pushed.state, "compensated", "{pushed:?}");
+    let original = engine.get(first.id).unwrap();
+    assert_eq!(original.state, "booked");
+    let colour = calcom_booking(&world, &original, 0);
+    assert!(colour.status.is_live(), "{colour:?}");
+    assert_eq!(
+        colour.start, first.segments[0].segment.start,
+        "back at its time"
+    );
+    assert_ne!(
+        original.segments[0].calcom_uid, first.segments[0].calcom_uid,
+        "the original's log names the booking that is live now"
+    );
+    assert_eq!(
+        original.segments[1].calcom_uid, first.segments[1].calcom_uid,
+        "the cut never moved"
+    );
+    let mirror = engine.store().mirror(first.id).unwrap();
+    assert!(
+        mirror
+            .iter()
+            .any(|m| Some(&m.calcom_uid) == colour_uid(&original) && m.status == "accepted"),
+        "{mirror:?}"
+    );
+    world.assert_no_double_booking();
+    // Still a booking like any other: it can be moved again.
+    let later = engine
+        .reschedule(first.id, to("2030-03-06T12:00:00Z"), None)
+        .await
+        .unwrap();
+    let later = engine.wait(later, WAIT).await.unwrap();
+    assert_eq!(later.state, "rescheduled", "{later:?}");
+    assert!(world.live_of(first.id).is_empty(), "every original ended");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_move_whose_reply_is_lost_is_followed_to_its_new_booking_never_moved_twice() {
+    let world = World::new();
+    let engine = world.engine();
+    let first = book_and_wait(&engine, "colour-and-cut", "2030-03-05T10:00:00Z").await;
+    let mut rule = FaultRule::on("POST /v2/bookings/{uid}/reschedule");
+    rule.nth = Some(1);
+    rule.reply_lost = true;
+    world.mock.add_faults(vec![rule]).unwrap();
+    let pushed = engine
+        .reschedule(first.id, to("2030-03-05T10:15:00Z"), None)
+        .await
+        .unwrap();
+    let pushed = engine.wait(pushed, WAIT).await.unwrap();
+    assert_eq!(pushed.state, "rescheduled", "{pushed:?}");
+    let kinds: Vec<String> = engine
+        .events(pushed.id)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    assert!(
+        kinds.contains(&"segment_outcome_unknown".into()),
+        "{kinds:?}"
+    );
+    assert_eq!(
+        kinds
+            .iter()
+            .filter(|k| *k == "segment_move_intended")
+            .count(),
+        2,
+        "one move per segment, the lost one reconciled: {kinds:?}"
+    );
+    // A moved booking keeps the original's metadata.
+    let live = world.live_of(first.id);
+    assert_eq!(live.len(), 2, "one live booking per segment: {live:?}");
+    assert!(live.iter().all(|b| b.rescheduled_from_uid.is_some()));
+    world.assert_no_double_booking();
+}
+
+fn colour_uid(view: &WorkflowView) -> Option<&String> {
+    view.segments[0].calcom_uid.as_ref()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_cancels_every_segment() {
     let world = World::new();

@@ -156,6 +156,7 @@ impl World {
             time_zone: Some(zone.into()),
             duration_min: None,
             range: false,
+            booking_uid_to_reschedule: None,
         };
         let by_day = self.client.slots(&query).await.unwrap();
         by_day.values().flatten().map(|s| s.start.clone()).collect()

@@ -187,6 +187,7 @@ async fn slots_sends_an_encoded_query_with_the_slots_version() {
         time_zone: Some("Europe/Berlin".into()),
         duration_min: Some(30),
         range: true,
+        booking_uid_to_reschedule: None,
     };
     let slots = w.client.slots(&query).await.unwrap();
     w.expect_one(
@@ -213,6 +214,7 @@ async fn slots_without_options_sends_only_the_required_parameters() {
         time_zone: None,
         duration_min: None,
         range: false,
+        booking_uid_to_reschedule: None,
     };
     assert!(w.client.slots(&query).await.unwrap().is_empty());
     w.expect_one(
@@ -599,6 +601,7 @@ async fn without_a_key_no_authorization_is_sent() {
         time_zone: None,
         duration_min: None,
         range: false,
+        booking_uid_to_reschedule: None,
     };
     w.client.slots(&query).await.unwrap();
     assert_eq!(w.sent()[0].header("authorization"), None);
