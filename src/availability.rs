@@ -271,23 +271,24 @@ impl Availability {
         };
         let fetch = async {
             let mut slots = HashMap::new();
-            for o in options.iter().flatten() {
-                // Cal.com's own answer for the booking being moved: its
-                // slots with that booking's time counted as free.
-                let set = match own_booking(o, replacing) {
-                    Some(uid) => {
-                        self.slots(o.event_type_id, from, to, Read::Moving(uid))
-                            .await?
-                            .0
-                    }
-                    None => {
-                        let (set, _) = self
-                            .slots(o.event_type_id, from, to, Read::cached(false))
-                            .await?;
-                        with_own_time(&set, o.host, replacing)
-                    }
-                };
-                slots.insert(o.event_type_id, set);
+            for (k, opts) in options.iter().enumerate() {
+                for o in opts {
+                    // Cal.com's own answer for the booking being moved: its
+                    // slots with that booking's time counted as free.
+                    let set = match moved_booking(service, start, k, o, replacing) {
+                        Some(uid) => {
+                            self.slots(o.event_type_id, from, to, Read::Moving(uid))
+                                .await?
+                                .0
+                        }
+                        None => {
+                            let read = Read::cached(false);
+                            let (set, _) = self.slots(o.event_type_id, from, to, read).await?;
+                            with_own_time(&set, o.host, replacing)
+                        }
+                    };
+                    slots.insert(o.event_type_id, set);
+                }
             }
             Ok::<_, AvailabilityError>(slots)
         };
@@ -484,14 +485,23 @@ impl Read<'_> {
     }
 }
 
-/// The booking being replaced that `o` itself made (same host and event
-/// type): Cal.com can say which times a move of it may take.
-fn own_booking<'a>(o: &StaffOption, replacing: Option<&'a OriginalBooking>) -> Option<&'a str> {
-    replacing?
-        .segments
-        .iter()
-        .find(|b| b.segment.host == o.host && b.segment.event_type_id == o.event_type_id)
-        .map(|b| b.calcom_uid.as_str())
+/// The original booking segment `k` would move if option `o` did it from
+/// `start`: same host and event type as the original's segment `k`, and
+/// overlapping it. Only then does Cal.com's view without that booking
+/// differ from the cached one (one uncached read per move, not per option).
+fn moved_booking<'a>(
+    service: &Service,
+    start: DateTime<Utc>,
+    k: usize,
+    o: &StaffOption,
+    replacing: Option<&'a OriginalBooking>,
+) -> Option<&'a str> {
+    let b = replacing?.segments.get(k)?;
+    let minutes = |m: u32| chrono::Duration::minutes(i64::from(m));
+    let from = start + minutes(service.offset_min(k));
+    let to = from + minutes(service.segments.get(k)?.duration_min);
+    let same = b.segment.host == o.host && b.segment.event_type_id == o.event_type_id;
+    (same && from < b.segment.end && b.segment.start < to).then_some(b.calcom_uid.as_str())
 }
 
 /// `set` plus the times `host` spends on the booking being replaced.

@@ -30,7 +30,7 @@ use shapes::{BookingView, Found, ServiceInfo, Slot};
 const DEFAULT_DATE_AHEAD_DAYS: u64 = 14;
 /// A 429 is retried this often (after its Retry-After): a smoke run tests
 /// calsaga, not the caller's quota.
-const RATE_LIMIT_RETRIES: u32 = 3;
+const RATE_LIMIT_RETRIES: u32 = 6;
 /// Longest a scenario's booking request asks calsaga to wait for its saga.
 pub const PREFER_WAIT: &str = "wait=30";
 /// A saga still running after `PREFER_WAIT` is asked about this often

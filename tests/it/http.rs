@@ -492,6 +492,61 @@ fn reschedule_and_cancel_keep_the_lineage_visible() {
     assert_eq!(listed["bookings"].as_array().unwrap().len(), 1);
 }
 
+fn hosts_of(booking: &Value) -> Vec<u64> {
+    booking["segments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["host"].as_u64().unwrap())
+        .collect()
+}
+
+/// "Can we push it back a bit?" on a Monday (Ben is off), a Tuesday and a
+/// Saturday (Chloe is off): the first start the search offers is booked as
+/// offered, then moved by 15 minutes, into time that overlaps its own
+/// segments. Every segment keeps its stylist.
+#[test]
+fn a_booking_pushed_back_fifteen_minutes_keeps_its_stylists_on_any_day() {
+    let s = Served::start(&[]);
+    for day in ["2030-03-04", "2030-03-05", "2030-03-09"] {
+        let query = format!("service=colour-and-cut&start={day}&end={day}&timeZone=Europe/Berlin");
+        let (start, offered) = starts(&availability(&s, &query)).remove(0);
+        let first = book(
+            &s,
+            &format!("push-{day}"),
+            &booking("colour-and-cut", &start),
+        );
+        assert_eq!(first.status, 201, "{}", first.body);
+        let first = first.json();
+        assert_eq!(hosts_of(&first), offered, "{day}: booked as offered");
+        let id = first["id"].as_str().unwrap();
+        let later =
+            chrono::DateTime::parse_from_rfc3339(&start).unwrap() + chrono::Duration::minutes(15);
+        let pushed = s.send(
+            "POST",
+            &format!("/api/v2/bookings/{id}/reschedule"),
+            &s.booking,
+            &[("Idempotency-Key", &format!("pushed-{day}"))],
+            Some(&json!({"start": later.to_rfc3339()})),
+        );
+        assert_eq!(pushed.status, 201, "{day}: {}", pushed.body);
+        let pushed = pushed.json();
+        assert_eq!(pushed["status"], "booked", "{day}: {pushed}");
+        assert_eq!(hosts_of(&pushed), offered, "{day}: the same people");
+        let old = s.get(&format!("/api/v2/bookings/{id}"), &s.booking).json();
+        assert_eq!(old["status"], "rescheduled", "{day}: {old}");
+        assert_eq!(old["replacedBy"], pushed["id"]);
+        assert!(
+            old["segments"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|g| g["calcomStatus"] == "rescheduled"),
+            "{day}: Cal.com moved each original: {old}"
+        );
+    }
+}
+
 #[test]
 fn a_hold_is_confirmed_or_released_and_both_are_safe_to_repeat() {
     let s = Served::start(&[]);
