@@ -10,7 +10,9 @@
 //! until `confirm_requested` books or the expiry releases); **reschedule**
 //! (make-before-break: book every new segment, only then cancel the
 //! originals; a failure compensates the new ones and leaves the originals
-//! alone); **cancel** (cancel every original segment, forward-only). A
+//! alone; a segment that overlaps its own original with the same host is
+//! moved with Cal.com's reschedule after the others and moved back if the
+//! change compensates); **cancel** (cancel every original segment, forward-only). A
 //! permanent failure, or `RETRY_ATTEMPTS_MAX` attempts, compensates: cancel
 //! this saga's bookings newest first, release reservations, `compensated`.
 //!

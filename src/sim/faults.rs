@@ -50,7 +50,7 @@ impl FaultLevel {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fault {
     Ok,
-    /// 400 or 409 on a create: someone else has the slot.
+    /// 400 or 409 on a create (400 on a move): someone else has the slot.
     SlotTaken {
         status: u16,
     },
@@ -108,12 +108,15 @@ impl Fault {
     fn random(request: &ApiRequest, rng: &mut SmallRng) -> Fault {
         let create = request.method == Method::Post && request.path == "/v2/bookings";
         let list = request.method == Method::Get && request.path.starts_with("/v2/bookings?");
+        let moving = request.method == Method::Post && request.path.ends_with("/reschedule");
         match rng.gen_range(0..7) {
             6 if create => Fault::LateLanding,
             5 | 6 if list => Fault::FiltersIgnored,
             0 if create => Fault::SlotTaken {
                 status: if rng.gen_bool(0.5) { 400 } else { 409 },
             },
+            // Cal.com refuses a move into busy time with the create's 400.
+            0 if moving => Fault::SlotTaken { status: 400 },
             0 | 1 => Fault::ServerError {
                 status: if rng.gen_bool(0.5) { 500 } else { 503 },
             },
