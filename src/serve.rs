@@ -167,6 +167,8 @@ fn calcom(
         } => {
             let fixture = Fixture::load(fixture)?;
             let api_key = fixture.api_keys.first().map(|k| k.key.clone());
+            // The embedded mock's request budget is known exactly: keep under it.
+            let requests_per_minute_max = fixture.rate_limit_per_minute;
             let mock_config = MockConfig {
                 scenario: scenario.as_deref().unwrap_or("healthy").parse()?,
                 state_file: state_file.clone(),
@@ -180,6 +182,7 @@ fn calcom(
             let config = ClientConfig {
                 base_url: server.url(),
                 api_key,
+                requests_per_minute_max,
                 ..ClientConfig::default()
             };
             Ok((config, Some(server)))
