@@ -277,9 +277,10 @@ impl Availability {
                     // slots with that booking's time counted as free.
                     let set = match moved_booking(service, start, k, o, replacing) {
                         Some(uid) => {
-                            self.slots(o.event_type_id, from, to, Read::Moving(uid))
-                                .await?
-                                .0
+                            let read = Read::Moving(uid);
+                            let (set, _) = self.slots(o.event_type_id, from, to, read).await?;
+                            // The host's other original segments move too.
+                            with_own_time(&set, o.host, replacing)
                         }
                         None => {
                             let read = Read::cached(false);

@@ -320,19 +320,39 @@ async fn a_push_by_fifteen_minutes_moves_every_segment_with_its_people() {
     world.assert_no_double_booking();
 }
 
+/// A later move goes last segment first, so a stylist's next segment
+/// clears the time the one before moves into.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_of_back_to_back_segments_with_one_stylist_moves_the_later_one_first() {
+    let world = World::new();
+    let engine = world.engine();
+    let first = book_and_wait(&engine, "highlights-toner-blowdry", "2030-03-05T09:00:00Z").await;
+    assert_eq!(first.state, "booked", "{first:?}");
+    let pushed = engine
+        .reschedule(first.id, to("2030-03-05T09:15:00Z"), None)
+        .await
+        .unwrap();
+    let pushed = engine.wait(pushed, WAIT).await.unwrap();
+    assert_eq!(pushed.state, "rescheduled", "{pushed:?}");
+    assert_eq!(hosts(&pushed.segments), hosts(&first.segments));
+    let (saga, _) = runner::load(&engine.inner, pushed.id).unwrap();
+    let moved: Vec<u16> = saga.make_order();
+    assert_eq!(moved, vec![2, 1, 0], "last segment first: {moved:?}");
+    world.assert_no_double_booking();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_push_refused_after_one_move_moves_it_back_and_the_original_keeps_its_booking() {
     let world = World::new();
     let engine = world.engine();
     let first = book_and_wait(&engine, "colour-and-cut", "2030-03-05T10:00:00Z").await;
     world.search(&engine, "colour-and-cut", "2030-03-05").await;
-    // Cal.com refuses the second move (the cut); a walk-in after the
-    // search takes the other stylist, so the cut cannot fail over either.
+    // A later move goes last first: the cut moves, then Cal.com refuses
+    // the colour, which nobody else does.
     let mut rule = FaultRule::on("POST /v2/bookings/{uid}/reschedule");
     rule.nth = Some(2);
     rule.status = Some(400);
     world.mock.add_faults(vec![rule]).unwrap();
-    world.occupy(301, "2030-03-05T11:30:00Z").await;
     let pushed = engine
         .reschedule(first.id, to("2030-03-05T10:15:00Z"), None)
         .await
@@ -341,25 +361,25 @@ async fn a_push_refused_after_one_move_moves_it_back_and_the_original_keeps_its_
     assert_eq!(pushed.state, "compensated", "{pushed:?}");
     let original = engine.get(first.id).unwrap();
     assert_eq!(original.state, "booked");
-    let colour = calcom_booking(&world, &original, 0);
-    assert!(colour.status.is_live(), "{colour:?}");
+    let cut = calcom_booking(&world, &original, 1);
+    assert!(cut.status.is_live(), "{cut:?}");
     assert_eq!(
-        colour.start, first.segments[0].segment.start,
+        cut.start, first.segments[1].segment.start,
         "back at its time"
     );
     assert_ne!(
-        original.segments[0].calcom_uid, first.segments[0].calcom_uid,
+        original.segments[1].calcom_uid, first.segments[1].calcom_uid,
         "the original's log names the booking that is live now"
     );
     assert_eq!(
-        original.segments[1].calcom_uid, first.segments[1].calcom_uid,
-        "the cut never moved"
+        original.segments[0].calcom_uid, first.segments[0].calcom_uid,
+        "the colour never moved"
     );
     let mirror = engine.store().mirror(first.id).unwrap();
     assert!(
         mirror
             .iter()
-            .any(|m| Some(&m.calcom_uid) == colour_uid(&original) && m.status == "accepted"),
+            .any(|m| Some(&m.calcom_uid) == cut_uid(&original) && m.status == "accepted"),
         "{mirror:?}"
     );
     world.assert_no_double_booking();
@@ -413,8 +433,8 @@ async fn a_move_whose_reply_is_lost_is_followed_to_its_new_booking_never_moved_t
     world.assert_no_double_booking();
 }
 
-fn colour_uid(view: &WorkflowView) -> Option<&String> {
-    view.segments[0].calcom_uid.as_ref()
+fn cut_uid(view: &WorkflowView) -> Option<&String> {
+    view.segments[1].calcom_uid.as_ref()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -332,10 +332,23 @@ impl Saga {
 
     /// The order segments are made in: created ones by index, then the
     /// moved ones (a move cancels its original, so it waits until the rest
-    /// of the new booking exists). Compensation undoes in reverse.
+    /// of the new booking exists), last first when the booking moves later
+    /// (so a stylist's next segment clears the time the one before moves
+    /// into), first first when it moves earlier. Compensation undoes in
+    /// reverse.
     pub fn make_order(&self) -> Vec<u16> {
         let planned = self.planned();
-        let (created, moved): (Vec<_>, Vec<_>) = planned.iter().partition(|p| p.moves.is_none());
+        let (created, mut moved): (Vec<_>, Vec<_>) =
+            planned.iter().partition(|p| p.moves.is_none());
+        let later = moved.first().is_some_and(|p| {
+            self.original
+                .as_ref()
+                .and_then(|o| o.segments.get(usize::from(p.index)))
+                .is_some_and(|o| p.start > o.segment.start)
+        });
+        if later {
+            moved.reverse();
+        }
         created.into_iter().chain(moved).map(|p| p.index).collect()
     }
 
