@@ -275,20 +275,11 @@ impl Availability {
                 for o in opts {
                     // Cal.com's own answer for the booking being moved: its
                     // slots with that booking's time counted as free.
-                    let set = match moved_booking(service, start, k, o, replacing) {
-                        Some(uid) => {
-                            let read = Read::Moving(uid);
-                            let (set, _) = self.slots(o.event_type_id, from, to, read).await?;
-                            // The host's other original segments move too.
-                            with_own_time(&set, o.host, replacing)
-                        }
-                        None => {
-                            let read = Read::cached(false);
-                            let (set, _) = self.slots(o.event_type_id, from, to, read).await?;
-                            with_own_time(&set, o.host, replacing)
-                        }
-                    };
-                    slots.insert(o.event_type_id, set);
+                    let read = moved_booking(service, start, k, o, replacing)
+                        .map_or(Read::Cache, Read::Moving);
+                    let (set, _) = self.slots(o.event_type_id, from, to, read).await?;
+                    // Every original segment of the host counts as free too.
+                    slots.insert(o.event_type_id, with_own_time(&set, o.host, replacing));
                 }
             }
             Ok::<_, AvailabilityError>(slots)

@@ -240,11 +240,7 @@ async fn reschedule_books_the_new_times_before_cancelling_the_old() {
     let world = World::new();
     let engine = world.engine();
     let first = book_and_wait(&engine, "colour-and-cut", "2030-03-05T10:00:00Z").await;
-    let moved = engine
-        .reschedule(first.id, to("2030-03-06T12:00:00Z"), None)
-        .await
-        .unwrap();
-    let moved = engine.wait(moved, WAIT).await.unwrap();
+    let moved = reschedule_and_wait(&engine, first.id, "2030-03-06T12:00:00Z").await;
     assert_eq!(moved.state, "rescheduled", "{moved:?}");
     assert!(world.live_of(first.id).is_empty(), "old segments cancelled");
     let new: Vec<_> = world.live_of(moved.id).iter().map(|b| b.start).collect();
@@ -261,11 +257,7 @@ async fn a_failed_reschedule_leaves_the_old_booking_intact() {
     world.search(&engine, "colour-and-cut", "2030-03-06").await;
     world.occupy(201, "2030-03-06T13:00:00Z").await;
     world.occupy(301, "2030-03-06T13:00:00Z").await;
-    let moved = engine
-        .reschedule(first.id, to("2030-03-06T12:00:00Z"), None)
-        .await
-        .unwrap();
-    let moved = engine.wait(moved, WAIT).await.unwrap();
+    let moved = reschedule_and_wait(&engine, first.id, "2030-03-06T12:00:00Z").await;
     assert_eq!(moved.state, "compensated", "{moved:?}");
     assert_eq!(
         world.live_of(first.id).len(),
@@ -292,11 +284,7 @@ async fn a_push_by_fifteen_minutes_moves_every_segment_with_its_people() {
     let world = World::new();
     let engine = world.engine();
     let first = book_and_wait(&engine, "colour-and-cut", "2030-03-05T10:00:00Z").await;
-    let pushed = engine
-        .reschedule(first.id, to("2030-03-05T10:15:00Z"), None)
-        .await
-        .unwrap();
-    let pushed = engine.wait(pushed, WAIT).await.unwrap();
+    let pushed = reschedule_and_wait(&engine, first.id, "2030-03-05T10:15:00Z").await;
     assert_eq!(pushed.state, "rescheduled", "{pushed:?}");
     assert_eq!(
         hosts(&pushed.segments),
@@ -328,11 +316,7 @@ async fn a_push_of_back_to_back_segments_with_one_stylist_moves_the_later_one_fi
     let engine = world.engine();
     let first = book_and_wait(&engine, "highlights-toner-blowdry", "2030-03-05T09:00:00Z").await;
     assert_eq!(first.state, "booked", "{first:?}");
-    let pushed = engine
-        .reschedule(first.id, to("2030-03-05T09:15:00Z"), None)
-        .await
-        .unwrap();
-    let pushed = engine.wait(pushed, WAIT).await.unwrap();
+    let pushed = reschedule_and_wait(&engine, first.id, "2030-03-05T09:15:00Z").await;
     assert_eq!(pushed.state, "rescheduled", "{pushed:?}");
     assert_eq!(hosts(&pushed.segments), hosts(&first.segments));
     let (saga, _) = runner::load(&engine.inner, pushed.id).unwrap();
@@ -353,11 +337,7 @@ async fn a_push_refused_after_one_move_moves_it_back_and_the_original_keeps_its_
     rule.nth = Some(2);
     rule.status = Some(400);
     world.mock.add_faults(vec![rule]).unwrap();
-    let pushed = engine
-        .reschedule(first.id, to("2030-03-05T10:15:00Z"), None)
-        .await
-        .unwrap();
-    let pushed = engine.wait(pushed, WAIT).await.unwrap();
+    let pushed = reschedule_and_wait(&engine, first.id, "2030-03-05T10:15:00Z").await;
     assert_eq!(pushed.state, "compensated", "{pushed:?}");
     let original = engine.get(first.id).unwrap();
     assert_eq!(original.state, "booked");
@@ -384,11 +364,7 @@ async fn a_push_refused_after_one_move_moves_it_back_and_the_original_keeps_its_
     );
     world.assert_no_double_booking();
     // Still a booking like any other: it can be moved again.
-    let later = engine
-        .reschedule(first.id, to("2030-03-06T12:00:00Z"), None)
-        .await
-        .unwrap();
-    let later = engine.wait(later, WAIT).await.unwrap();
+    let later = reschedule_and_wait(&engine, first.id, "2030-03-06T12:00:00Z").await;
     assert_eq!(later.state, "rescheduled", "{later:?}");
     assert!(world.live_of(first.id).is_empty(), "every original ended");
 }
@@ -402,11 +378,7 @@ async fn a_move_whose_reply_is_lost_is_followed_to_its_new_booking_never_moved_t
     rule.nth = Some(1);
     rule.reply_lost = true;
     world.mock.add_faults(vec![rule]).unwrap();
-    let pushed = engine
-        .reschedule(first.id, to("2030-03-05T10:15:00Z"), None)
-        .await
-        .unwrap();
-    let pushed = engine.wait(pushed, WAIT).await.unwrap();
+    let pushed = reschedule_and_wait(&engine, first.id, "2030-03-05T10:15:00Z").await;
     assert_eq!(pushed.state, "rescheduled", "{pushed:?}");
     let kinds: Vec<String> = engine
         .events(pushed.id)
@@ -1059,6 +1031,11 @@ async fn a_finished_saga_keeps_its_booking_and_loses_a_stray_one() {
 }
 
 /// A move to `start` that keeps whoever is free.
+async fn reschedule_and_wait(engine: &Engine, of: Uuid, start: &str) -> WorkflowView {
+    let id = engine.reschedule(of, to(start), None).await.unwrap();
+    engine.wait(id, WAIT).await.unwrap()
+}
+
 fn to(start: &str) -> MoveRequest {
     MoveRequest {
         start: at(start),

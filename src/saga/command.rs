@@ -121,20 +121,12 @@ impl CreateCall {
     }
 
     pub fn failed(&self, failure: Failure) -> Event {
-        Event::SegmentBookingFailed {
-            segment: self.segment.index,
-            attempt: self.attempt,
-            failure,
-        }
+        make_failed(&self.segment, self.attempt, failure)
     }
 
     /// The reply was lost: never create again before a reconcile.
     pub fn unknown(&self, reason: String) -> Event {
-        Event::SegmentOutcomeUnknown {
-            segment: self.segment.index,
-            attempt: self.attempt,
-            reason,
-        }
+        make_unknown(&self.segment, self.attempt, reason)
     }
 }
 
@@ -249,20 +241,29 @@ impl MoveCall {
     }
 
     pub fn failed(&self, failure: Failure) -> Event {
-        Event::SegmentBookingFailed {
-            segment: self.segment.index,
-            attempt: self.attempt,
-            failure,
-        }
+        make_failed(&self.segment, self.attempt, failure)
     }
 
     /// The reply was lost: the original may be moved already; reconcile.
     pub fn unknown(&self, reason: String) -> Event {
-        Event::SegmentOutcomeUnknown {
-            segment: self.segment.index,
-            attempt: self.attempt,
-            reason,
-        }
+        make_unknown(&self.segment, self.attempt, reason)
+    }
+}
+
+/// A create or a move that did not happen: one booking step, one failure event.
+fn make_failed(segment: &PlannedSegment, attempt: u32, failure: Failure) -> Event {
+    Event::SegmentBookingFailed {
+        segment: segment.index,
+        attempt,
+        failure,
+    }
+}
+
+fn make_unknown(segment: &PlannedSegment, attempt: u32, reason: String) -> Event {
+    Event::SegmentOutcomeUnknown {
+        segment: segment.index,
+        attempt,
+        reason,
     }
 }
 

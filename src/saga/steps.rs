@@ -109,10 +109,15 @@ impl Saga {
     }
 
     pub(super) fn move_intended(&mut self, k: u16, attempt: u32) -> Check {
+        self.expect_move(k)?;
+        self.make_intended(k, attempt)
+    }
+
+    fn expect_move(&self, k: u16) -> Check {
         if self.kind != Kind::Reschedule || self.moves(usize::from(k)).is_none() {
             return Err(format!("segment {k} does not move an original booking"));
         }
-        self.make_intended(k, attempt)
+        Ok(())
     }
 
     fn make_intended(&mut self, k: u16, attempt: u32) -> Check {
@@ -166,9 +171,7 @@ impl Saga {
         start: DateTime<Utc>,
         end: DateTime<Utc>,
     ) -> Check {
-        if self.moves(usize::from(k)).is_none() {
-            return Err(format!("segment {k} does not move an original booking"));
-        }
+        self.expect_move(k)?;
         self.original_moved(k)?;
         self.book(k, uid, start, end)?;
         self.originals[usize::from(k)] = Undo::Done;
