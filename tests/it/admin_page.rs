@@ -33,7 +33,8 @@ const SEARCH: &str = "/api/v2/availability?service=colour-and-cut&start=2030-03-
 #[test]
 fn the_admin_page_shows_counts_workflows_and_a_compensated_timeline() {
     let Some(browser) = browser() else { return };
-    let s = Served::start(&[]);
+    // The page and this test must read the same cached health report.
+    let s = Served::start(&["--health-cache-ttl-s", "3600"]);
     let offered = s.get(SEARCH, &s.booking);
     assert_eq!(offered.status, 200, "{}", offered.body);
     s.take_in_calcom(201, BENS_TAKEN_CUT);
@@ -65,7 +66,9 @@ fn the_admin_page_shows_counts_workflows_and_a_compensated_timeline() {
 
     assert!(dom.contains(r#"data-loaded="yes""#), "not loaded:\n{dom}");
     for (state, count) in [("booked", 1), ("compensated", 1), ("failed", 0)] {
-        let tile = format!(r#"data-state="{state}" data-count="{count}""#);
+        let tile = format!(
+            r#"data-state="{state}" data-count="{count}"><span class="n">{count}</span>{state}</button>"#
+        );
         assert!(dom.contains(&tile), "{tile} missing:\n{dom}");
     }
     for id in [&undone, &kept] {
@@ -88,12 +91,28 @@ fn the_admin_page_shows_counts_workflows_and_a_compensated_timeline() {
         assert!(timeline.contains(shown), "{shown:?} not in:\n{timeline}");
     }
     let health = section(&dom, "health");
+    let report = s.get("/api/health/calcom/detailed", &s.admin);
+    assert_eq!(report.status, 200, "{}", report.body);
+    let report = report.json();
+    let rolled = report["status"].as_str().expect("a roll-up status");
     assert!(
-        ["ok", "warning", "critical", "unavailable"]
-            .iter()
-            .any(|h| health.contains(&format!(r#"data-calcom="{h}""#))),
+        health.contains(&format!(r#"data-calcom="{rolled}""#)),
         "{health}"
     );
+    let checks = report["checks"].as_array().expect("the checks");
+    assert_eq!(checks.len(), 8, "{report}");
+    for c in checks {
+        // Each check's line as a person reads it: status, name, message.
+        let (check, status) = (c["check"].as_str(), c["status"].as_str());
+        let line = format!(
+            r#"<li><span class="badge {0}">{0}</span> <strong>{1}</strong>: {2}"#,
+            status.expect("a status"),
+            check.expect("a check name"),
+            html(c["message"].as_str().expect("a message")),
+        );
+        assert!(health.contains(&line), "{line:?} not in:\n{health}");
+    }
+    assert!(!health.contains("<strong>?</strong>"), "{health}");
     assert!(!dom.contains(&s.admin), "the page shows the token");
     let log = s.log();
     assert!(log.contains(r#""path":"/admin","status":200"#), "{log}");
@@ -255,4 +274,11 @@ fn section<'d>(dom: &'d str, id: &str) -> &'d str {
         .unwrap_or_else(|| panic!("no section {id}:\n{dom}"));
     let len = dom[start..].find("</section>").unwrap_or(dom.len() - start);
     &dom[start..start + len]
+}
+
+/// Text as the DOM serialises it inside an element.
+fn html(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
