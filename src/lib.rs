@@ -24,6 +24,7 @@ pub mod saga;
 pub mod serve;
 pub mod sim;
 pub mod smoke;
+pub mod status;
 pub mod store;
 pub mod subscriptions;
 pub mod sync;

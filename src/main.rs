@@ -132,8 +132,8 @@ enum WorkflowsCommand {
     List {
         #[command(flatten)]
         db: DbArg,
-        /// Only this state (booking, held, booked, compensated, cancelled, failed, ...).
-        #[arg(long)]
+        /// Only workflows whose saga is in this state.
+        #[arg(long, value_parser = calsaga::saga::STATES)]
         state: Option<String>,
         /// Only this service id.
         #[arg(long)]

@@ -1,6 +1,7 @@
 //! `calsaga workflows list`: workflows newest first, filtered by state,
 //! service and creation time, as a fixed-width table or JSON lines. Reads
 //! the stored rows only (no fold): `replay` is the command that checks them.
+//! STATUS is what became of the booking (`crate::status`), STATE the saga's own.
 
 use std::io::Write;
 
@@ -8,6 +9,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::json;
 
 use super::AdminError;
+use crate::status::{self, Status};
 use crate::store::{Store, WorkflowFilter, WorkflowRow};
 
 /// What to list. `limit` bounds the rows printed.
@@ -43,24 +45,29 @@ pub fn list(store: &Store, query: &ListQuery, out: &mut dyn Write) -> Result<(),
         ..WorkflowFilter::default()
     };
     let rows = store.list_workflows(&filter)?;
+    let statuses = rows
+        .iter()
+        .map(|row| Ok(status::read(store, row)?.0))
+        .collect::<Result<Vec<Status>, AdminError>>()?;
     if query.json {
-        for row in &rows {
-            writeln!(out, "{}", summary(row))?;
+        for (row, status) in rows.iter().zip(&statuses) {
+            writeln!(out, "{}", summary(row, *status))?;
         }
         return Ok(());
     }
     writeln!(
         out,
-        "{:<36}  {:<10}  {:<24}  {:<12}  {:<24}  {:>6}",
-        "ID", "KIND", "SERVICE", "STATE", "CREATED", "EVENTS"
+        "{:<36}  {:<10}  {:<24}  {:<12}  {:<12}  {:<24}  {:>6}",
+        "ID", "KIND", "SERVICE", "STATUS", "STATE", "CREATED", "EVENTS"
     )?;
-    for row in &rows {
+    for (row, status) in rows.iter().zip(&statuses) {
         writeln!(
             out,
-            "{:<36}  {:<10}  {:<24}  {:<12}  {:<24}  {:>6}",
+            "{:<36}  {:<10}  {:<24}  {:<12}  {:<12}  {:<24}  {:>6}",
             row.id,
             row.kind,
             row.service,
+            status.as_str(),
             row.state,
             super::timeline::time(row.created_at),
             row.next_seq
@@ -70,11 +77,12 @@ pub fn list(store: &Store, query: &ListQuery, out: &mut dyn Write) -> Result<(),
     Ok(())
 }
 
-fn summary(row: &WorkflowRow) -> serde_json::Value {
+fn summary(row: &WorkflowRow, status: Status) -> serde_json::Value {
     json!({
         "id": row.id,
         "kind": row.kind,
         "service": row.service,
+        "status": status,
         "state": row.state,
         "createdAt": row.created_at,
         "updatedAt": row.updated_at,

@@ -78,6 +78,9 @@ pub enum AdminError {
 
     #[error(transparent)]
     Store(#[from] StoreError),
+
+    #[error(transparent)]
+    Status(#[from] crate::status::StatusError),
 }
 
 /// The database at `path`, read-only. A missing file, a file that is not a

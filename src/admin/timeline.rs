@@ -16,6 +16,7 @@ use uuid::Uuid;
 use super::{AdminError, workflow};
 use crate::runtime::reason;
 use crate::saga::{CancelTarget, Event, Failure, Saga};
+use crate::status::{Around, Status};
 use crate::store::{AdminRequestRow, EventRow, Store};
 
 /// One line of the timeline.
@@ -50,10 +51,18 @@ pub fn show(store: &Store, id: Uuid, json: bool, out: &mut dyn Write) -> Result<
     let stored = serde_json::from_str::<Saga>(&row.projection).ok();
     let segments = stored.as_ref().map(Saga::segments_view).unwrap_or_default();
     let why = stored.as_ref().and_then(reason);
+    // A projection that does not parse still gets its timeline shown.
+    let standing = stored
+        .as_ref()
+        .map(|saga| Around::read(store, &row, saga).map(|a| a.standing(row.id, saga)))
+        .transpose()?;
+    let (status, lineage) = standing.unzip();
+    let lineage = lineage.unwrap_or_default();
     if json {
         let value = json!({
             "workflow": {
-                "id": row.id, "kind": row.kind, "service": row.service, "state": row.state,
+                "id": row.id, "kind": row.kind, "service": row.service,
+                "status": status, "state": row.state, "lineage": lineage,
                 "reason": why, "createdAt": row.created_at, "updatedAt": row.updated_at,
                 "events": row.next_seq,
             },
@@ -66,16 +75,27 @@ pub fn show(store: &Store, id: Uuid, json: bool, out: &mut dyn Write) -> Result<
     }
     writeln!(
         out,
-        "workflow {} ({} {}): {}; created {}, updated {}",
+        "workflow {} ({} {}): {} (saga {}); created {}, updated {}",
         row.id,
         row.kind,
         row.service,
+        status.map_or("unreadable", Status::as_str),
         row.state,
         time(row.created_at),
         time(row.updated_at)
     )?;
     if let Some(why) = why {
         writeln!(out, "reason: {why}")?;
+    }
+    for (link, other) in [
+        ("replaces", lineage.replaces),
+        ("replaced by", lineage.replaced_by),
+        ("cancelled by", lineage.cancelled_by),
+        ("change in progress", lineage.change_in_progress),
+    ] {
+        if let Some(other) = other {
+            writeln!(out, "{link}: {other} (calsaga workflows show {other})")?;
+        }
     }
     for v in &segments {
         let s = &v.segment;

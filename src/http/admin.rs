@@ -12,6 +12,8 @@ use super::reply::{ApiError, Reply};
 use super::router::Call;
 use super::view;
 use crate::runtime::{EngineError, WorkflowView};
+use crate::saga::{KINDS, STATES};
+use crate::status::{self, Status};
 use crate::store::{WorkflowCursor, WorkflowFilter};
 
 const PAGE_DEFAULT: usize = 50;
@@ -48,8 +50,8 @@ pub fn workflows(app: &App, call: &Call<'_>) -> Result<Reply, ApiError> {
     let q = Query::parse(call.query, &["state", "kind", "limit", "cursor"])?;
     let limit = q.limit("limit", PAGE_DEFAULT, PAGE_MAX)?;
     let filter = WorkflowFilter {
-        state: q.get("state").map(str::to_string),
-        kind: q.get("kind").map(str::to_string),
+        state: q.one_of("state", &STATES)?.map(str::to_string),
+        kind: q.one_of("kind", &KINDS)?.map(str::to_string),
         limit,
         after: q.get("cursor").map(|c| cursor(&q, c)).transpose()?,
         ..WorkflowFilter::default()
@@ -65,8 +67,11 @@ pub fn workflows(app: &App, call: &Call<'_>) -> Result<Reply, ApiError> {
         .map(|c| format!("{}.{}", c.created_at.timestamp_millis(), c.id));
     let items: Vec<Value> = rows
         .into_iter()
-        .map(|row| Ok(summary(&app.engine.get(row.id)?)))
-        .collect::<Result<_, EngineError>>()?;
+        .map(|row| {
+            let (status, _) = status::read(app.engine.store(), &row)?;
+            Ok(summary(&app.engine.get(row.id)?, status))
+        })
+        .collect::<Result<_, ApiError>>()?;
     Ok(Reply::json(
         200,
         &json!({ "workflows": items, "nextCursor": next }),
@@ -76,6 +81,7 @@ pub fn workflows(app: &App, call: &Call<'_>) -> Result<Reply, ApiError> {
 pub fn workflow(app: &App, call: &Call<'_>) -> Result<Reply, ApiError> {
     let id = input::workflow_id(call.param(0), "workflow")?;
     let workflow = app.engine.get(id)?;
+    let booking = view::booking(app, id)?;
     let events: Vec<Value> = app
         .engine
         .events(id)?
@@ -88,18 +94,20 @@ pub fn workflow(app: &App, call: &Call<'_>) -> Result<Reply, ApiError> {
     Ok(Reply::json(
         200,
         &json!({
-            "workflow": summary(&workflow),
-            "booking": view::booking(app, id)?,
+            "workflow": summary(&workflow, booking.status),
+            "booking": booking,
             "events": events,
         }),
     ))
 }
 
-fn summary(w: &WorkflowView) -> Value {
+/// `status` is what became of the booking, `state` the saga's own.
+fn summary(w: &WorkflowView, status: Status) -> Value {
     json!({
         "id": w.id,
         "kind": w.kind,
         "service": w.service,
+        "status": status,
         "state": w.state,
         "terminal": w.terminal,
         "reason": w.reason,

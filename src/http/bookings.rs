@@ -18,9 +18,10 @@ use super::input::{self, Fields, Query, json_object};
 use super::outcome::{idempotency, location, start_answer};
 use super::reply::{ApiError, Reply};
 use super::router::Call;
-use super::view::{self, BookingBody, STATUSES};
+use super::view::{self, BookingBody};
 use crate::runtime::{BookRequest, EngineError, MoveRequest};
 use crate::saga::Attendee;
+use crate::status::Status;
 use crate::store::{BookingCursor, BookingQuery};
 
 /// The fields of a booking request (holds add `holdMinutes`).
@@ -62,7 +63,7 @@ pub fn show(app: &App, call: &Call<'_>) -> Result<Reply, ApiError> {
         let reply = Reply::json(200, &body);
         let tag = etag(&reply.body);
         let unchanged = seen.as_deref() == Some(tag.as_str());
-        let settled = body.status != "pending" && body.change_in_progress.is_none();
+        let settled = body.status != Status::Pending && body.change_in_progress.is_none();
         let ready = match (&seen, wait) {
             (Some(_), _) => !unchanged,
             (None, Some(_)) => settled,
@@ -91,17 +92,10 @@ fn etag(body: &[u8]) -> String {
 
 pub fn list(app: &App, call: &Call<'_>) -> Result<Reply, ApiError> {
     let q = Query::parse(call.query, &["status", "from", "to", "limit", "cursor"])?;
+    let names = Status::ALL.map(Status::as_str);
     let status = q
-        .get("status")
-        .map(|s| {
-            STATUSES.iter().find(|known| **known == s).ok_or_else(|| {
-                q.invalid(
-                    "status",
-                    format!("{s:?} is not a status; use one of {}", STATUSES.join(", ")),
-                )
-            })
-        })
-        .transpose()?;
+        .one_of("status", &names)?
+        .and_then(|s| Status::ALL.into_iter().find(|known| known.as_str() == s));
     let limit = q.limit("limit", PAGE_DEFAULT, PAGE_MAX)?;
     let from = q.get("from").map(|v| bound(&q, "from", v)).transpose()?;
     let to = q.get("to").map(|v| bound(&q, "to", v)).transpose()?;
@@ -127,7 +121,7 @@ pub fn list(app: &App, call: &Call<'_>) -> Result<Reply, ApiError> {
             scanned += 1;
             position = Some(row.cursor());
             let body = view::present(app, view::parse(row.workflow)?)?;
-            if status.is_none_or(|s| *s == body.status) {
+            if status.is_none_or(|s| s == body.status) {
                 items.push(body);
             }
             if items.len() == limit {
@@ -169,7 +163,7 @@ pub fn cancel(app: &App, call: &Call<'_>) -> Result<Reply, ApiError> {
         f.bounded("reason", REASON_CHARS_MAX)?.map(str::to_string)
     };
     let before = view::booking(app, of)?;
-    if before.status == "cancelled" {
+    if before.status == Status::Cancelled {
         return Ok(Reply::json(200, &before));
     }
     let reason = reason.unwrap_or_else(|| "cancelled through the calsaga API".into());

@@ -13,6 +13,7 @@ use super::reply::ApiError;
 use super::router::Call;
 use crate::runtime::EngineError;
 use crate::saga::PlanError;
+use crate::status::StatusError;
 
 /// How long a request waits for its saga without `Prefer: wait=N`.
 pub const WAIT_DEFAULT: Duration = Duration::from_secs(10);
@@ -43,6 +44,15 @@ pub fn wait(call: &Call<'_>) -> Duration {
         }
     }
     wait.min(WAIT_MAX)
+}
+
+impl From<StatusError> for ApiError {
+    fn from(e: StatusError) -> ApiError {
+        match e {
+            StatusError::Store(e) => EngineError::from(e).into(),
+            e @ StatusError::Projection { .. } => ApiError::internal(e.to_string()),
+        }
+    }
 }
 
 impl From<EngineError> for ApiError {

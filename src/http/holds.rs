@@ -47,7 +47,7 @@ pub fn confirm(app: &App, call: &Call<'_>) -> Result<Reply, ApiError> {
     let hold = load_hold(app, call.param(0))?;
     let id = hold.row.id;
     // A repeated confirm answers with what the hold became.
-    if view::present(app, hold)?.status == "held" {
+    if view::present(app, hold)?.status == crate::status::Status::Held {
         run(app, app.engine.confirm(id))?;
     }
     outcome::settle(app, id, calls::wait(call), 200)

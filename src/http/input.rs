@@ -268,6 +268,18 @@ impl Query {
         })
     }
 
+    /// A value from a fixed set, or absent; any other is 400 with the set.
+    pub fn one_of(&self, key: &str, names: &[&str]) -> Result<Option<&str>, ApiError> {
+        match self.get(key) {
+            Some(v) if !names.contains(&v) => Err(ApiError::bad_request(format!(
+                "query parameter {key:?}: {v:?} is not one of {}",
+                names.join(", ")
+            ))
+            .details(json!({ "field": key, "known": names }))),
+            v => Ok(v),
+        }
+    }
+
     /// A value that failed its check: 422 naming the parameter.
     pub fn invalid(&self, key: &str, message: impl std::fmt::Display) -> ApiError {
         ApiError::invalid(format!("query parameter {key:?}: {message}"))

@@ -18,6 +18,7 @@ use super::reply::{ApiError, Reply};
 use super::router::Call;
 use super::view::{self, BookingBody};
 use crate::runtime::{EngineError, Idempotency};
+use crate::status::Status;
 use crate::store::WriteOp;
 
 const IDEMPOTENCY_KEY_CHARS_MAX: usize = 255;
@@ -128,26 +129,26 @@ fn answer(body: BookingBody, done: u16) -> Reply {
     };
     let reason = body.reason.clone().unwrap_or_default();
     match body.status {
-        "compensated" => failed(
+        Status::Compensated => failed(
             409,
             "slot_unavailable",
             format!(
                 "booking {id} could not be made and nothing of it is booked: {reason}; pick another time from GET /api/v2/availability"
             ),
         ),
-        "failed" => failed(
+        Status::Failed => failed(
             502,
             "booking_failed",
             format!(
                 "booking {id} stopped and needs an admin: {reason}; see GET /api/v2/workflows/{id}"
             ),
         ),
-        "expired" => failed(
+        Status::Expired => failed(
             409,
             "hold_expired",
             format!("hold {id} expired before it was confirmed; place a new hold or booking"),
         ),
-        "pending" => Reply::json(202, &body).with_header("Location", location(id)),
+        Status::Pending => Reply::json(202, &body).with_header("Location", location(id)),
         _ => Reply::json(done, &body).with_header("Location", location(id)),
     }
 }

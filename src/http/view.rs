@@ -12,21 +12,9 @@ use uuid::Uuid;
 use super::App;
 use super::reply::ApiError;
 use crate::runtime::EngineError;
-use crate::saga::{HostChange, Kind, Phase, Saga, SegmentStatus};
-use crate::store::{BookingFlag, MirrorEntry, WorkflowRow};
-
-/// Every status a booking can show; the `status` filter takes these.
-pub const STATUSES: &[&str] = &[
-    "pending",
-    "held",
-    "booked",
-    "cancelled",
-    "rescheduled",
-    "compensated",
-    "expired",
-    "failed",
-    "broken",
-];
+use crate::saga::{HostChange, Phase, Saga, SegmentStatus};
+use crate::status::{self, Around, Status};
+use crate::store::{BookingFlag, WorkflowRow};
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -35,7 +23,7 @@ pub struct BookingBody {
     /// `book`, `hold`, `reschedule` or `cancel`.
     pub kind: String,
     pub service: String,
-    pub status: &'static str,
+    pub status: Status,
     /// The saga's own state, for support.
     pub state: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -145,12 +133,7 @@ pub fn load(app: &App, id: Uuid) -> Result<Loaded, ApiError> {
 }
 
 pub fn parse(row: WorkflowRow) -> Result<Loaded, ApiError> {
-    let saga = serde_json::from_str(&row.projection).map_err(|e| {
-        ApiError::internal(format!(
-            "workflow {}'s stored state does not parse ({e}); run `calsaga workflows show {}`",
-            row.id, row.id
-        ))
-    })?;
+    let saga = status::parse(&row)?;
     Ok(Loaded { row, saga })
 }
 
@@ -162,20 +145,10 @@ pub fn booking(app: &App, id: Uuid) -> Result<BookingBody, ApiError> {
 
 /// Builds the body of a loaded workflow.
 pub fn present(app: &App, loaded: Loaded) -> Result<BookingBody, ApiError> {
-    let store = app.engine.store();
     let Loaded { row, saga } = loaded;
-    let mirror = store.mirror(row.id).map_err(EngineError::from)?;
-    let flags = store.booking_flags(row.id).map_err(EngineError::from)?;
-    let changes = if saga.kind == Kind::Cancel {
-        Vec::new()
-    } else {
-        store
-            .changes_of(row.id)
-            .map_err(EngineError::from)?
-            .into_iter()
-            .map(parse)
-            .collect::<Result<Vec<_>, _>>()?
-    };
+    let around = Around::read(app.engine.store(), &row, &saga)?;
+    let (status, lineage) = around.standing(row.id, &saga);
+    let Around { mirror, flags, .. } = around;
     let segments: Vec<SegmentBody> = saga
         .segments_view()
         .into_iter()
@@ -200,8 +173,6 @@ pub fn present(app: &App, loaded: Loaded) -> Result<BookingBody, ApiError> {
             }
         })
         .collect();
-    let lineage = Lineage::of(&changes);
-    let status = status(&row, &saga, &lineage, &mirror, &flags);
     let request = saga.request.as_ref();
     Ok(BookingBody {
         id: row.id,
@@ -224,75 +195,14 @@ pub fn present(app: &App, loaded: Loaded) -> Result<BookingBody, ApiError> {
             Phase::Held { expires_at } => Some(expires_at),
             _ => None,
         },
-        replaces: saga.original.as_ref().map(|o| o.workflow),
+        replaces: lineage.replaces,
         replaced_by: lineage.replaced_by,
         cancelled_by: lineage.cancelled_by,
-        change_in_progress: lineage.running,
+        change_in_progress: lineage.change_in_progress,
         flags: flags.into_iter().map(FlagBody::from).collect(),
         created_at: row.created_at,
         updated_at: row.updated_at,
     })
-}
-
-/// What the reschedule and cancel sagas of a booking did to it.
-#[derive(Default)]
-struct Lineage {
-    replaced_by: Option<Uuid>,
-    cancelled_by: Option<Uuid>,
-    running: Option<Uuid>,
-}
-
-impl Lineage {
-    fn of(changes: &[Loaded]) -> Lineage {
-        let mut lineage = Lineage::default();
-        for c in changes {
-            match (&c.saga.kind, &c.saga.phase) {
-                _ if !c.saga.is_terminal() => lineage.running = Some(c.row.id),
-                (Kind::Reschedule, Phase::Rescheduled) => lineage.replaced_by = Some(c.row.id),
-                (Kind::Cancel, Phase::Cancelled) => lineage.cancelled_by = Some(c.row.id),
-                _ => {}
-            }
-        }
-        lineage
-    }
-}
-
-fn status(
-    row: &WorkflowRow,
-    saga: &Saga,
-    lineage: &Lineage,
-    mirror: &[MirrorEntry],
-    flags: &[BookingFlag],
-) -> &'static str {
-    if saga.failure.is_some() {
-        return "failed";
-    }
-    let own = match (&saga.kind, &saga.phase) {
-        (Kind::Book | Kind::Hold, Phase::Booked) | (Kind::Reschedule, Phase::Rescheduled) => {
-            "booked"
-        }
-        (_, Phase::Held { .. }) => "held",
-        (_, Phase::Compensated { .. }) => "compensated",
-        (_, Phase::Expired) => "expired",
-        (Kind::Cancel, Phase::Cancelled) => "cancelled",
-        _ => "pending",
-    };
-    if own != "booked" {
-        return own;
-    }
-    if lineage.cancelled_by.is_some() {
-        "cancelled"
-    } else if lineage.replaced_by.is_some() {
-        "rescheduled"
-    } else if !flags.is_empty()
-        || mirror
-            .iter()
-            .any(|m| m.workflow == row.id && m.status != "accepted")
-    {
-        "broken"
-    } else {
-        "booked"
-    }
 }
 
 /// Why it needs an admin, else why it was undone.

@@ -61,8 +61,8 @@ pub use event::{
 };
 pub use plan::{HostChange, Plan, PlanError, PlanRequest, PlannedSegment, SlotClaim, plan};
 pub use state::{
-    BookedOn, Duplicate, Kind, Make, NotBooked, Phase, Reserved, Saga, SegmentState, SegmentStatus,
-    SegmentView, Undo,
+    BookedOn, Duplicate, KINDS, Kind, Make, NotBooked, Phase, Reserved, STATES, Saga, SegmentState,
+    SegmentStatus, SegmentView, Undo,
 };
 
 #[cfg(test)]

@@ -21,6 +21,26 @@ pub enum Kind {
     Cancel,
 }
 
+/// The kinds by name, as stored and as filters take them.
+pub const KINDS: [&str; 4] = ["book", "hold", "reschedule", "cancel"];
+
+/// Every name `Saga::state_name` gives: each phase's, and `failed`.
+pub const STATES: [&str; 13] = [
+    "reserving",
+    "held",
+    "booking",
+    "switching",
+    "cancelling",
+    "compensating",
+    "expiring",
+    "booked",
+    "rescheduled",
+    "compensated",
+    "cancelled",
+    "expired",
+    "failed",
+];
+
 /// Where the saga is. The last six are ends; `failed` is not a phase but an
 /// overlay (`Saga::failure`) so an admin can resume where it stopped.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -707,3 +707,116 @@ fn damaged_copy(db: &str, dir: &Path) -> PathBuf {
     std::fs::write(&path, bytes).unwrap();
     path
 }
+
+/// The first start the availability search offers for `service` on `day`.
+fn first_offered(w: &World, service: &str, day: &str) -> String {
+    let path = format!(
+        "/api/v2/availability?service={service}&start={day}&end={day}&timeZone=Europe/Berlin"
+    );
+    let r = w.send("GET", &path, &[], &Value::Null);
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.json()["slots"][0]["start"]
+        .as_str()
+        .unwrap_or_else(|| panic!("nothing offered on {day}: {}", r.body))
+        .to_string()
+}
+
+/// `workflows list --json`: status and state by workflow id.
+fn listed(w: &World) -> BTreeMap<String, (String, String)> {
+    let (code, out, err) = w.admin(&["list", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    out.lines()
+        .map(|l| serde_json::from_str::<Value>(l).expect("a JSON line"))
+        .map(|v| {
+            let text = |k: &str| v[k].as_str().unwrap_or_default().to_string();
+            (text("id"), (text("status"), text("state")))
+        })
+        .collect()
+}
+
+#[test]
+fn list_and_show_say_what_became_of_a_rescheduled_and_a_cancelled_booking_on_any_day() {
+    let w = World::new();
+    // A Monday, a Thursday and a Saturday: each booking moves to the next day.
+    for (day, next) in [
+        ("2030-03-04", "2030-03-05"),
+        ("2030-03-07", "2030-03-08"),
+        ("2030-03-09", "2030-03-11"),
+    ] {
+        let original = w.book("haircut", &first_offered(&w, "haircut", day));
+        w.await_status(&original, "booked");
+        let to = first_offered(&w, "haircut", next);
+        let r = w.send(
+            "POST",
+            &format!("/api/v2/bookings/{original}/reschedule"),
+            &[("Idempotency-Key", &format!("move-{day}"))],
+            &json!({"start": to}),
+        );
+        assert_eq!(r.status, 201, "{}", r.body);
+        let moved = workflow_id(&r);
+        let listing = listed(&w);
+        assert_eq!(listing[&original], ("rescheduled".into(), "booked".into()));
+        assert_eq!(listing[&moved], ("booked".into(), "rescheduled".into()));
+
+        let r = w.send(
+            "POST",
+            &format!("/api/v2/bookings/{moved}/cancel"),
+            &[],
+            &json!({"reason": "flu"}),
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+        let cancel = r.json()["cancelledBy"]
+            .as_str()
+            .expect("cancel")
+            .to_string();
+        let listing = listed(&w);
+        assert_eq!(listing[&moved], ("cancelled".into(), "rescheduled".into()));
+        assert_eq!(listing[&original].0, "rescheduled", "{day}");
+        assert_eq!(listing[&cancel].0, "cancelled");
+
+        // The table and the timeline say the same, with the lineage.
+        let (_, table, _) = w.admin(&["list"]);
+        let line = table.lines().find(|l| l.starts_with(&moved)).expect("row");
+        assert!(
+            line.contains(" cancelled ") && line.contains(" rescheduled "),
+            "{line}"
+        );
+        let (code, shown, err) = w.admin(&["show", &moved]);
+        assert_eq!(code, 0, "{err}");
+        assert!(shown.contains(": cancelled (saga rescheduled)"), "{shown}");
+        assert!(shown.contains(&format!("replaces: {original}")), "{shown}");
+        assert!(
+            shown.contains(&format!("cancelled by: {cancel}")),
+            "{shown}"
+        );
+        let (_, shown, _) = w.admin(&["show", &original]);
+        assert!(shown.contains(&format!("replaced by: {moved}")), "{shown}");
+        let http = w.send(
+            "GET",
+            &format!("/api/v2/bookings/{moved}"),
+            &[],
+            &Value::Null,
+        );
+        assert_eq!(http.json()["status"], "cancelled", "{}", http.body);
+    }
+}
+
+#[test]
+fn a_mistyped_state_kind_or_status_is_refused_with_the_valid_ones() {
+    let w = World::new();
+    let (code, out, err) = w.admin(&["list", "--state", "faild"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(err.contains("faild") && err.contains("failed"), "{err}");
+    for (path, field, valid) in [
+        ("/api/v2/workflows?state=faild", "state", "compensated"),
+        ("/api/v2/workflows?kind=bok", "kind", "reschedule"),
+        ("/api/v2/bookings?status=bookd", "status", "broken"),
+    ] {
+        let r = w.send("GET", path, &[], &Value::Null);
+        assert_eq!(r.status, 400, "{path}: {}", r.body);
+        let error = &r.json()["error"];
+        assert_eq!(error["details"]["field"], field, "{}", r.body);
+        let message = error["message"].as_str().unwrap_or_default();
+        assert!(message.contains(valid), "{path}: {message}");
+    }
+}

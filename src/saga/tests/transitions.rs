@@ -1227,3 +1227,26 @@ fn the_log_reads_like_what_happened() {
         r#"{"kind":"cancel_failed","target":{"original":1},"attempt":2,"failure":{"class":"retryable","reason":"HTTP 503","retry_at":"2030-03-05T09:00:00Z"}}"#
     );
 }
+
+#[test]
+fn every_state_name_is_one_the_state_filters_accept() {
+    let at = chrono::DateTime::UNIX_EPOCH;
+    let reason = || "r".to_string();
+    let phases = [
+        Phase::Reserving,
+        Phase::Held { expires_at: at },
+        Phase::Booking,
+        Phase::Switching,
+        Phase::Cancelling,
+        Phase::Compensating { reason: reason() },
+        Phase::Expiring,
+        Phase::Booked,
+        Phase::Rescheduled,
+        Phase::Compensated { reason: reason() },
+        Phase::Cancelled,
+        Phase::Expired,
+    ];
+    let mut names: Vec<&str> = phases.iter().map(Phase::name).collect();
+    names.push("failed");
+    assert_eq!(names, STATES);
+}
