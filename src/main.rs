@@ -449,25 +449,29 @@ struct ServeArgs {
     #[arg(long, default_value_t = 30, env = "CALCOM_TIMEOUT_S")]
     calcom_timeout_s: u64,
     /// Fixture of the embedded mock.
-    #[arg(long, default_value = "fixtures/mock/salon.json")]
+    #[arg(
+        long,
+        default_value = "fixtures/mock/salon.json",
+        env = "CALSAGA_MOCK_FIXTURE"
+    )]
     mock_fixture: PathBuf,
     /// Port of the embedded mock on 127.0.0.1 (0 picks a free one).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, env = "CALSAGA_MOCK_PORT")]
     mock_port: u16,
     /// Fault scenario of the embedded mock (see `calsaga mock --help`).
-    #[arg(long)]
+    #[arg(long, env = "CALSAGA_MOCK_SCENARIO")]
     mock_scenario: Option<String>,
     /// Persist the embedded mock's state here.
-    #[arg(long)]
+    #[arg(long, env = "CALSAGA_MOCK_STATE_FILE")]
     mock_state_file: Option<PathBuf>,
     /// Sagas driven at once.
     #[arg(long, default_value_t = 64, env = "CALSAGA_SAGAS_MAX")]
     sagas_max: usize,
     /// Reserve every segment's slot for this many minutes before booking.
-    #[arg(long)]
+    #[arg(long, env = "CALSAGA_RESERVE_MIN")]
     reserve_min: Option<u32>,
     /// Slot interval (minutes) of the catalogue's Cal.com event types.
-    #[arg(long, default_value_t = 15)]
+    #[arg(long, default_value_t = 15, env = "CALSAGA_SLOT_INTERVAL_MIN")]
     slot_interval_min: u32,
     /// Requests per minute per API token (or per IP address without one).
     #[arg(long, default_value_t = 600, env = "CALSAGA_RATE_LIMIT_PER_MIN")]

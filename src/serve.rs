@@ -31,14 +31,21 @@ pub type ServeResult = Result<(), Box<dyn std::error::Error>>;
 
 pub fn run(config: ServeConfig) -> ServeResult {
     let catalog = Arc::new(Catalog::load_dir(&config.workflows)?);
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    // Before the database: the guard keeps the embedded mock alive for as
+    // long as we serve.
+    let (mut client_config, _mock) = calcom(&config.calcom, &clock)?;
+    // The port too: a busy port (or a bad fixture) leaves no new files
+    // and uses up no once-only token.
+    let bound = HttpServer::bind(HttpConfig {
+        workers: HTTP_WORKERS,
+        ..HttpConfig::new(config.bind)
+    })?;
     let store = Store::open(&config.db, StoreConfig::default())?;
     // One set of figures for /metrics, fed by the store, the Cal.com client
     // and the HTTP server.
     let metrics = Arc::new(Metrics::default());
     store.observe_commits(metrics.clone());
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    // Keeps the embedded mock alive for as long as we serve.
-    let (mut client_config, _mock) = calcom(&config.calcom, &clock)?;
     client_config.request_timeout = config.calcom_timeout;
     let calcom_url = client_config.base_url.clone();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -74,6 +81,7 @@ pub fn run(config: ServeConfig) -> ServeResult {
             "the orphan scan is still running; serving anyway, it finishes in the background"
         );
     }
+    // The port is ours by now, so this start will serve the token it shows.
     if let Some(token) = first_admin_token(engine.store(), clock.now())? {
         println!(
             "calsaga serve: created the admin token {FIRST_ADMIN_TOKEN_NAME:?}; it is shown only this once, store it now: {token}"
@@ -82,7 +90,7 @@ pub fn run(config: ServeConfig) -> ServeResult {
     let app = App::new(
         engine.clone(),
         runtime.handle().clone(),
-        clock,
+        clock.clone(),
         &config.http,
     )?
     .with_metrics(metrics)
@@ -95,13 +103,7 @@ pub fn run(config: ServeConfig) -> ServeResult {
     if let Some(interval) = config.health.interval {
         runtime.spawn(async move { health.run_every(interval, stopped).await });
     }
-    let server = HttpServer::start(
-        HttpConfig {
-            workers: HTTP_WORKERS,
-            ..HttpConfig::new(config.bind)
-        },
-        app,
-    )?;
+    let server = bound.serve(app)?;
     announce(server.addr(), &config, &calcom_url, report.resumed)?;
     runtime.block_on(shutdown_signal());
     tracing::info!(

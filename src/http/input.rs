@@ -268,14 +268,13 @@ impl Query {
         })
     }
 
-    /// A value from a fixed set, or absent; any other is 400 with the set.
+    /// A value from a fixed set, or absent; any other is a 422 (like every
+    /// value that fails its check) listing the set.
     pub fn one_of(&self, key: &str, names: &[&str]) -> Result<Option<&str>, ApiError> {
         match self.get(key) {
-            Some(v) if !names.contains(&v) => Err(ApiError::bad_request(format!(
-                "query parameter {key:?}: {v:?} is not one of {}",
-                names.join(", ")
-            ))
-            .details(json!({ "field": key, "known": names }))),
+            Some(v) if !names.contains(&v) => Err(self
+                .invalid(key, format!("{v:?} is not one of {}", names.join(", ")))
+                .details(json!({ "field": key, "known": names }))),
             v => Ok(v),
         }
     }

@@ -202,18 +202,42 @@ pub struct HttpServer {
     inbox: tokio::task::JoinHandle<()>,
 }
 
-impl HttpServer {
-    pub fn start(config: HttpConfig, app: App) -> Result<HttpServer, HttpError> {
+/// A port taken but not yet served: connections wait in its backlog.
+pub struct Bound {
+    config: HttpConfig,
+    socket: (std::net::TcpListener, SocketAddr),
+}
+
+impl Bound {
+    pub fn addr(&self) -> SocketAddr {
+        self.socket.1
+    }
+
+    pub fn serve(self, app: App) -> Result<HttpServer, HttpError> {
         let (stop_inbox, stopped) = tokio::sync::watch::channel(false);
         let runtime = app.runtime.clone();
         let inbox = runtime.spawn(inbox::run(app.clone(), stopped));
-        let running = server::start(&config, app).inspect_err(|_| inbox.abort())?;
+        let running =
+            server::start(&self.config, self.socket, app).inspect_err(|_| inbox.abort())?;
         Ok(HttpServer {
             running,
             runtime,
             stop_inbox,
             inbox,
         })
+    }
+}
+
+impl HttpServer {
+    /// Takes the port first, so a start that cannot listen stops before it
+    /// changes anything.
+    pub fn bind(config: HttpConfig) -> Result<Bound, HttpError> {
+        let socket = server::bind(&config)?;
+        Ok(Bound { config, socket })
+    }
+
+    pub fn start(config: HttpConfig, app: App) -> Result<HttpServer, HttpError> {
+        HttpServer::bind(config)?.serve(app)
     }
 
     pub fn addr(&self) -> SocketAddr {

@@ -59,13 +59,22 @@ impl Shared {
     }
 }
 
-pub(super) fn start(config: &HttpConfig, app: App) -> Result<Running, HttpError> {
+/// The listening socket for `config` and its address.
+pub(super) fn bind(config: &HttpConfig) -> Result<(TcpListener, SocketAddr), HttpError> {
     let bind_error = |e: std::io::Error| HttpError::Bind {
         addr: config.bind,
         reason: e.to_string(),
     };
     let listener = listen(config.bind, config.queue_max).map_err(bind_error)?;
     let addr = listener.local_addr().map_err(bind_error)?;
+    Ok((listener, addr))
+}
+
+pub(super) fn start(
+    config: &HttpConfig,
+    (listener, addr): (TcpListener, SocketAddr),
+    app: App,
+) -> Result<Running, HttpError> {
     let shared = Arc::new(Shared::default());
     let (tx, rx) = sync_channel::<TcpStream>(config.queue_max.max(1));
     let rx = Arc::new(Mutex::new(rx));

@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 /// Why the mock could not start or keep its state.
 #[derive(Debug, thiserror::Error)]
 pub enum MockError {
-    #[error("cannot read fixture {path}: {source}; pass an existing fixture file with --fixture")]
+    #[error(
+        "cannot read fixture {path}: {source}; pass the path of an existing fixture file (`--mock-fixture` for serve, `--fixture` for `calsaga mock`)"
+    )]
     FixtureRead {
         path: PathBuf,
         source: std::io::Error,

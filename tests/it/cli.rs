@@ -108,8 +108,8 @@ fn serve_refuses_a_remote_cal_com_without_an_api_key() {
 }
 
 /// The settings table of docs/CALCOM_V2_INTEGRATION.md names every flag of
-/// `calsaga serve`, with its environment variable and default, and nothing
-/// the binary does not have.
+/// `calsaga serve`, with its environment variable (every flag has one) and
+/// default, and nothing the binary does not have.
 #[test]
 fn the_integration_guide_lists_every_serve_setting_as_the_binary_has_it() {
     let (code, help, _) = run(&["serve", "--help"], None);
@@ -136,6 +136,11 @@ fn the_integration_guide_lists_every_serve_setting_as_the_binary_has_it() {
             .find(|r| r.starts_with(&format!("| `{flag}` |")))
             .unwrap_or_else(|| panic!("{flag} of `serve --help` is missing from the guide"));
         let detail = lines.get(i + 1).copied().unwrap_or_default();
+        // The README promises an environment variable for every setting.
+        assert!(
+            detail.contains("[env: "),
+            "{flag} has no environment variable: {detail}"
+        );
         for (tag, end) in [("[env: ", ['=', ']']), ("[default: ", [']', ']'])] {
             if let Some(value) = detail.split(tag).nth(1).and_then(|v| v.split(end).next()) {
                 assert!(

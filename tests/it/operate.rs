@@ -404,3 +404,64 @@ fn metrics_count_requests_cal_com_calls_commits_sagas_and_webhooks() {
     let webhooks = "route=\"/webhooks/calcom\",method=\"POST\",status=\"2xx\"";
     assert_eq!(get(&format!("{http}_count{{{webhooks}}}")), 1.0);
 }
+
+#[test]
+fn a_start_on_a_busy_port_or_a_missing_fixture_changes_nothing_and_keeps_the_first_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("calsaga.db");
+    let db = db.to_str().unwrap();
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy = busy.local_addr().unwrap().to_string();
+    let workflows = repo_root().join("workflows");
+    let serve = |more: &[&str]| {
+        let mut args = vec![
+            "serve",
+            "--db",
+            db,
+            "--workflows",
+            workflows.to_str().unwrap(),
+        ];
+        args.extend_from_slice(more);
+        run(&args, Some(dir.path()))
+    };
+    for _ in 0..2 {
+        let fixture = repo_root().join("fixtures/mock/salon.json");
+        let (code, out, err) =
+            serve(&["--bind", &busy, "--mock-fixture", fixture.to_str().unwrap()]);
+        assert_eq!(code, 1, "{out}{err}");
+        assert!(err.contains(&busy), "the error names the address: {err}");
+        assert!(
+            !out.contains("admin token"),
+            "a token for a start that failed: {out}"
+        );
+    }
+    let missing = dir.path().join("salon.json");
+    let missing = missing.to_str().unwrap();
+    let (code, _, err) = serve(&["--mock-fixture", missing]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("--mock-fixture"), "the flag to fix: {err}");
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert!(left.is_empty(), "failed starts left files: {left:?}");
+
+    // The next start that listens shows the token, and the token works.
+    let (mut child, lines) = crate::support::spawn_serve(db, dir.path(), &[]);
+    let shown = lines.iter().find(|l| l.contains("created the admin token"));
+    let token = shown
+        .and_then(|l| l.rsplit(' ').next())
+        .unwrap_or_else(|| panic!("no token shown: {lines:?}"))
+        .to_string();
+    let line = lines.last().unwrap();
+    let rest = &line[line.find("http://").unwrap() + 7..];
+    let addr = rest[..rest.find(' ').unwrap()].parse().unwrap();
+    let auth = format!("Bearer {token}");
+    let r = crate::support::http(
+        addr,
+        "GET",
+        "/api/v2/workflows",
+        &[("Authorization", &auth)],
+        b"",
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+}

@@ -813,7 +813,7 @@ fn a_mistyped_state_kind_or_status_is_refused_with_the_valid_ones() {
         ("/api/v2/bookings?status=bookd", "status", "broken"),
     ] {
         let r = w.send("GET", path, &[], &Value::Null);
-        assert_eq!(r.status, 400, "{path}: {}", r.body);
+        assert_eq!(r.status, 422, "{path}: {}", r.body);
         let error = &r.json()["error"];
         assert_eq!(error["details"]["field"], field, "{}", r.body);
         let message = error["message"].as_str().unwrap_or_default();
