@@ -19,7 +19,7 @@ use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::calcom::{CallObserver, CallOutcome, CallRecord};
-use crate::store::{CommitObserver, Store, StoreError};
+use crate::store::{CommitObserver, InboxState, Store, StoreError};
 
 /// Content type of the text exposition format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -302,8 +302,14 @@ impl Metrics {
             Kind::Gauge,
             "Cal.com webhooks in the inbox by state, read at scrape time: pending is the backlog, failed needs an admin.",
         );
-        for c in store.inbox_counts()? {
-            out.sample(name, &[("state", c.state.as_str())], c.count);
+        // Every state, zero too: an alert on `failed > 0` needs the series.
+        let counts = store.inbox_counts()?;
+        for state in InboxState::ALL {
+            let count = counts
+                .iter()
+                .find(|c| c.state == state)
+                .map_or(0, |c| c.count);
+            out.sample(name, &[("state", state.as_str())], count);
         }
         Ok(())
     }

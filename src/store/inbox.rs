@@ -25,6 +25,12 @@ pub enum InboxState {
 }
 
 impl InboxState {
+    pub const ALL: [InboxState; 3] = [
+        InboxState::Pending,
+        InboxState::Processed,
+        InboxState::Failed,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             InboxState::Pending => "pending",

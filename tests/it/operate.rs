@@ -318,6 +318,19 @@ fn deliver_webhook(s: &Served, secret: &str) {
 }
 
 #[test]
+fn an_empty_inbox_has_a_zero_series_for_every_state() {
+    // So an alert on `failed > 0` has a series before the first webhook.
+    let s = Served::start(&[]);
+    let r = s.get("/metrics", &s.admin);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let m = samples(&r.body);
+    for state in ["pending", "processed", "failed"] {
+        let series = format!("calsaga_webhook_inbox_entries{{state=\"{state}\"}}");
+        assert_eq!(m.get(&series), Some(&0.0), "{series} in\n{}", r.body);
+    }
+}
+
+#[test]
 fn metrics_count_requests_cal_com_calls_commits_sagas_and_webhooks() {
     let secret = "whsec_metrics";
     let s = Served::start(&["--webhook-secret", secret]);
