@@ -42,6 +42,8 @@ const INVARIANT_RATE_LIMIT_RETRIES: u32 = 6;
 const OVERLAPS_LISTED_MAX: usize = 20;
 /// How often the progress line is redrawn.
 const PROGRESS_EVERY: Duration = Duration::from_secs(1);
+/// A client's pause after a 429 without Retry-After.
+const BACK_PRESSURE_PAUSE: Duration = Duration::from_secs(1);
 /// How long a booking asks calsaga to wait for its saga.
 const PREFER_WAIT: &str = "wait=10";
 /// Booking statuses whose live segments hold a host's time.
@@ -256,12 +258,12 @@ impl Run<'_> {
         while Instant::now() < deadline && samples.len() < SAMPLES_PER_CLIENT_MAX {
             let op = self.config.mix.pick(rng.r#gen());
             let started = Instant::now();
-            let Some(kind) = self.send(op, &mut rng) else {
+            let Some((kind, pause)) = self.send(op, &mut rng) else {
                 self.cancels_skipped.fetch_add(1, Ordering::Relaxed);
                 continue;
             };
             self.sent.fetch_add(1, Ordering::Relaxed);
-            if kind != report::OK {
+            if kind != report::OK && kind != report::BACK_PRESSURE {
                 self.failed.fetch_add(1, Ordering::Relaxed);
             }
             samples.push(Sample {
@@ -269,12 +271,17 @@ impl Run<'_> {
                 kind,
                 ms: started.elapsed().as_secs_f64() * 1e3,
             });
+            if let Some(pause) = pause {
+                // The server set the pace: come back when it said, not sooner.
+                std::thread::sleep(pause.min(deadline.saturating_duration_since(Instant::now())));
+            }
         }
         samples
     }
 
-    /// One request; what came of it, or None for a cancel with nothing to cancel.
-    fn send(&self, op: Op, rng: &mut SmallRng) -> Option<String> {
+    /// One request; what came of it and how long the server asked us to
+    /// wait, or None for a cancel with nothing to cancel.
+    fn send(&self, op: Op, rng: &mut SmallRng) -> Option<(String, Option<Duration>)> {
         let answer = match op {
             Op::Book => {
                 let slot = &self.slots[rng.gen_range(0..self.slots.len())];
@@ -309,11 +316,16 @@ impl Run<'_> {
                 if op == Op::Book {
                     self.keep_booked(booking_id(&a));
                 }
-                report::OK.to_string()
+                (report::OK.to_string(), None)
             }
-            Ok(a) if a.code().is_empty() => a.status.to_string(),
-            Ok(a) => format!("{} {}", a.status, a.code()),
-            Err(_) => "transport error".into(),
+            // "Not now": calsaga's own limit, or Cal.com's budget spent.
+            Ok(a) if a.status == 429 || (a.status == 503 && a.retry_after.is_some()) => {
+                let pause = a.retry_after.unwrap_or(BACK_PRESSURE_PAUSE);
+                (report::BACK_PRESSURE.to_string(), Some(pause))
+            }
+            Ok(a) if a.code().is_empty() => (a.status.to_string(), None),
+            Ok(a) => (format!("{} {}", a.status, a.code()), None),
+            Err(_) => ("transport error".into(), None),
         })
     }
 

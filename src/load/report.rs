@@ -24,6 +24,9 @@ pub struct Sample {
 }
 
 pub const OK: &str = "ok";
+/// A 429, or a 503 with Retry-After: the server asked the client to wait,
+/// and it did. Not an error.
+pub const BACK_PRESSURE: &str = "back-pressure";
 
 /// Figures of one operation.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -94,8 +97,11 @@ pub struct LoadReport {
     pub requests: usize,
     pub per_s: f64,
     pub operations: Vec<OpStats>,
-    /// "book: 409 slot_unavailable" -> count; every answer that was not a success.
+    /// "book: 409 slot_unavailable" -> count; every answer that was neither
+    /// a success nor back-pressure.
     pub errors: BTreeMap<String, usize>,
+    /// Answers that asked the client to wait (429, 503 with Retry-After).
+    pub back_pressure: usize,
     /// Cancels skipped because the run had nothing booked to cancel yet.
     pub cancels_skipped: usize,
     pub invariant: Invariant,
@@ -110,7 +116,11 @@ impl LoadReport {
         invariant: Invariant,
     ) -> LoadReport {
         let mut errors = BTreeMap::new();
-        for s in samples.iter().filter(|s| s.kind != OK) {
+        let back_pressure = samples.iter().filter(|s| s.kind == BACK_PRESSURE).count();
+        for s in samples
+            .iter()
+            .filter(|s| s.kind != OK && s.kind != BACK_PRESSURE)
+        {
             *errors
                 .entry(format!("{}: {}", s.op.name(), s.kind))
                 .or_insert(0) += 1;
@@ -127,6 +137,7 @@ impl LoadReport {
             per_s: samples.len() as f64 / seconds.max(1e-9),
             operations,
             errors,
+            back_pressure,
             cancels_skipped,
             invariant,
         }
@@ -169,6 +180,13 @@ impl LoadReport {
         }
         for (kind, n) in &self.errors {
             let _ = writeln!(t, "{n:>9}  {kind}");
+        }
+        if self.back_pressure > 0 {
+            let _ = writeln!(
+                t,
+                "{:>9}  back-pressure: the server asked to wait (429, or 503 with Retry-After) and the clients waited as told",
+                self.back_pressure
+            );
         }
         if self.cancels_skipped > 0 {
             let _ = writeln!(

@@ -40,6 +40,8 @@ pub struct Answer {
     pub body: Value,
     /// `Idempotent-Replayed: true` was sent back.
     pub replayed: bool,
+    /// `Retry-After` in seconds, when the server sent one.
+    pub retry_after: Option<Duration>,
     pub elapsed: Duration,
 }
 
@@ -227,16 +229,18 @@ impl Api {
                     .map(str::to_string)
             };
             let replayed = header("idempotent-replayed").as_deref() == Some("true");
-            let retry_after = header("retry-after").and_then(|s| s.parse::<u64>().ok());
+            let retry_after = header("retry-after")
+                .and_then(|s| s.parse::<u64>().ok())
+                .map(Duration::from_secs);
             let text = response.text().map_err(failed)?;
             let answer = Answer {
                 status,
                 body: serde_json::from_str(&text).unwrap_or(Value::Null),
                 replayed,
+                retry_after,
                 elapsed: started.elapsed(),
             };
-            let wait = retry_after.map(Duration::from_secs);
-            match wait {
+            match retry_after {
                 Some(wait)
                     if (status == 429 || (status == 503 && method == "GET"))
                         && retries_left > 0

@@ -70,6 +70,7 @@ fn a_booking_id_is_read_from_a_body_or_from_an_errors_details() {
         status: 409,
         body,
         replayed: false,
+        retry_after: None,
         elapsed: Duration::ZERO,
     };
     assert_eq!(booking_id(&answer(json!({"id": id.to_string()}))), Some(id));

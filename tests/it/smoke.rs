@@ -196,3 +196,43 @@ fn load_refuses_a_target_off_this_machine() {
     assert_eq!(code, 1);
     assert!(err.contains("--allow-remote"), "{err}");
 }
+
+#[test]
+fn a_load_run_against_a_small_rate_limit_waits_as_told_and_reports_back_pressure_not_errors() {
+    // 60 a minute after a burst of 10: the run must outgrow it in a second.
+    let served = Served::start(&["--rate-limit-per-min", "60", "--rate-limit-burst", "10"]);
+    let base = format!("http://{}/api/v2", served.addr);
+    let (code, out, err) = run(
+        &[
+            "load",
+            "--json",
+            "--duration",
+            "3s",
+            "--concurrency",
+            "2",
+            "--service",
+            "haircut",
+            "--mix",
+            "availability=1",
+            "--api-base",
+            &base,
+            "--token",
+            &served.booking,
+        ],
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    let report: Value = serde_json::from_str(out.trim())
+        .unwrap_or_else(|e| panic!("stdout is not one JSON object ({e}):\n{out}"));
+    assert!(
+        report["back_pressure"].as_u64().is_some_and(|n| n > 0),
+        "the limit was reached: {report:#}"
+    );
+    assert_eq!(report["errors"], serde_json::json!({}), "{report:#}");
+    // Paced by Retry-After (1 s here): a few dozen requests, not thousands.
+    let requests = report["requests"].as_u64().unwrap_or_default();
+    assert!(
+        (10..60).contains(&requests),
+        "{requests} requests: {report:#}"
+    );
+}
