@@ -45,6 +45,35 @@ pub struct AdminCalcom {
     client: Client,
 }
 
+/// The client settings for a real Cal.com at `calcom_url` (default
+/// https://api.cal.com) with `api_key`: a missing key is refused with what
+/// to pass.
+pub fn client_config(
+    api_key: Option<&str>,
+    calcom_url: Option<&str>,
+    requests_per_minute: u32,
+) -> Result<ClientConfig, AdminError> {
+    let api_key = api_key
+        .filter(|k| !k.is_empty())
+        .ok_or(AdminError::NoApiKey)?;
+    let CalcomTarget::Remote {
+        base_url,
+        api_key,
+        requests_per_minute_max,
+    } = remote_calcom(api_key, calcom_url, requests_per_minute)?
+    else {
+        // remote_calcom never answers the embedded mock; treat it as
+        // what it would mean: no real Cal.com to talk to.
+        return Err(AdminError::NoApiKey);
+    };
+    Ok(ClientConfig {
+        base_url,
+        api_key: Some(api_key),
+        requests_per_minute_max,
+        ..ClientConfig::default()
+    })
+}
+
 impl AdminCalcom {
     /// Connects to Cal.com at `calcom_url` (default https://api.cal.com)
     /// with `api_key`; nothing is sent yet.
@@ -52,29 +81,11 @@ impl AdminCalcom {
         api_key: Option<&str>,
         calcom_url: Option<&str>,
     ) -> Result<AdminCalcom, AdminError> {
-        let api_key = api_key
-            .filter(|k| !k.is_empty())
-            .ok_or(AdminError::NoApiKey)?;
-        let CalcomTarget::Remote {
-            base_url,
-            api_key,
-            requests_per_minute_max,
-        } = remote_calcom(api_key, calcom_url, REQUESTS_PER_MINUTE)?
-        else {
-            // remote_calcom never answers the embedded mock; treat it as
-            // what it would mean: no real Cal.com to talk to.
-            return Err(AdminError::NoApiKey);
-        };
+        let config = client_config(api_key, calcom_url, REQUESTS_PER_MINUTE)?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|e| AdminError::Runtime(e.to_string()))?;
-        let config = ClientConfig {
-            base_url,
-            api_key: Some(api_key),
-            requests_per_minute_max,
-            ..ClientConfig::default()
-        };
         let client = {
             let _guard = runtime.enter();
             Client::http(config, std::sync::Arc::new(SystemClock))?

@@ -365,12 +365,8 @@ struct OrphansArgs {
     /// Directory of the service catalogue.
     #[arg(long, default_value = "workflows", env = "CALSAGA_WORKFLOWS")]
     workflows: PathBuf,
-    /// Cal.com API base URL.
-    #[arg(long, default_value = "https://api.cal.com", env = "CALCOM_API_URL")]
-    calcom_url: String,
-    /// Cal.com API key of the account calsaga books through.
-    #[arg(long, env = "CALCOM_API_KEY", hide_env_values = true)]
-    calcom_api_key: String,
+    #[command(flatten)]
+    calcom: CalcomArgs,
     /// Requests per minute Cal.com allows this key.
     #[arg(long, default_value_t = 120, env = "CALCOM_REQUESTS_PER_MINUTE")]
     calcom_requests_per_minute: u32,
@@ -793,12 +789,11 @@ fn run_reconcile_orphans(args: OrphansArgs) -> CliResult {
     let report = calsaga::runtime::scan_once(calsaga::runtime::ScanOnce {
         db: args.db.db,
         workflows: args.workflows,
-        calcom: ClientConfig {
-            base_url: args.calcom_url.trim_end_matches('/').to_string(),
-            api_key: Some(args.calcom_api_key),
-            requests_per_minute_max: args.calcom_requests_per_minute,
-            ..ClientConfig::default()
-        },
+        calcom: calsaga::calcom_admin::client_config(
+            args.calcom.calcom_api_key.as_deref(),
+            args.calcom.calcom_url.as_deref(),
+            args.calcom_requests_per_minute,
+        )?,
         apply: args.apply,
     })?;
     for o in &report.orphans {

@@ -101,6 +101,18 @@ fn a_second_calsaga_on_the_same_database_refuses_to_start() {
 }
 
 #[test]
+fn the_cal_com_commands_without_an_api_key_say_what_to_pass() {
+    for command in [["reconcile", "orphans"], ["catalog", "sync"]] {
+        let (code, _, err) = run(&command, None);
+        assert_eq!(code, 1, "{command:?}: {err}");
+        assert!(
+            err.contains("pass --calcom-api-key or set CALCOM_API_KEY"),
+            "{command:?}: {err}"
+        );
+    }
+}
+
+#[test]
 fn serve_refuses_a_remote_cal_com_without_an_api_key() {
     let (code, _, err) = run(&["serve", "--calcom-url", "http://127.0.0.1:9"], None);
     assert_eq!(code, 1);
