@@ -12,7 +12,7 @@ use crate::calcom::{CalcomApi, Client, ClientConfig, HttpPoster};
 use crate::catalog::Catalog;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{CalcomTarget, HealthSettings, ServeConfig};
-use crate::health::{CallRecorder, Health, HealthConfig, Sources};
+use crate::health::{CallRecorder, Check, Health, HealthConfig, Sources, Status};
 use crate::http::{App, FIRST_ADMIN_TOKEN_NAME, HttpConfig, HttpServer, first_admin_token};
 use crate::metrics::Metrics;
 use crate::mock::{Fixture, Mock, MockConfig, MockServer};
@@ -101,10 +101,15 @@ pub fn run(config: ServeConfig) -> ServeResult {
         runtime.spawn(async move { recorder.run(CALL_STATS_FLUSH, stopped).await })
     };
     if let Some(interval) = config.health.interval {
+        let health = health.clone();
         runtime.spawn(async move { health.run_every(interval, stopped).await });
     }
     let server = bound.serve(app)?;
     announce(server.addr(), &config, &calcom_url, report.resumed)?;
+    {
+        let (health, calcom_url) = (health.clone(), calcom_url.clone());
+        runtime.spawn(async move { first_contact(&health, &calcom_url).await });
+    }
     runtime.block_on(shutdown_signal());
     tracing::info!(
         "shutting down: no new requests; running steps finish or resume on the next start"
@@ -209,6 +214,21 @@ fn announce(
         config.db.display()
     )?;
     out.flush()
+}
+
+/// Says on the first screen when Cal.com does not answer, rather than
+/// leaving it to the first booking to fail.
+async fn first_contact(health: &Health, calcom_url: &str) {
+    let report = health.cached().await;
+    let Some(c) = report.check(Check::Connectivity) else {
+        return;
+    };
+    if c.status == Status::Critical {
+        println!(
+            "calsaga serve: Cal.com at {calcom_url} is not reachable: {}; bookings fail until it answers; `calsaga health` shows every check",
+            c.message
+        );
+    }
 }
 
 async fn shutdown_signal() {

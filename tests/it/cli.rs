@@ -170,3 +170,63 @@ fn the_integration_guide_lists_every_serve_setting_as_the_binary_has_it() {
         "the guide lists flags serve does not have"
     );
 }
+
+#[test]
+fn serve_says_on_its_first_screen_when_cal_com_is_unreachable() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("calsaga.db");
+    // A loopback port nobody listens on: bound, then released.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let mut child = crate::support::calsaga()
+        .args([
+            "serve",
+            "--db",
+            db.to_str().unwrap(),
+            "--bind",
+            "127.0.0.1:0",
+        ])
+        .args([
+            "--calcom-url",
+            &url,
+            "--calcom-api-key",
+            "cal_test_unreachable",
+        ])
+        .args(["--webhook-secret", "whsec_x", "--orphan-scan", "off"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let mut seen = Vec::new();
+    let said = loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) if line.contains("is not reachable") => break Some(line),
+            Ok(line) => seen.push(line),
+            Err(_) => break None,
+        }
+    };
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let said = said.unwrap_or_else(|| panic!("no word on Cal.com: {seen:?}"));
+    assert!(seen.iter().any(|l| l.contains("listening on")), "{seen:?}");
+    assert!(
+        said.contains(&url) && said.contains("calsaga health"),
+        "{said}"
+    );
+}
