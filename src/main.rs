@@ -417,6 +417,20 @@ enum TokenCommand {
         #[arg(long, value_parser = ["booking", "admin"])]
         scope: String,
     },
+    /// Every token's name, scope and creation time (never the token: only
+    /// its hash is stored). Read-only; works while `serve` runs.
+    List {
+        #[command(flatten)]
+        db: DbArg,
+    },
+    /// Delete the token named NAME (stop `serve` first; the next start no
+    /// longer accepts it).
+    Revoke {
+        name: String,
+        /// SQLite database file of `calsaga serve`.
+        #[arg(long, default_value = "calsaga.db", env = "CALSAGA_DB")]
+        db: PathBuf,
+    },
 }
 
 #[derive(clap::Args)]
@@ -678,6 +692,8 @@ fn main() -> ExitCode {
         Command::Token(TokenCommand::Create { db, name, scope }) => {
             run_token_create(&db, &name, &scope)
         }
+        Command::Token(TokenCommand::List { db }) => run_token_list(&db.db),
+        Command::Token(TokenCommand::Revoke { name, db }) => run_token_revoke(&db, &name),
         Command::Bench(BenchCommand::Engine(args)) => run_bench_engine(args),
         Command::Bench(BenchCommand::Http(args)) => run_bench_http(args),
         Command::Workflows(cmd) => run_workflows(cmd),
@@ -826,6 +842,31 @@ fn run_token_create(db: &std::path::Path, name: &str, scope: &str) -> CliResult 
     let token = http::create_token(&store, name, scope.parse()?, chrono::Utc::now())?;
     println!("{token}");
     eprintln!("created token {name:?} with the {scope} scope; it is shown only this once");
+    Ok(())
+}
+
+fn run_token_list(db: &std::path::Path) -> CliResult {
+    let store = admin::open(db)?;
+    let tokens = store.tokens()?;
+    println!("{:<32}  {:<8}  CREATED", "NAME", "SCOPE");
+    for t in &tokens {
+        println!(
+            "{:<32}  {:<8}  {}",
+            t.name,
+            t.scope,
+            t.created_at.to_rfc3339()
+        );
+    }
+    println!("{} token(s)", tokens.len());
+    Ok(())
+}
+
+fn run_token_revoke(db: &std::path::Path, name: &str) -> CliResult {
+    let store = Store::open(db, StoreConfig::default())?;
+    store.commit_blocking(vec![calsaga::store::WriteOp::RevokeToken {
+        name: name.to_string(),
+    }])?;
+    eprintln!("revoked token {name:?}; the next `calsaga serve` start refuses it");
     Ok(())
 }
 

@@ -113,6 +113,9 @@ pub enum WriteOp {
     /// Store a new API token (its hash). A taken name fails with
     /// `TokenNameTaken`.
     PutToken(TokenRow),
+    /// Delete the API token named so; an unknown name fails with
+    /// `UnknownToken`.
+    RevokeToken { name: String },
     /// Insert or update the flag of one broken booking.
     FlagBooking(BookingFlag),
     /// Settle a pending admin request as applied or refused (commit it with
@@ -208,6 +211,7 @@ fn apply_op(conn: &Connection, op: &WriteOp, config: &StoreConfig) -> Result<(),
         ),
         WriteOp::RecordCalls(calls) => stats::record(conn, calls),
         WriteOp::PutToken(token) => tokens::put(conn, token),
+        WriteOp::RevokeToken { name } => tokens::revoke(conn, name),
         WriteOp::FlagBooking(flag) => flags::put(conn, flag),
         WriteOp::SettleAdminRequest {
             id,

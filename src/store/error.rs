@@ -88,6 +88,9 @@ pub enum StoreError {
     #[error("an API token named {name:?} already exists; choose another name")]
     TokenNameTaken { name: String },
 
+    #[error("there is no API token named {name:?}; `calsaga token list` shows the names")]
+    UnknownToken { name: String },
+
     #[error("webhook inbox entry {id} does not exist; check the id")]
     InboxMissing { id: i64 },
 

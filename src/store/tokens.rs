@@ -45,6 +45,20 @@ pub(super) fn put(conn: &Connection, token: &TokenRow) -> Result<(), StoreError>
     Ok(())
 }
 
+pub(super) fn revoke(conn: &Connection, name: &str) -> Result<(), StoreError> {
+    if execute(
+        conn,
+        "DELETE FROM api_tokens WHERE name = ?1",
+        params![name],
+    )? == 0
+    {
+        return Err(StoreError::UnknownToken {
+            name: name.to_string(),
+        });
+    }
+    Ok(())
+}
+
 impl Store {
     /// Every token, oldest first.
     pub fn tokens(&self) -> Result<Vec<TokenRow>, StoreError> {

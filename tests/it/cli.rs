@@ -230,3 +230,51 @@ fn serve_says_on_its_first_screen_when_cal_com_is_unreachable() {
         "{said}"
     );
 }
+
+#[test]
+fn tokens_are_listed_without_their_secret_and_a_revoked_one_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("calsaga.db");
+    let db = db.to_str().unwrap();
+    let admin = crate::support::create_token(db, "ops", "admin");
+    let web = crate::support::create_token(db, "web", "booking");
+    let (code, listed, err) = run(&["token", "list", "--db", db], None);
+    assert_eq!(code, 0, "{err}");
+    for (name, scope) in [("ops", "admin"), ("web", "booking")] {
+        let line = listed.lines().find(|l| l.starts_with(name)).expect(name);
+        assert!(line.contains(scope), "{line}");
+    }
+    assert!(listed.contains("2 token(s)"), "{listed}");
+    assert!(!listed.contains(&web[3..]) && !listed.contains(&admin[3..]));
+
+    let (code, _, err) = run(&["token", "revoke", "web", "--db", db], None);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = run(&["token", "revoke", "nobody", "--db", db], None);
+    assert_eq!(code, 1);
+    assert!(err.contains("calsaga token list"), "{err}");
+    let (_, listed, _) = run(&["token", "list", "--db", db], None);
+    assert!(
+        listed.contains("1 token(s)") && !listed.contains("web"),
+        "{listed}"
+    );
+
+    let (mut child, lines) = crate::support::spawn_serve(db, dir.path(), &[]);
+    let line = lines.last().unwrap();
+    let rest = &line[line.find("http://").unwrap() + 7..];
+    let addr = rest[..rest.find(' ').unwrap()].parse().unwrap();
+    let call = |token: &str| {
+        let auth = format!("Bearer {token}");
+        crate::support::http(
+            addr,
+            "GET",
+            "/api/v2/services",
+            &[("Authorization", &auth)],
+            b"",
+        )
+    };
+    let (revoked, kept) = (call(&web), call(&admin));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(revoked.status, 401, "{}", revoked.body);
+    assert_eq!(kept.status, 200, "{}", kept.body);
+}
