@@ -25,23 +25,13 @@ use super::evaluate::{Finding, FindingKind, SyncFigures};
 use super::gather::within;
 use crate::calcom::wire::{Booking, BookingFilter, META_WORKFLOW};
 use crate::calcom::{CalcomApi, Client};
+use crate::saga::RUNNING_STATES;
 use crate::store::{MirrorEntry, Store, StoreError};
 
 /// Cal.com's largest page of bookings.
 const PAGE_TAKE: u32 = 250;
 /// Saga states that hold live bookings for good.
 const HOLDING: [&str; 2] = ["booked", "rescheduled"];
-/// Saga states with work left (their bookings are in flight).
-const RUNNING: [&str; 7] = [
-    "reserving",
-    "held",
-    "booking",
-    "switching",
-    "cancelling",
-    "compensating",
-    "expiring",
-];
-
 pub async fn figures(health: &Health, client: &Client) -> SyncFigures {
     let inner = &health.inner;
     let now = inner.clock.now();
@@ -217,7 +207,7 @@ fn orphan_detail(
     let state = row.state.as_str();
     // Running sagas are mid-step; failed ones already wait for an admin
     // (the activity check names them).
-    if RUNNING.contains(&state) || state == "failed" {
+    if RUNNING_STATES.contains(&state) || state == "failed" {
         return Ok(None);
     }
     let mirrored = store.mirror_by_uid(uid)?;
@@ -257,7 +247,7 @@ fn gone(
         let changing = store
             .changes_of(id)?
             .iter()
-            .any(|c| RUNNING.contains(&c.state.as_str()));
+            .any(|c| RUNNING_STATES.contains(&c.state.as_str()));
         if !HOLDING.contains(&row.state.as_str()) || changing {
             continue;
         }

@@ -38,11 +38,12 @@ use crate::saga::{
 };
 use crate::store::{EventRow, Store, StoreError, WorkflowFilter, WorkflowRow, WriteOp};
 
+pub use crate::saga::TERMINAL_STATES;
 pub use admin::{ADMIN_REQUESTS_PER_POLL, AdminAction};
 pub use orphans::{
     ORPHAN_CANCEL_REASON, OrphanError, OrphanReport, ScanOnce, StartScan, scan_once,
 };
-pub use recovery::{RecoveryReport, TERMINAL_STATES};
+pub use recovery::RecoveryReport;
 pub use runner::WAKE_TIMER;
 
 /// Tuning of the engine. Every wait has a bound.

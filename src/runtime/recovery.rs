@@ -9,16 +9,8 @@
 use std::sync::atomic::Ordering;
 
 use super::{Engine, EngineError};
+use crate::saga::TERMINAL_STATES;
 
-/// Saga states in which the runner has nothing left to do.
-pub const TERMINAL_STATES: &[&str] = &[
-    "booked",
-    "rescheduled",
-    "compensated",
-    "cancelled",
-    "expired",
-    "failed",
-];
 /// Timers woken per poll; the rest wait for the next poll.
 const TIMERS_PER_POLL: usize = 256;
 

@@ -61,8 +61,8 @@ pub use event::{
 };
 pub use plan::{HostChange, Plan, PlanError, PlanRequest, PlannedSegment, SlotClaim, plan};
 pub use state::{
-    BookedOn, Duplicate, KINDS, Kind, Make, NotBooked, Phase, Reserved, STATES, Saga, SegmentState,
-    SegmentStatus, SegmentView, Undo,
+    BookedOn, Duplicate, KINDS, Kind, Make, NotBooked, Phase, RUNNING_STATES, Reserved, STATES,
+    Saga, SegmentState, SegmentStatus, SegmentView, TERMINAL_STATES, Undo,
 };
 
 #[cfg(test)]

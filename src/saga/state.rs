@@ -24,7 +24,8 @@ pub enum Kind {
 /// The kinds by name, as stored and as filters take them.
 pub const KINDS: [&str; 4] = ["book", "hold", "reschedule", "cancel"];
 
-/// Every name `Saga::state_name` gives: each phase's, and `failed`.
+/// Every name `Saga::state_name` gives: each phase's, and `failed`; the
+/// states with work left first, then those where the runner has none.
 pub const STATES: [&str; 13] = [
     "reserving",
     "held",
@@ -40,6 +41,10 @@ pub const STATES: [&str; 13] = [
     "expired",
     "failed",
 ];
+/// States with work left (their bookings are in flight).
+pub const RUNNING_STATES: &[&str] = STATES.split_at(7).0;
+/// States in which the runner has nothing left to do.
+pub const TERMINAL_STATES: &[&str] = STATES.split_at(7).1;
 
 /// Where the saga is. The last six are ends; `failed` is not a phase but an
 /// overlay (`Saga::failure`) so an admin can resume where it stopped.

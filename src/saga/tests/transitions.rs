@@ -1249,4 +1249,11 @@ fn every_state_name_is_one_the_state_filters_accept() {
     let mut names: Vec<&str> = phases.iter().map(Phase::name).collect();
     names.push("failed");
     assert_eq!(names, STATES);
+    let ends: Vec<&str> = phases
+        .iter()
+        .filter(|p| p.is_end())
+        .map(Phase::name)
+        .collect();
+    assert_eq!([&ends[..], &["failed"]].concat(), TERMINAL_STATES);
+    assert_eq!([RUNNING_STATES, TERMINAL_STATES].concat(), STATES);
 }
