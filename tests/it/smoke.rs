@@ -129,22 +129,21 @@ fn smoke_fails_with_exit_1_and_says_why_on_a_bad_token() {
     assert!(err.contains("401") && err.contains("API_TOKEN"), "{err}");
 }
 
-#[test]
-fn a_short_load_run_reports_every_figure_and_no_overlapping_bookings() {
-    let served = serve();
+/// `calsaga load --json` on `haircut` against `served`; its report.
+fn load_report(served: &Served, duration: &str, clients: &str, mix: &str) -> Value {
     let base = format!("http://{}/api/v2", served.addr);
     let (code, out, err) = run(
         &[
             "load",
             "--json",
             "--duration",
-            "2s",
+            duration,
             "--concurrency",
-            "3",
+            clients,
             "--service",
             "haircut",
             "--mix",
-            "book=6,availability=2,cancel=2",
+            mix,
             "--api-base",
             &base,
             "--token",
@@ -153,8 +152,13 @@ fn a_short_load_run_reports_every_figure_and_no_overlapping_bookings() {
         None,
     );
     assert_eq!(code, 0, "{err}");
-    let report: Value = serde_json::from_str(out.trim())
-        .unwrap_or_else(|e| panic!("stdout is not one JSON object ({e}):\n{out}"));
+    serde_json::from_str(out.trim())
+        .unwrap_or_else(|e| panic!("stdout is not one JSON object ({e}):\n{out}"))
+}
+
+#[test]
+fn a_short_load_run_reports_every_figure_and_no_overlapping_bookings() {
+    let report = load_report(&serve(), "2s", "3", "book=6,availability=2,cancel=2");
     assert!(
         report["requests"].as_u64().is_some_and(|n| n > 0),
         "{report:#}"
@@ -201,29 +205,7 @@ fn load_refuses_a_target_off_this_machine() {
 fn a_load_run_against_a_small_rate_limit_waits_as_told_and_reports_back_pressure_not_errors() {
     // 60 a minute after a burst of 10: the run must outgrow it in a second.
     let served = Served::start(&["--rate-limit-per-min", "60", "--rate-limit-burst", "10"]);
-    let base = format!("http://{}/api/v2", served.addr);
-    let (code, out, err) = run(
-        &[
-            "load",
-            "--json",
-            "--duration",
-            "3s",
-            "--concurrency",
-            "2",
-            "--service",
-            "haircut",
-            "--mix",
-            "availability=1",
-            "--api-base",
-            &base,
-            "--token",
-            &served.booking,
-        ],
-        None,
-    );
-    assert_eq!(code, 0, "{err}");
-    let report: Value = serde_json::from_str(out.trim())
-        .unwrap_or_else(|e| panic!("stdout is not one JSON object ({e}):\n{out}"));
+    let report = load_report(&served, "3s", "2", "availability=1");
     assert!(
         report["back_pressure"].as_u64().is_some_and(|n| n > 0),
         "the limit was reached: {report:#}"
