@@ -69,7 +69,7 @@ pub fn workflows(app: &App, call: &Call<'_>) -> Result<Reply, ApiError> {
         .into_iter()
         .map(|row| {
             let (status, _) = status::read(app.engine.store(), &row)?;
-            Ok(summary(&app.engine.get(row.id)?, status))
+            Ok(summary(&WorkflowView::of(row)?, status))
         })
         .collect::<Result<_, ApiError>>()?;
     Ok(Reply::json(

@@ -560,7 +560,7 @@ impl Engine {
             .store
             .workflow(id)?
             .ok_or(EngineError::UnknownWorkflow { id })?;
-        view(row)
+        WorkflowView::of(row)
     }
 
     pub fn list(&self, filter: &WorkflowFilter) -> Result<Vec<WorkflowView>, EngineError> {
@@ -568,7 +568,7 @@ impl Engine {
             .store
             .list_workflows(filter)?
             .into_iter()
-            .map(view)
+            .map(WorkflowView::of)
             .collect()
     }
 
@@ -836,23 +836,26 @@ impl Engine {
     }
 }
 
-fn view(row: WorkflowRow) -> Result<WorkflowView, EngineError> {
-    let saga: Saga =
-        serde_json::from_str(&row.projection).map_err(|e| EngineError::CorruptLog {
+impl WorkflowView {
+    /// The view of a stored row.
+    pub fn of(row: WorkflowRow) -> Result<WorkflowView, EngineError> {
+        let saga: Saga =
+            serde_json::from_str(&row.projection).map_err(|e| EngineError::CorruptLog {
+                id: row.id,
+                detail: format!("stored projection does not parse: {e}"),
+            })?;
+        Ok(WorkflowView {
             id: row.id,
-            detail: format!("stored projection does not parse: {e}"),
-        })?;
-    Ok(WorkflowView {
-        id: row.id,
-        kind: row.kind,
-        service: row.service,
-        state: row.state,
-        terminal: saga.is_terminal(),
-        created_at: row.created_at,
-        updated_at: row.updated_at,
-        segments: saga.segments_view(),
-        reason: reason(&saga),
-    })
+            kind: row.kind,
+            service: row.service,
+            state: row.state,
+            terminal: saga.is_terminal(),
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+            segments: saga.segments_view(),
+            reason: reason(&saga),
+        })
+    }
 }
 
 fn kind_name(kind: Kind) -> &'static str {
