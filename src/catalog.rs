@@ -10,6 +10,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+mod hosts;
+pub use hosts::{HostError, Hosts};
+
 /// A whole service may not take longer than a day: nothing a salon sells does,
 /// and it bounds every availability search.
 pub const SERVICE_MINUTES_MAX: u32 = 24 * 60;
@@ -64,6 +67,7 @@ impl Service {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Catalog {
     services: BTreeMap<String, Service>,
+    hosts: Hosts,
 }
 
 impl Catalog {
@@ -73,6 +77,11 @@ impl Catalog {
 
     pub fn services(&self) -> impl Iterator<Item = &Service> {
         self.services.values()
+    }
+
+    /// Who the hosts are (empty when the catalogue names none).
+    pub fn hosts(&self) -> &Hosts {
+        &self.hosts
     }
 
     pub fn ids(&self) -> Vec<&str> {
@@ -99,7 +108,8 @@ impl Catalog {
         Ok(catalog)
     }
 
-    /// Loads and validates every `*.json` file in `dir` (one service each).
+    /// Loads and validates every `*.json` file in `dir` (one service each,
+    /// and `hosts.json` naming the hosts).
     pub fn load_dir(dir: &Path) -> Result<Self, CatalogError> {
         let entries = std::fs::read_dir(dir).map_err(|e| CatalogError::Io {
             path: dir.to_path_buf(),
@@ -108,6 +118,7 @@ impl Catalog {
         let mut files: Vec<PathBuf> = entries
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .filter(|p| !p.ends_with(hosts::FILE))
             .collect();
         files.sort();
         if files.is_empty() {
@@ -120,7 +131,34 @@ impl Catalog {
             let service = load_file(&file)?;
             catalog.insert(file, service)?;
         }
+        let hosts_file = dir.join(hosts::FILE);
+        if hosts_file.exists() {
+            catalog.hosts = Hosts::load(&hosts_file)?;
+            catalog.check_named(&hosts_file)?;
+        }
         Ok(catalog)
+    }
+
+    /// Once hosts are named, every host a service books must be.
+    fn check_named(&self, hosts_file: &Path) -> Result<(), CatalogError> {
+        let unnamed = self.services().find_map(|s| {
+            s.segments
+                .iter()
+                .flat_map(|seg| &seg.staff)
+                .find(|o| self.hosts.name(o.host).is_none())
+                .map(|o| (s, o.host))
+        });
+        match unnamed {
+            None => Ok(()),
+            Some((service, host)) => Err(CatalogError::Invalid {
+                file: hosts_file.to_path_buf(),
+                field: "hosts".into(),
+                problem: format!(
+                    "host {host} (booked by service {:?}) has no name; add {{\"id\": {host}, \"name\": \"...\"}}",
+                    service.id
+                ),
+            }),
+        }
     }
 
     fn insert(&mut self, file: PathBuf, service: Service) -> Result<(), CatalogError> {
@@ -157,8 +195,8 @@ pub enum CatalogError {
     },
 }
 
-/// The file format: like `Segment`, but staff may be given in the short form
-/// `"event_type_id": 104, "staff": [1]` when one host does the segment.
+/// The file format: like `Segment`, but hosts may be given in the short form
+/// `"event_type_id": 104, "hosts": [1]` when one host does the segment.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ServiceFile {
@@ -176,7 +214,9 @@ struct SegmentFile {
     pause_after_min: i64,
     #[serde(default)]
     event_type_id: Option<u64>,
-    staff: Vec<StaffFile>,
+    /// `staff` is the older name of the same list, still read.
+    #[serde(alias = "staff")]
+    hosts: Vec<StaffFile>,
 }
 
 #[derive(Deserialize)]
@@ -247,20 +287,20 @@ fn normalise_segment(file: &Path, i: usize, seg: SegmentFile) -> Result<Segment,
             format!("{} is negative; use 0 for no pause", seg.pause_after_min),
         )
     })?;
-    let mut staff = Vec::with_capacity(seg.staff.len());
-    for entry in &seg.staff {
+    let mut staff = Vec::with_capacity(seg.hosts.len());
+    for entry in &seg.hosts {
         staff.push(match (entry, seg.event_type_id) {
             (StaffFile::Option(o), None) => StaffOption {
                 host: o.host,
                 event_type_id: o.event_type_id,
             },
-            (StaffFile::Host(host), Some(event_type_id)) if seg.staff.len() == 1 => StaffOption {
+            (StaffFile::Host(host), Some(event_type_id)) if seg.hosts.len() == 1 => StaffOption {
                 host: *host,
                 event_type_id,
             },
             (StaffFile::Host(_), Some(_)) => {
                 return Err(invalid(
-                    "staff",
+                    "hosts",
                     "a segment-level event_type_id books one user's event type, so it allows \
                      exactly one host; list {\"host\", \"event_type_id\"} pairs instead"
                         .into(),
@@ -268,7 +308,7 @@ fn normalise_segment(file: &Path, i: usize, seg: SegmentFile) -> Result<Segment,
             }
             (StaffFile::Host(_), None) => {
                 return Err(invalid(
-                    "staff",
+                    "hosts",
                     "a bare host id needs the segment's event_type_id; or list \
                      {\"host\", \"event_type_id\"} pairs"
                         .into(),
@@ -369,7 +409,7 @@ fn validate_segment(file: &Path, i: usize, seg: &Segment) -> Result<(), CatalogE
     }
     if seg.staff.is_empty() {
         return Err(invalid(
-            "staff",
+            "hosts",
             "is empty; list at least one {\"host\", \"event_type_id\"} who can do this segment"
                 .into(),
         ));
@@ -378,7 +418,7 @@ fn validate_segment(file: &Path, i: usize, seg: &Segment) -> Result<(), CatalogE
     for option in &seg.staff {
         if option.host == 0 || option.event_type_id == 0 {
             return Err(invalid(
-                "staff",
+                "hosts",
                 format!(
                     "{option:?}: host and event_type_id must be Cal.com ids (> 0); take them from \
                      Cal.com's event type settings"
@@ -387,7 +427,7 @@ fn validate_segment(file: &Path, i: usize, seg: &Segment) -> Result<(), CatalogE
         }
         if !hosts.insert(option.host) {
             return Err(invalid(
-                "staff",
+                "hosts",
                 format!("host {} is listed twice", option.host),
             ));
         }
@@ -423,8 +463,8 @@ mod tests {
     }
 
     #[test]
-    fn the_short_staff_form_needs_exactly_one_host() {
-        let s = check(r#"{"id":"c","name":"C","segments":[{"name":"c","duration_min":15,"event_type_id":104,"staff":[1]}]}"#).unwrap();
+    fn the_short_hosts_form_needs_exactly_one_host() {
+        let s = check(r#"{"id":"c","name":"C","segments":[{"name":"c","duration_min":15,"event_type_id":104,"hosts":[1]}]}"#).unwrap();
         assert_eq!(
             s.segments[0].staff,
             vec![StaffOption {
@@ -433,10 +473,10 @@ mod tests {
             }]
         );
         let e = error_of(
-            r#"{"id":"c","name":"C","segments":[{"name":"c","duration_min":15,"event_type_id":104,"staff":[1,2]}]}"#,
+            r#"{"id":"c","name":"C","segments":[{"name":"c","duration_min":15,"event_type_id":104,"hosts":[1,2]}]}"#,
         );
         assert!(
-            e.contains("segments[0] (\"c\").staff") && e.contains("exactly one host"),
+            e.contains("segments[0] (\"c\").hosts") && e.contains("exactly one host"),
             "{e}"
         );
     }
@@ -454,7 +494,7 @@ mod tests {
             ),
             (
                 GOOD.replace("[{\"host\":1,\"event_type_id\":101}]", "[]"),
-                "staff: is empty",
+                "hosts: is empty",
             ),
             (
                 GOOD.replace("\"name\":\"cut\"", "\"name\":\"cut\",\"colour\":1"),
@@ -487,6 +527,33 @@ mod tests {
     }
 
     #[test]
+    fn a_hosts_file_must_name_every_host_a_service_books() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.json"), GOOD).unwrap();
+        let hosts = dir.path().join("hosts.json");
+        std::fs::write(
+            &hosts,
+            r#"{"hosts":[{"id":1,"name":"Anna"},{"id":2,"name":"Ben"}]}"#,
+        )
+        .unwrap();
+        let e = Catalog::load_dir(dir.path()).unwrap_err().to_string();
+        assert!(
+            e.contains(
+                "hosts.json: hosts: host 3 (booked by service \"colour-and-cut\") has no name"
+            ),
+            "{e}"
+        );
+        std::fs::write(
+            &hosts,
+            r#"{"hosts":[{"id":1,"name":"Anna"},{"id":2,"name":"Ben"},{"id":3,"name":"Chloe"}]}"#,
+        )
+        .unwrap();
+        let catalog = Catalog::load_dir(dir.path()).unwrap();
+        assert_eq!(catalog.ids(), ["colour-and-cut"]);
+        assert_eq!(catalog.hosts().name(3), Some("Chloe"));
+    }
+
+    #[test]
     fn duplicate_ids_across_files_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("a.json"), GOOD).unwrap();
@@ -516,5 +583,6 @@ mod tests {
                 .len(),
             3
         );
+        assert_eq!(catalog.hosts().label(3), "3 (Chloe Stylist)");
     }
 }

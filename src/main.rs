@@ -1110,10 +1110,13 @@ fn run_catalog_check(dir: &std::path::Path) -> CliResult {
             let staff: Vec<String> = seg
                 .staff
                 .iter()
-                .map(|o| format!("host {} via event type {}", o.host, o.event_type_id))
+                .map(|o| {
+                    let host = catalog.hosts().label(o.host);
+                    format!("host {host} via event type {}", o.event_type_id)
+                })
                 .collect();
             println!(
-                "  {i}. {} {} min at +{} min, pause {} min; staff: {}",
+                "  {i}. {} {} min at +{} min, pause {} min; hosts: {}",
                 seg.name,
                 seg.duration_min,
                 service.offset_min(i),
