@@ -49,7 +49,7 @@ pub enum AvailabilityError {
     #[error("{date} does not exist in {zone}; pick dates within the calendar")]
     NoSuchDay { date: NaiveDate, zone: Tz },
     #[error(
-        "staff member {host} does no part of service {service:?}; choose one of {hosts:?} or leave staff out"
+        "host {host} does no part of service {service:?}; choose one of {hosts:?} or leave host out"
     )]
     Staff {
         host: u64,

@@ -20,9 +20,8 @@ const PAGE_DEFAULT: usize = 50;
 const PAGE_MAX: usize = 500;
 
 pub fn services(app: &App, _call: &Call<'_>) -> Result<Reply, ApiError> {
-    let services: Vec<Value> = app
-        .engine
-        .catalog()
+    let catalog = app.engine.catalog();
+    let services: Vec<Value> = catalog
         .services()
         .map(|s| {
             let segments: Vec<Value> = s
@@ -30,13 +29,24 @@ pub fn services(app: &App, _call: &Call<'_>) -> Result<Reply, ApiError> {
                 .iter()
                 .enumerate()
                 .map(|(i, seg)| {
+                    let hosts: Vec<Value> = seg
+                        .staff
+                        .iter()
+                        .map(|o| {
+                            json!({"host": o.host, "hostName": catalog.hosts().name(o.host),
+                                   "eventTypeId": o.event_type_id})
+                        })
+                        .collect();
                     json!({
                         "index": i,
                         "name": seg.name,
                         "durationMin": seg.duration_min,
                         "offsetMin": s.offset_min(i),
                         "pauseAfterMin": seg.pause_after_min,
-                        "staff": seg.staff.iter().map(|o| json!({"host": o.host, "eventTypeId": o.event_type_id})).collect::<Vec<_>>(),
+                        // `staff` is the older name of `hosts`, kept for
+                        // front ends written against it.
+                        "staff": hosts,
+                        "hosts": hosts,
                     })
                 })
                 .collect();

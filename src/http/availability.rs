@@ -3,8 +3,7 @@
 //! itself (Cal.com slots, intersection, cache) is `crate::availability`;
 //! this file reads the query and shapes the answer.
 
-use chrono::{DateTime, SecondsFormat, Utc};
-use chrono_tz::Tz;
+use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use super::App;
@@ -12,14 +11,18 @@ use super::calls::run;
 use super::input::{self, Query};
 use super::reply::{ApiError, Reply};
 use super::router::Call;
+use super::view::LocalTime;
 use crate::availability::{AvailabilityError, Search};
 use crate::calcom::CalcomError;
+use crate::catalog::Hosts;
 use crate::runtime::EngineError;
 
 pub fn search(app: &App, call: &Call<'_>) -> Result<Reply, ApiError> {
     let q = Query::parse(
         call.query,
-        &["service", "start", "end", "timeZone", "staff", "fresh"],
+        &[
+            "service", "start", "end", "timeZone", "host", "staff", "fresh",
+        ],
     )?;
     let service_id = q.require("service", "colour-and-cut")?;
     let catalog = app.engine.catalog();
@@ -45,13 +48,8 @@ pub fn search(app: &App, call: &Call<'_>) -> Result<Reply, ApiError> {
             format!("{end} is in the past (today is {today} in {zone}); search from today on"),
         ));
     }
-    let staff = q
-        .get("staff")
-        .map(|s| {
-            s.parse::<u64>()
-                .map_err(|_| q.invalid("staff", format!("{s:?} is not a host id")))
-        })
-        .transpose()?;
+    let hosts = catalog.hosts();
+    let staff = host(&q, hosts)?;
     let fresh = match q.get("fresh") {
         None | Some("false") => false,
         Some("true") => true,
@@ -70,7 +68,7 @@ pub fn search(app: &App, call: &Call<'_>) -> Result<Reply, ApiError> {
     })
     .map_err(|_| too_slow())?
     .map_err(error)?;
-    let local = |t: DateTime<Utc>| local(t, zone);
+    let local = |t: DateTime<Utc>| LocalTime::new(t, zone);
     let slots: Vec<Value> = found
         .starts
         .iter()
@@ -79,7 +77,8 @@ pub fn search(app: &App, call: &Call<'_>) -> Result<Reply, ApiError> {
                 .segments
                 .iter()
                 .map(|g| {
-                    json!({"index": g.index, "name": g.name, "host": g.host, "eventTypeId": g.event_type_id,
+                    json!({"index": g.index, "name": g.name, "host": g.host,
+                           "hostName": hosts.name(g.host), "eventTypeId": g.event_type_id,
                            "start": local(g.start), "end": local(g.end)})
                 })
                 .collect();
@@ -114,9 +113,21 @@ fn too_slow() -> ApiError {
     .with_header("Retry-After", SEARCH_RETRY_S.to_string())
 }
 
-fn local(t: DateTime<Utc>, zone: Tz) -> String {
-    t.with_timezone(&zone)
-        .to_rfc3339_opts(SecondsFormat::Secs, true)
+/// `host=` (by id or name; `staff=` is its older name, still read): keep
+/// that host for every segment they can do.
+fn host(q: &Query, hosts: &Hosts) -> Result<Option<u64>, ApiError> {
+    let (key, given) = match (q.get("host"), q.get("staff")) {
+        (Some(_), Some(_)) => {
+            return Err(q.invalid("staff", "is the older name of `host`; send only `host`"));
+        }
+        (Some(h), None) => ("host", h),
+        (None, Some(s)) => ("staff", s),
+        (None, None) => return Ok(None),
+    };
+    hosts
+        .resolve(given)
+        .map(Some)
+        .map_err(|e| q.invalid(key, e))
 }
 
 fn error(e: AvailabilityError) -> ApiError {

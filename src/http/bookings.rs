@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use serde_json::json;
+use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
@@ -19,6 +19,7 @@ use super::outcome::{idempotency, location, start_answer};
 use super::reply::{ApiError, Reply};
 use super::router::Call;
 use super::view::{self, BookingBody};
+use crate::catalog::Hosts;
 use crate::runtime::{BookRequest, EngineError, MoveRequest};
 use crate::saga::Attendee;
 use crate::status::Status;
@@ -144,10 +145,11 @@ pub fn reschedule(app: &App, call: &Call<'_>) -> Result<Reply, ApiError> {
     let key = idempotency(call)?;
     let body = json_object(&call.body)?;
     let f = Fields::new(&body, "", &["start", "host", "hosts"])?;
+    let hosts = app.engine.catalog().hosts();
     let to = MoveRequest {
         start: f.instant("start")?,
-        host: f.opt_u64("host")?,
-        segment_hosts: segment_hosts(&f)?,
+        host: host(&f, "host", hosts)?,
+        segment_hosts: segment_hosts(&f, hosts)?,
     };
     let started = run(app, app.engine.reschedule(of, to, Some(key.clone())));
     start_answer(app, started, Some(&key), calls::wait(call))
@@ -214,25 +216,46 @@ pub fn parse_booking(app: &App, f: &Fields<'_>) -> Result<BookRequest, ApiError>
             phone: phone.map(str::to_string),
             time_zone: time_zone.name().to_string(),
         },
-        host: f.opt_u64("host")?,
-        segment_hosts: segment_hosts(f)?,
+        host: host(f, "host", catalog.hosts())?,
+        segment_hosts: segment_hosts(f, catalog.hosts())?,
         notes: f.bounded("notes", NOTES_CHARS_MAX)?.map(str::to_string),
     })
 }
 
-/// `hosts`: `{"<segment index>": <host id>}`.
-fn segment_hosts(f: &Fields<'_>) -> Result<BTreeMap<u16, u64>, ApiError> {
+/// `host`: a Cal.com user id, or a host's name as the catalogue has it.
+fn host(f: &Fields<'_>, key: &str, hosts: &Hosts) -> Result<Option<u64>, ApiError> {
+    f.opt_value(key)
+        .map(|v| one_host(f, key, hosts, v, "a host id or name, e.g. 3 or \"Chloe\""))
+        .transpose()
+}
+
+fn one_host(
+    f: &Fields<'_>,
+    key: &str,
+    hosts: &Hosts,
+    v: &Value,
+    expected: &str,
+) -> Result<u64, ApiError> {
+    match v {
+        Value::String(name) => hosts.resolve(name).map_err(|e| f.invalid(key, e)),
+        v => v.as_u64().ok_or_else(|| f.wrong(key, expected)),
+    }
+}
+
+/// `hosts`: `{"<segment index>": <host id or name>}`.
+fn segment_hosts(f: &Fields<'_>, hosts: &Hosts) -> Result<BTreeMap<u16, u64>, ApiError> {
     let Some(value) = f.opt_value("hosts") else {
         return Ok(BTreeMap::new());
     };
-    let expected = "an object of segment index to host id, e.g. {\"1\": 3}";
+    let expected =
+        "an object of segment index to host id or name, e.g. {\"1\": 3} or {\"1\": \"Chloe\"}";
     let map = value
         .as_object()
         .ok_or_else(|| f.wrong("hosts", expected))?;
     map.iter()
-        .map(|(k, v)| match (k.parse::<u16>(), v.as_u64()) {
-            (Ok(segment), Some(host)) => Ok((segment, host)),
-            _ => Err(f.wrong("hosts", expected)),
+        .map(|(k, v)| {
+            let segment = k.parse::<u16>().map_err(|_| f.wrong("hosts", expected))?;
+            Ok((segment, one_host(f, "hosts", hosts, v, expected)?))
         })
         .collect()
 }

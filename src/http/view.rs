@@ -5,12 +5,14 @@
 //! needs: pending, held, booked, cancelled, rescheduled, compensated,
 //! expired, failed or broken. Read-only: nothing here writes or waits.
 
-use chrono::{DateTime, Utc};
-use serde::Serialize;
+use chrono::{DateTime, SecondsFormat, Utc};
+use chrono_tz::Tz;
+use serde::{Serialize, Serializer};
 use uuid::Uuid;
 
 use super::App;
 use super::reply::ApiError;
+use crate::catalog::Hosts;
 use crate::runtime::EngineError;
 use crate::saga::{HostChange, Phase, Saga, SegmentStatus};
 use crate::status::{self, Around, Status};
@@ -27,9 +29,9 @@ pub struct BookingBody {
     /// The saga's own state, for support.
     pub state: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub start: Option<DateTime<Utc>>,
+    pub start: Option<LocalTime>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub end: Option<DateTime<Utc>>,
+    pub end: Option<LocalTime>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub time_zone: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -42,7 +44,7 @@ pub struct BookingBody {
     pub reason: Option<String>,
     /// A hold's expiry.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub expires_at: Option<DateTime<Utc>>,
+    pub expires_at: Option<LocalTime>,
     /// The booking a reschedule or cancel saga changes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub replaces: Option<Uuid>,
@@ -74,9 +76,11 @@ pub struct SegmentBody {
     pub index: u16,
     pub name: String,
     pub host: u64,
+    /// The host's name from the catalogue (`workflows/hosts.json`), if any.
+    pub host_name: Option<String>,
     pub event_type_id: u64,
-    pub start: DateTime<Utc>,
-    pub end: DateTime<Utc>,
+    pub start: LocalTime,
+    pub end: LocalTime,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub calcom_uid: Option<String>,
     /// Our saga's view of the segment.
@@ -87,7 +91,42 @@ pub struct SegmentBody {
     /// The host this segment had before (the booking a reschedule replaces,
     /// or a staff option Cal.com refused) and why it changed.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub host_change: Option<HostChange>,
+    pub host_change: Option<HostChangeBody>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HostChangeBody {
+    pub from: u64,
+    pub from_name: Option<String>,
+    pub reason: String,
+}
+
+impl HostChangeBody {
+    fn of(change: HostChange, hosts: &Hosts) -> HostChangeBody {
+        HostChangeBody {
+            from: change.from,
+            from_name: hosts.name(change.from).map(str::to_string),
+            reason: change.reason,
+        }
+    }
+}
+
+/// An appointment time as the client reads it: RFC 3339 in the zone the
+/// client asked in (a booking's `timeZone`, a search's), with its offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LocalTime(pub DateTime<Tz>);
+
+impl LocalTime {
+    pub fn new(t: DateTime<Utc>, zone: Tz) -> LocalTime {
+        LocalTime(t.with_timezone(&zone))
+    }
+}
+
+impl Serialize for LocalTime {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0.to_rfc3339_opts(SecondsFormat::Secs, true))
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -149,6 +188,13 @@ pub fn present(app: &App, loaded: Loaded) -> Result<BookingBody, ApiError> {
     let around = Around::read(app.engine.store(), &row, &saga)?;
     let (status, lineage) = around.standing(row.id, &saga);
     let Around { mirror, flags, .. } = around;
+    let hosts = app.engine.catalog().hosts();
+    let request = saga.request.as_ref();
+    // A cancel saga has no request of its own; its times read in UTC.
+    let zone = request
+        .and_then(|r| r.attendee.time_zone.parse::<Tz>().ok())
+        .unwrap_or(Tz::UTC);
+    let local = |t: DateTime<Utc>| LocalTime::new(t, zone);
     let segments: Vec<SegmentBody> = saga
         .segments_view()
         .into_iter()
@@ -163,17 +209,17 @@ pub fn present(app: &App, loaded: Loaded) -> Result<BookingBody, ApiError> {
                 index: v.segment.index,
                 name: v.segment.name,
                 host: v.segment.host,
+                host_name: hosts.name(v.segment.host).map(str::to_string),
                 event_type_id: v.segment.event_type_id,
-                start: v.segment.start,
-                end: v.segment.end,
+                start: local(v.segment.start),
+                end: local(v.segment.end),
                 calcom_uid: v.calcom_uid,
                 status: v.status,
                 calcom_status,
-                host_change: v.segment.host_change,
+                host_change: v.segment.host_change.map(|c| HostChangeBody::of(c, hosts)),
             }
         })
         .collect();
-    let request = saga.request.as_ref();
     Ok(BookingBody {
         id: row.id,
         kind: row.kind,
@@ -192,7 +238,7 @@ pub fn present(app: &App, loaded: Loaded) -> Result<BookingBody, ApiError> {
         segments,
         reason: reason(&saga),
         expires_at: match saga.phase {
-            Phase::Held { expires_at } => Some(expires_at),
+            Phase::Held { expires_at } => Some(local(expires_at)),
             _ => None,
         },
         replaces: lineage.replaces,

@@ -393,7 +393,7 @@ fn plans_fit(found: &Found, service: &ServiceInfo) -> Step<()> {
                         planned.host,
                         wanted.offset_min,
                         wanted.duration_min,
-                        wanted.staff.iter().map(|s| s.host).collect::<Vec<_>>()
+                        wanted.hosts.iter().map(|s| s.host).collect::<Vec<_>>()
                     )
                 },
             )?;

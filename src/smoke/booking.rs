@@ -145,7 +145,7 @@ fn cancel(ctx: &Ctx) -> Step<String> {
 /// Whether availability, asked fresh for `host` only, offers the slot's start.
 fn offered(ctx: &Ctx, slot: &Slot, host: u64) -> Step<bool> {
     let (_, found) = ctx.search(&Search {
-        staff: Some(host),
+        host: Some(host),
         fresh: true,
         ..ctx.day(&ctx.service.id)
     })?;

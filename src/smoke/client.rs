@@ -81,7 +81,7 @@ pub struct Search<'a> {
     pub end: NaiveDate,
     pub zone: Tz,
     /// Only this host for every segment they can do.
-    pub staff: Option<u64>,
+    pub host: Option<u64>,
     /// Bypass calsaga's slot cache.
     pub fresh: bool,
 }
@@ -94,7 +94,7 @@ impl<'a> Search<'a> {
             start: day,
             end: day,
             zone,
-            staff: None,
+            host: None,
             fresh: false,
         }
     }
@@ -165,15 +165,15 @@ impl Api {
     /// `GET <base>/availability` as `search` says.
     pub fn availability(&self, search: &Search<'_>) -> Result<Answer, ClientError> {
         let (start, end) = (search.start.to_string(), search.end.to_string());
-        let staff = search.staff.map(|h| h.to_string());
+        let host = search.host.map(|h| h.to_string());
         let mut query = vec![
             ("service", search.service),
             ("start", start.as_str()),
             ("end", end.as_str()),
             ("timeZone", search.zone.name()),
         ];
-        if let Some(staff) = &staff {
-            query.push(("staff", staff.as_str()));
+        if let Some(host) = &host {
+            query.push(("host", host.as_str()));
         }
         if search.fresh {
             query.push(("fresh", "true"));

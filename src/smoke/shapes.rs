@@ -21,17 +21,17 @@ pub struct SegmentInfo {
     pub duration_min: u32,
     pub offset_min: u32,
     pub pause_after_min: u32,
-    pub staff: Vec<StaffInfo>,
+    pub hosts: Vec<HostInfo>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
-pub struct StaffInfo {
+pub struct HostInfo {
     pub host: u64,
 }
 
 impl SegmentInfo {
     pub fn allows(&self, host: u64) -> bool {
-        self.staff.iter().any(|s| s.host == host)
+        self.hosts.iter().any(|s| s.host == host)
     }
 }
 

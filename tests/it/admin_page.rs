@@ -79,9 +79,9 @@ fn the_admin_page_shows_counts_workflows_and_a_compensated_timeline() {
         undone.as_str(),
         // Bars with segment, host and Berlin wall-clock times.
         r#"class="bar compensated""#,
-        "colour · host 1 · 11:00–11:30",
+        "colour · Anna Colourist · 11:00–11:30",
         r#"class="bar failed""#,
-        "cut · host 2 · 12:10–12:55",
+        "cut · Ben Stylist · 12:10–12:55",
         ">COMPENSATED<",
         ">FAILED<",
         "pause 40 min",

@@ -61,8 +61,9 @@ fn a_composite_booking_is_created_shown_listed_and_replayed_by_its_key() {
     let segments = b["segments"].as_array().unwrap();
     assert_eq!(segments.len(), 2);
     assert_eq!(segments[0]["host"], 1);
-    assert_eq!(segments[0]["start"], "2030-03-05T10:00:00Z");
-    assert_eq!(segments[1]["start"], "2030-03-05T11:10:00Z");
+    assert_eq!(segments[0]["hostName"], "Anna Colourist");
+    assert_eq!(segments[0]["start"], "2030-03-05T11:00:00+01:00");
+    assert_eq!(segments[1]["start"], "2030-03-05T12:10:00+01:00");
     assert!(
         segments
             .iter()
@@ -153,10 +154,22 @@ fn bad_input_gets_a_precise_4xx_and_nothing_is_written() {
         "`attendee.age`",
     );
     assert_error(
-        &with("host", json!("ben")),
+        &with("host", json!(true)),
         400,
         "bad_request",
-        "`host` must be",
+        "`host` must be a host id or name",
+    );
+    assert_error(
+        &with("host", json!("zoe")),
+        422,
+        "invalid_request",
+        "\"zoe\" is not a host; give a host id or name: 1 (Anna Colourist), 2 (Ben Stylist)",
+    );
+    assert_error(
+        &with("hosts", json!({"1": false})),
+        400,
+        "bad_request",
+        "`hosts` must be an object of segment index to host id or name",
     );
     assert_error(
         &with("attendee.email", json!("jo")),
@@ -446,7 +459,7 @@ fn reschedule_and_cancel_keep_the_lineage_visible() {
         (moved["status"].as_str(), moved["replaces"].as_str()),
         (Some("booked"), Some(id.as_str()))
     );
-    assert_eq!(moved["start"], "2030-03-06T10:00:00Z");
+    assert_eq!(moved["start"], "2030-03-06T11:00:00+01:00");
     let old = s.get(&format!("/api/v2/bookings/{id}"), &s.booking).json();
     assert_eq!(old["status"], "rescheduled");
     assert_eq!(old["replacedBy"], moved["id"]);
@@ -1128,7 +1141,7 @@ fn availability_follows_dst_and_refuses_bad_ranges() {
         "service=colour-and-cut&start=2030-03-05&end=2030-03-05&timeZone=UTC&staff=4",
         422,
         "host_not_allowed",
-        "staff member 4",
+        "host 4 does no part",
     );
 }
 
@@ -1187,7 +1200,10 @@ fn a_batch_books_each_item_as_its_own_saga_and_replays_by_its_key() {
     }
     assert_eq!(
         pages,
-        [json!("2030-03-05T10:00:00Z"), json!("2030-03-06T10:00:00Z")],
+        [
+            json!("2030-03-05T11:00:00+01:00"),
+            json!("2030-03-06T11:00:00+01:00")
+        ],
         "by start, page by page"
     );
 
@@ -1269,4 +1285,101 @@ fn a_search_cal_com_cannot_answer_in_time_is_a_quick_503_with_retry_after() {
     );
     assert_error(&r, 503, "calcom_unavailable", "within 10 s");
     assert_eq!(r.header("retry-after"), Some("5"), "{}", r.body);
+}
+
+/// The segments of a slot or booking as a front end shows them: start, end,
+/// host id and host name of each.
+fn shown_segments(v: &Value) -> Vec<(String, String, u64, String)> {
+    v["segments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| {
+            let text = |k: &str| {
+                g[k].as_str()
+                    .unwrap_or_else(|| panic!("{k} in {g}"))
+                    .to_string()
+            };
+            (
+                text("start"),
+                text("end"),
+                g["host"].as_u64().unwrap(),
+                text("hostName"),
+            )
+        })
+        .collect()
+}
+
+/// A client in New York asks for Chloe by first name on a Monday, a
+/// Wednesday and a Friday, books the first start offered by naming her, and
+/// reads the booking back exactly as it was offered: the same local times in
+/// its own zone, the same hosts, by name.
+#[test]
+fn hosts_are_named_asked_for_by_name_and_bookings_read_in_the_clients_zone_on_any_day() {
+    let s = Served::start(&[]);
+    let services = s.get("/api/v2/services", &s.booking).json();
+    let cut = services["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["id"] == "colour-and-cut")
+        .expect("colour-and-cut")["segments"][1]
+        .clone();
+    assert_eq!(
+        cut["hosts"][1],
+        json!({"host": 3, "hostName": "Chloe Stylist", "eventTypeId": 301})
+    );
+    assert_eq!(cut["staff"], cut["hosts"], "the older name still answers");
+    for day in ["2030-03-04", "2030-03-06", "2030-03-08"] {
+        let query =
+            format!("service=colour-and-cut&start={day}&end={day}&timeZone=America%2FNew_York");
+        let by_name = availability(&s, &format!("{query}&host=chloe"));
+        assert_eq!(by_name.status, 200, "{}", by_name.body);
+        let slots = by_name.json()["slots"].clone();
+        let first = &slots[0];
+        let offered = shown_segments(first);
+        assert!(
+            first["start"].as_str().unwrap().ends_with("-05:00"),
+            "{first}"
+        );
+        assert_eq!(offered[0].2, 1, "{day}: colour by Anna");
+        assert_eq!(
+            (offered[1].2, offered[1].3.as_str()),
+            (3, "Chloe Stylist"),
+            "{day}"
+        );
+        let by_id = availability(&s, &format!("{query}&host=3")).json();
+        let by_old_name = availability(&s, &format!("{query}&staff=Chloe%20Stylist")).json();
+        assert_eq!((&by_id["slots"], &by_old_name["slots"]), (&slots, &slots));
+
+        let mut body = booking("colour-and-cut", first["start"].as_str().unwrap());
+        body["timeZone"] = json!("America/New_York");
+        body["hosts"] = json!({"1": "Chloe"});
+        let booked = book(&s, &format!("named-{day}"), &body);
+        assert_eq!(booked.status, 201, "{day}: {}", booked.body);
+        let booked = booked.json();
+        assert_eq!(booked["start"], first["start"], "{day}");
+        assert_eq!(shown_segments(&booked), offered, "{day}: booked as offered");
+        let id = booked["id"].as_str().unwrap();
+        let read = s.get(&format!("/api/v2/bookings/{id}"), &s.booking).json();
+        assert_eq!(shown_segments(&read), offered, "{day}: read back the same");
+    }
+    assert_error(
+        &availability(
+            &s,
+            "service=haircut&start=2030-03-05&end=2030-03-05&timeZone=UTC&host=zoe",
+        ),
+        422,
+        "invalid_request",
+        "\"zoe\" is not a host; give a host id or name: 1 (Anna Colourist), 2 (Ben Stylist), 3 (Chloe Stylist), 4 (Dev Barber)",
+    );
+    assert_error(
+        &availability(
+            &s,
+            "service=haircut&start=2030-03-05&end=2030-03-05&timeZone=UTC&host=3&staff=3",
+        ),
+        422,
+        "invalid_request",
+        "send only `host`",
+    );
 }
