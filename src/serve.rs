@@ -17,7 +17,7 @@ use crate::http::{App, FIRST_ADMIN_TOKEN_NAME, HttpConfig, HttpServer, first_adm
 use crate::metrics::Metrics;
 use crate::mock::{Fixture, Mock, MockConfig, MockServer};
 use crate::runtime::{Engine, StartScan};
-use crate::store::{Store, StoreConfig};
+use crate::store::{Holder, Store, StoreConfig};
 
 /// HTTP worker threads: requests mostly wait on the engine, not the CPU.
 const HTTP_WORKERS: usize = 16;
@@ -34,7 +34,7 @@ pub fn run(config: ServeConfig) -> ServeResult {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     // Before the database: the guard keeps the embedded mock alive for as
     // long as we serve.
-    let (mut client_config, _mock) = calcom(&config.calcom, &clock)?;
+    let (mut client_config, mock) = calcom(&config.calcom, &clock)?;
     // The port too: a busy port (or a bad fixture) leaves no new files
     // and uses up no once-only token.
     let bound = HttpServer::bind(HttpConfig {
@@ -48,6 +48,7 @@ pub fn run(config: ServeConfig) -> ServeResult {
     store.observe_commits(metrics.clone());
     client_config.request_timeout = config.calcom_timeout;
     let calcom_url = client_config.base_url.clone();
+    let mock_api_key = mock.as_ref().and(client_config.api_key.clone());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("calsaga-engine")
@@ -106,6 +107,14 @@ pub fn run(config: ServeConfig) -> ServeResult {
     }
     let server = bound.serve(app)?;
     announce(server.addr(), &config, &calcom_url, report.resumed)?;
+    let holder = Holder {
+        http: format!("http://{}", server.addr()),
+        calcom_url: calcom_url.clone(),
+        mock_api_key,
+    };
+    if let Err(e) = engine.store().announce(&holder) {
+        tracing::warn!(error = %e, "could not say in the lock file where serve runs; `calsaga health` will not find the embedded mock by itself");
+    }
     {
         let (health, calcom_url) = (health.clone(), calcom_url.clone());
         runtime.spawn(async move { first_contact(&health, &calcom_url).await });

@@ -1,8 +1,10 @@
 //! `calsaga health`: the eight checks from the command line, against the
 //! database file (opened read-only, so it works while `serve` runs) and the
-//! Cal.com given by flags or environment. It prints the report as a table
-//! or JSON and says which status it ended in; the exit code is main's
-//! business. It never writes to the database and never sends alerts.
+//! Cal.com given by flags or environment, else the one the `serve` on that
+//! database announced (its embedded mock, or a real Cal.com's address for
+//! which only the key is then needed). It prints the report as a table or
+//! JSON; the exit code is main's business. It never writes to the database,
+//! and as a one-off run it has no earlier status to alert or log a change of.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -51,16 +53,16 @@ pub fn run(opts: &CliOptions, out: &mut impl Write) -> Result<Report, CliError> 
         .enable_all()
         .build()
         .map_err(setup)?;
+    let target = target(opts)?;
+    if !opts.json
+        && let Some(line) = target.say(&opts.db)
+    {
+        writeln!(out, "{line}")?;
+    }
     let calcom = {
         let _guard = runtime.enter();
-        client(opts, &clock)?
+        client(opts, target, &clock)?
     };
-    if calcom.is_none() && !opts.json {
-        writeln!(
-            out,
-            "no Cal.com configured: checks 1-3 and 8 are skipped; pass --calcom-url and --calcom-api-key (or CALCOM_API_URL/CALCOM_API_KEY)"
-        )?;
-    }
     let sources = Sources {
         store,
         calcom,
@@ -68,7 +70,7 @@ pub fn run(opts: &CliOptions, out: &mut impl Write) -> Result<Report, CliError> 
         clock,
     };
     let health = Health::new(sources, HealthConfig::default(), None);
-    let report = runtime.block_on(health.run());
+    let report = runtime.block_on(health.run_once());
     if opts.json {
         writeln!(
             out,
@@ -81,23 +83,82 @@ pub fn run(opts: &CliOptions, out: &mut impl Write) -> Result<Report, CliError> 
     Ok(report)
 }
 
+/// Which Cal.com the checks talk to.
+enum Target {
+    Given {
+        url: String,
+        key: String,
+    },
+    /// The embedded mock of the `serve` on this database.
+    Announced {
+        url: String,
+        key: String,
+    },
+    /// The `serve` on this database talks to this Cal.com; its key is
+    /// never written down, so it has to be given.
+    KeyMissing {
+        url: String,
+    },
+    None,
+}
+
+impl Target {
+    /// The one line that says which Cal.com is checked, or why none is.
+    fn say(&self, db: &std::path::Path) -> Option<String> {
+        let db = db.display();
+        match self {
+            Target::Given { .. } => None,
+            Target::Announced { url, .. } => Some(format!(
+                "checking the embedded Cal.com mock of the serve on {db} at {url} (pass --calcom-url and --calcom-api-key to check another)"
+            )),
+            Target::KeyMissing { url } => Some(format!(
+                "the serve on {db} uses Cal.com at {url}: checks 1-3 and 8 are skipped; give its key with CALCOM_API_KEY or --calcom-api-key"
+            )),
+            Target::None => Some(format!(
+                "no Cal.com configured and no running serve announced one for {db}: checks 1-3 and 8 are skipped; pass --calcom-url and --calcom-api-key (or CALCOM_API_URL/CALCOM_API_KEY)"
+            )),
+        }
+    }
+}
+
+/// The flags first; else what the serve on this database announced.
+fn target(opts: &CliOptions) -> Result<Target, CliError> {
+    let key = opts.calcom_api_key.clone().filter(|k| !k.is_empty());
+    let announced = Store::announced(&opts.db);
+    Ok(match (opts.calcom_url.clone(), key, announced) {
+        (Some(_), None, _) => return Err(CliError::UrlWithoutKey),
+        (Some(url), Some(key), _) => Target::Given { url, key },
+        (None, Some(key), announced) => Target::Given {
+            // A key alone is for a real Cal.com: serve's, else the default.
+            url: announced
+                .filter(|h| h.mock_api_key.is_none())
+                .map_or_else(|| ClientConfig::default().base_url, |h| h.calcom_url),
+            key,
+        },
+        (None, None, Some(h)) => match h.mock_api_key {
+            Some(key) => Target::Announced {
+                url: h.calcom_url,
+                key,
+            },
+            None => Target::KeyMissing { url: h.calcom_url },
+        },
+        (None, None, None) => Target::None,
+    })
+}
+
 /// A client that tries each call twice at most: a health check should
 /// report a failing Cal.com, not wait it out.
-fn client(opts: &CliOptions, clock: &Arc<dyn Clock>) -> Result<Option<Arc<Client>>, CliError> {
-    let key = opts.calcom_api_key.clone().filter(|k| !k.is_empty());
-    let Some(api_key) = key else {
-        return match opts.calcom_url {
-            Some(_) => Err(CliError::UrlWithoutKey),
-            None => Ok(None),
-        };
+fn client(
+    opts: &CliOptions,
+    target: Target,
+    clock: &Arc<dyn Clock>,
+) -> Result<Option<Arc<Client>>, CliError> {
+    let (url, api_key) = match target {
+        Target::Given { url, key } | Target::Announced { url, key } => (url, key),
+        Target::KeyMissing { .. } | Target::None => return Ok(None),
     };
     let config = ClientConfig {
-        base_url: opts
-            .calcom_url
-            .clone()
-            .unwrap_or_else(|| "https://api.cal.com".into())
-            .trim_end_matches('/')
-            .to_string(),
+        base_url: url.trim_end_matches('/').to_string(),
         api_key: Some(api_key),
         request_timeout: opts.calcom_timeout,
         retry: RetryPolicy {

@@ -230,6 +230,12 @@ impl Health {
         self.run_locked().await
     }
 
+    /// Runs all eight checks for a one-off report (the CLI): nothing is
+    /// kept, compared or alerted, since there is no earlier run to differ from.
+    pub async fn run_once(&self) -> Report {
+        gather::report(self).await
+    }
+
     async fn run_locked(&self) -> Report {
         let report = gather::report(self).await;
         let previous = self.replace_last(report.clone());

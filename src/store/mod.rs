@@ -74,6 +74,7 @@ pub use writer::{CommitObserver, CommitStats};
 use connection::ReadPool;
 use error::read_error;
 use lock::DbLock;
+pub use lock::Holder;
 use writer::Writer;
 
 /// Tuning of one `Store`. Every wait has a deadline and every queue a bound.
@@ -139,7 +140,7 @@ struct Inner {
     config: StoreConfig,
     readers: ReadPool,
     writer: Option<Writer>,
-    _lock: Option<DbLock>,
+    lock: Option<DbLock>,
 }
 
 impl Store {
@@ -165,6 +166,22 @@ impl Store {
             Some(writer),
             Some(lock),
         ))
+    }
+
+    /// Says in the lock file where this process serves and which Cal.com it
+    /// uses, for admin commands on the same database (`Store::announced`).
+    /// A read-only store holds no lock and says nothing.
+    pub fn announce(&self, holder: &Holder) -> std::io::Result<()> {
+        match &self.inner.lock {
+            Some(lock) => lock.describe(holder),
+            None => Ok(()),
+        }
+    }
+
+    /// What the `serve` running on `db` announced, if one did (a crashed one
+    /// leaves its line until the next start: try it, do not trust it).
+    pub fn announced(db: impl AsRef<Path>) -> Option<Holder> {
+        lock::announced(db.as_ref())
     }
 
     /// Open an existing database for reading only (admin tools): no lock, no
@@ -193,7 +210,7 @@ impl Store {
                 config,
                 readers,
                 writer,
-                _lock: lock,
+                lock,
             }),
         }
     }

@@ -150,10 +150,45 @@ fn the_health_command_reads_a_running_servers_database_and_exits_by_status() {
     assert!(out.starts_with("calsaga health: OK"), "{out}");
     assert_eq!(out.lines().count(), 9, "{out}");
 
-    let (code, out, _) = run(&["health", "--db", db], None);
+    // Without flags it finds the running serve's embedded mock, says so in
+    // one line and logs no status changes: a one-off run has none.
+    let (code, out, err) = run(&["health", "--db", db, "--strict"], None);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let mut lines = out.lines();
+    assert_eq!(
+        lines.next(),
+        Some(
+            format!(
+                "checking the embedded Cal.com mock of the serve on {db} at {} (pass --calcom-url and --calcom-api-key to check another)",
+                s.mock_url
+            )
+            .as_str()
+        ),
+        "{out}"
+    );
+    assert!(
+        lines.next().unwrap().starts_with("calsaga health: OK"),
+        "{out}"
+    );
+    assert_eq!(out.lines().count(), 10, "{out}");
+    assert!(!err.contains("WARN"), "{err}");
+
+    // A copy has no serve beside it: the one line says what to pass.
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("copy.db");
+    let copy = copy.to_str().unwrap();
+    let (code, _, err) = run(&["backup", "--db", db, copy], None);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = run(&["health", "--db", copy], None);
     assert_eq!(code, 0, "warning is not a failure without --strict: {out}");
-    assert!(out.contains("no Cal.com configured"), "{out}");
-    let (code, _, err) = run(&["health", "--db", db, "--strict"], None);
+    assert!(
+        out.starts_with(&format!(
+            "no Cal.com configured and no running serve announced one for {copy}: checks 1-3 and 8 are skipped; pass --calcom-url"
+        )),
+        "{out}"
+    );
+    assert!(!err.contains("WARN"), "{err}");
+    let (code, _, err) = run(&["health", "--db", copy, "--strict"], None);
     assert_eq!(code, 1, "{err}");
 
     let (code, out, err) = run(

@@ -2,7 +2,7 @@
 //! read-only opens, PRAGMAs, integrity check and backup.
 
 use super::{Fixture, append, create};
-use crate::store::{SCHEMA_VERSION, Store, StoreConfig, StoreError};
+use crate::store::{Holder, SCHEMA_VERSION, Store, StoreConfig, StoreError};
 
 fn raw(path: &std::path::Path) -> rusqlite::Connection {
     rusqlite::Connection::open(path).expect("raw connection")
@@ -129,6 +129,29 @@ fn a_second_open_is_refused_while_the_first_lives() {
     drop(clone);
     Store::open(f.dir.path().join("calsaga.db"), StoreConfig::default())
         .expect("open after the first is dropped");
+}
+
+#[test]
+fn a_serve_announces_itself_in_the_lock_file_until_it_stops() {
+    let f = Fixture::new();
+    let holder = Holder {
+        http: "http://127.0.0.1:8080".into(),
+        calcom_url: "http://127.0.0.1:41234".into(),
+        mock_api_key: Some("cal_test_calsaga_mock".into()),
+    };
+    assert_eq!(Store::announced(f.path()), None, "nothing said yet");
+    f.store.announce(&holder).unwrap();
+    f.store.announce(&holder).unwrap();
+    assert_eq!(Store::announced(f.path()), Some(holder));
+    // The error for a second process still names only the pid.
+    let err = Store::open(f.path(), StoreConfig::default()).err();
+    assert!(
+        matches!(&err, Some(StoreError::Locked { holder: Some(h), .. }) if *h == format!("pid {}", std::process::id())),
+        "{err:?}"
+    );
+    let path = f.path();
+    drop(f.store);
+    assert_eq!(Store::announced(&path), None, "a clean stop takes it back");
 }
 
 /// Set for the child process of `the_lock_dies_with_a_killed_process`.
