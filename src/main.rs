@@ -22,7 +22,7 @@ use calsaga::load;
 use calsaga::mock::{self, MockOptions};
 use calsaga::serve;
 use calsaga::smoke;
-use calsaga::store::{Store, StoreConfig};
+use calsaga::store::{self, Store, StoreConfig, TokenChange};
 use calsaga::{subscriptions, sync};
 
 const EXIT_ERROR: u8 = 1;
@@ -60,8 +60,8 @@ enum Command {
     /// Check and show the service catalogue (workflows/*.json).
     #[command(subcommand)]
     Catalog(CatalogCommand),
-    /// Manage the Bearer tokens of the HTTP API (stop `serve` first: one
-    /// process per database).
+    /// Manage the Bearer tokens of the HTTP API, offline or beside a running
+    /// `serve` (which counts a change from its next request).
     #[command(subcommand)]
     Token(TokenCommand),
     /// Measure calsaga on this machine (see docs/PERFORMANCE.md).
@@ -417,14 +417,14 @@ enum TokenCommand {
         #[arg(long, value_parser = ["booking", "admin"])]
         scope: String,
     },
-    /// Every token's name, scope and creation time (never the token: only
-    /// its hash is stored). Read-only; works while `serve` runs.
+    /// Every token's name, scope, creation and last use (never the token:
+    /// only its hash is stored). Read-only; works while `serve` runs.
     List {
         #[command(flatten)]
         db: DbArg,
     },
-    /// Delete the token named NAME (stop `serve` first; the next start no
-    /// longer accepts it).
+    /// Delete the token named NAME; a running `serve` refuses it from its
+    /// next request.
     Revoke {
         name: String,
         /// SQLite database file of `calsaga serve`.
@@ -838,23 +838,31 @@ fn run_reconcile_orphans(args: OrphansArgs) -> CliResult {
 }
 
 fn run_token_create(db: &std::path::Path, name: &str, scope: &str) -> CliResult {
-    let store = Store::open(db, StoreConfig::default())?;
-    let token = http::create_token(&store, name, scope.parse()?, chrono::Utc::now())?;
+    let (token, row) = http::new_token(name, scope.parse()?, chrono::Utc::now())?;
+    store::change_tokens(db, TokenChange::Put(row))?;
     println!("{token}");
-    eprintln!("created token {name:?} with the {scope} scope; it is shown only this once");
+    eprintln!(
+        "created token {name:?} with the {scope} scope; it is shown only this once (a running serve accepts it within a second)"
+    );
     Ok(())
 }
 
 fn run_token_list(db: &std::path::Path) -> CliResult {
     let store = admin::open(db)?;
     let tokens = store.tokens()?;
-    println!("{:<32}  {:<8}  CREATED", "NAME", "SCOPE");
+    let time =
+        |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    println!(
+        "{:<32}  {:<8}  {:<20}  LAST USED",
+        "NAME", "SCOPE", "CREATED"
+    );
     for t in &tokens {
         println!(
-            "{:<32}  {:<8}  {}",
+            "{:<32}  {:<8}  {:<20}  {}",
             t.name,
             t.scope,
-            t.created_at.to_rfc3339()
+            time(t.created_at),
+            t.last_used_at.map_or_else(|| "never".to_string(), time)
         );
     }
     println!("{} token(s)", tokens.len());
@@ -862,11 +870,13 @@ fn run_token_list(db: &std::path::Path) -> CliResult {
 }
 
 fn run_token_revoke(db: &std::path::Path, name: &str) -> CliResult {
-    let store = Store::open(db, StoreConfig::default())?;
-    store.commit_blocking(vec![calsaga::store::WriteOp::RevokeToken {
-        name: name.to_string(),
-    }])?;
-    eprintln!("revoked token {name:?}; the next `calsaga serve` start refuses it");
+    store::change_tokens(
+        db,
+        TokenChange::Revoke {
+            name: name.to_string(),
+        },
+    )?;
+    eprintln!("revoked token {name:?}; a running serve refuses it within a second");
     Ok(())
 }
 

@@ -101,6 +101,10 @@ pub fn run(config: ServeConfig) -> ServeResult {
         let (recorder, stopped) = (recorder.clone(), stopped.clone());
         runtime.spawn(async move { recorder.run(CALL_STATS_FLUSH, stopped).await })
     };
+    let token_uses = {
+        let (auth, stopped) = (app.auth(), stopped.clone());
+        runtime.spawn(async move { auth.record_uses(stopped).await })
+    };
     if let Some(interval) = config.health.interval {
         let health = health.clone();
         runtime.spawn(async move { health.run_every(interval, stopped).await });
@@ -125,9 +129,10 @@ pub fn run(config: ServeConfig) -> ServeResult {
     );
     engine.shutdown();
     server.shutdown();
-    // The recorder flushes once more when told to stop.
+    // The recorder and the token uses flush once more when told to stop.
     let _ = stop_tasks.send(true);
     let _ = runtime.block_on(recording);
+    let _ = runtime.block_on(token_uses);
     Ok(())
 }
 

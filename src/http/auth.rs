@@ -1,18 +1,26 @@
 //! Bearer tokens: creating them (shown once, only their SHA-256 stored),
 //! and checking the `Authorization` header of a request against every
 //! stored hash in constant time, so neither the token nor how much of it
-//! matched leaks through timing. Tokens are loaded once when the server
-//! starts (the database is locked to the serving process, so no other
-//! process can add one meanwhile). A token is never logged: logs name it.
+//! matched leaks through timing. The server reads the tokens again whenever
+//! one was created or revoked (one small read per request tells), so
+//! `calsaga token create|revoke` beside a running server count from its next
+//! request. It notes when each token was last used and writes that in
+//! batches, off the request path. A token is never logged: logs name it.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use crate::clock::Clock;
 use crate::store::{Store, StoreError, TokenRow, WriteOp};
+
+/// How late `token list` may show a token's last use.
+const USES_FLUSH_EVERY: Duration = Duration::from_secs(60);
 
 /// Every token starts with this, so a leaked one is easy to recognise.
 pub const TOKEN_PREFIX: &str = "cs_";
@@ -98,37 +106,89 @@ struct Known {
     sha256: [u8; 32],
 }
 
-/// The tokens the server accepts.
+/// The tokens the server accepts, and when each was last used.
 pub struct Auth {
-    known: Vec<Known>,
+    store: Store,
+    known: RwLock<Loaded>,
+    /// Uses not yet written, by token name.
+    uses: Mutex<HashMap<String, DateTime<Utc>>>,
+    clock: Arc<dyn Clock>,
+}
+
+/// A token set and the `Store::token_changes` count it was read at.
+struct Loaded {
+    changes: i64,
+    tokens: Arc<Vec<Known>>,
 }
 
 impl Auth {
-    pub fn load(store: &Store) -> Result<Arc<Auth>, AuthError> {
-        let known = store
-            .tokens()?
-            .into_iter()
-            .map(|row| {
-                let stored = |detail: String| AuthError::Stored {
-                    name: row.name.clone(),
-                    detail,
-                };
-                let sha256 = hex::decode(&row.token_sha256)
-                    .ok()
-                    .and_then(|b| <[u8; 32]>::try_from(b).ok())
-                    .ok_or_else(|| stored("its hash is not 32 bytes of hex".into()))?;
-                let scope = row
-                    .scope
-                    .parse()
-                    .map_err(|e: AuthError| stored(e.to_string()))?;
-                Ok(Known {
-                    name: row.name,
-                    scope,
-                    sha256,
-                })
-            })
-            .collect::<Result<_, AuthError>>()?;
-        Ok(Arc::new(Auth { known }))
+    pub fn load(store: &Store, clock: Arc<dyn Clock>) -> Result<Arc<Auth>, AuthError> {
+        Ok(Arc::new(Auth {
+            store: store.clone(),
+            known: RwLock::new(load(store)?),
+            uses: Mutex::new(HashMap::new()),
+            clock,
+        }))
+    }
+
+    /// The current token set: read again when a token was created or
+    /// revoked since (one small read), else the one in memory. If the read
+    /// fails, the set loaded before still counts.
+    fn tokens(&self) -> Arc<Vec<Known>> {
+        let current = |known: &RwLock<Loaded>| {
+            let loaded = known.read().unwrap_or_else(|e| e.into_inner());
+            (loaded.changes, Arc::clone(&loaded.tokens))
+        };
+        let (changes, tokens) = current(&self.known);
+        match self.store.token_changes() {
+            Ok(now) if now == changes => tokens,
+            Ok(_) => match load(&self.store) {
+                Ok(fresh) => {
+                    let tokens = Arc::clone(&fresh.tokens);
+                    *self.known.write().unwrap_or_else(|e| e.into_inner()) = fresh;
+                    tokens
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not reload the API tokens; the ones loaded before still count");
+                    tokens
+                }
+            },
+            Err(e) => {
+                tracing::warn!(error = %e, "could not check the API tokens for changes; the ones loaded before still count");
+                tokens
+            }
+        }
+    }
+
+    /// Writes the uses noted since the last call, in one commit.
+    pub async fn flush_uses(&self) -> Result<(), StoreError> {
+        let uses: Vec<(String, DateTime<Utc>)> =
+            std::mem::take(&mut *self.uses.lock().unwrap_or_else(|e| e.into_inner()))
+                .into_iter()
+                .collect();
+        if uses.is_empty() {
+            return Ok(());
+        }
+        self.store.commit(vec![WriteOp::TouchTokens(uses)]).await
+    }
+
+    /// Writes the uses every `USES_FLUSH_EVERY` until `stopped`, then the
+    /// last ones.
+    pub async fn record_uses(&self, mut stopped: tokio::sync::watch::Receiver<bool>) {
+        let mut flush = tokio::time::interval(USES_FLUSH_EVERY);
+        loop {
+            tokio::select! {
+                _ = flush.tick() => self.flush_logged().await,
+                _ = stopped.changed() => break,
+            }
+        }
+        self.flush_logged().await;
+    }
+
+    async fn flush_logged(&self) {
+        if let Err(e) = self.flush_uses().await {
+            tracing::warn!(error = %e, "could not record when API tokens were last used");
+        }
     }
 
     /// The caller of a request with this `Authorization` header.
@@ -140,20 +200,56 @@ impl Auth {
             .map(|(_, token)| token.trim())
             .ok_or(Refusal::NotBearer)?;
         let presented: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let tokens = self.tokens();
         // Compare with every token, without stopping at a match.
         let mut found = None;
-        for known in &self.known {
+        for known in tokens.iter() {
             if constant_time_eq(&presented, &known.sha256) {
                 found = Some(known);
             }
         }
-        found
-            .map(|k| Principal {
-                name: k.name.clone(),
-                scope: k.scope,
-            })
-            .ok_or(Refusal::Unknown)
+        let found = found.ok_or(Refusal::Unknown)?;
+        self.uses
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(found.name.clone(), self.clock.now());
+        Ok(Principal {
+            name: found.name.clone(),
+            scope: found.scope,
+        })
     }
+}
+
+/// The changes count first: a change racing the read is seen next time.
+fn load(store: &Store) -> Result<Loaded, AuthError> {
+    let changes = store.token_changes()?;
+    let tokens = store
+        .tokens()?
+        .into_iter()
+        .map(|row| {
+            let stored = |detail: String| AuthError::Stored {
+                name: row.name.clone(),
+                detail,
+            };
+            let sha256 = hex::decode(&row.token_sha256)
+                .ok()
+                .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                .ok_or_else(|| stored("its hash is not 32 bytes of hex".into()))?;
+            let scope = row
+                .scope
+                .parse()
+                .map_err(|e: AuthError| stored(e.to_string()))?;
+            Ok(Known {
+                name: row.name,
+                scope,
+                sha256,
+            })
+        })
+        .collect::<Result<_, AuthError>>()?;
+    Ok(Loaded {
+        changes,
+        tokens: Arc::new(tokens),
+    })
 }
 
 fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
@@ -168,6 +264,18 @@ pub fn create_token(
     scope: Scope,
     now: DateTime<Utc>,
 ) -> Result<String, AuthError> {
+    let (token, row) = new_token(name, scope, now)?;
+    store.commit_blocking(vec![WriteOp::PutToken(row)])?;
+    Ok(token)
+}
+
+/// A new random token and the row that stores its hash, for the caller to
+/// commit (`calsaga token create` does so beside a running server).
+pub fn new_token(
+    name: &str,
+    scope: Scope,
+    now: DateTime<Utc>,
+) -> Result<(String, TokenRow), AuthError> {
     let name_ok = (1..=NAME_CHARS_MAX).contains(&name.chars().count())
         && name
             .chars()
@@ -178,14 +286,15 @@ pub fn create_token(
     let mut random = [0u8; TOKEN_RANDOM_BYTES];
     rand::rngs::OsRng.fill_bytes(&mut random);
     let token = format!("{TOKEN_PREFIX}{}", hex::encode(random));
-    store.commit_blocking(vec![WriteOp::PutToken(TokenRow {
+    let row = TokenRow {
         id: Uuid::new_v4(),
         name: name.to_string(),
         scope: scope.as_str().to_string(),
         token_sha256: hex::encode(Sha256::digest(token.as_bytes())),
         created_at: now,
-    })])?;
-    Ok(token)
+        last_used_at: None,
+    };
+    Ok((token, row))
 }
 
 /// With no token stored yet, creates an admin token and returns it.
@@ -199,7 +308,12 @@ pub fn first_admin_token(store: &Store, now: DateTime<Utc>) -> Result<Option<Str
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::SimClock;
     use crate::store::StoreConfig;
+
+    fn clock() -> Arc<dyn Clock> {
+        Arc::new(SimClock::new("2030-03-04T09:00:00Z".parse().unwrap()))
+    }
 
     fn store() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().unwrap();
@@ -224,7 +338,7 @@ mod tests {
             rows.iter()
                 .all(|r| r.token_sha256.len() == 64 && !r.token_sha256.contains(&admin[3..]))
         );
-        let auth = Auth::load(&store).unwrap();
+        let auth = Auth::load(&store, clock()).unwrap();
         let who = auth
             .authenticate(Some(&format!("Bearer {booking}")))
             .unwrap();
@@ -243,6 +357,39 @@ mod tests {
         assert_eq!(
             auth.authenticate(Some(&format!("Bearer {admin}x"))),
             Err(Refusal::Unknown)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_token_created_or_revoked_after_loading_counts_from_the_next_request_and_uses_are_recorded()
+     {
+        let (_dir, store) = store();
+        let clock = clock();
+        let ops = create_token(&store, "ops", Scope::Admin, clock.now()).unwrap();
+        let auth = Auth::load(&store, clock.clone()).unwrap();
+        let web = create_token(&store, "web", Scope::Booking, clock.now()).unwrap();
+        let bearer = |t: &str| format!("Bearer {t}");
+        assert_eq!(
+            auth.authenticate(Some(&bearer(&web))).map(|p| p.name),
+            Ok("web".to_string())
+        );
+        store
+            .commit_blocking(vec![WriteOp::RevokeToken { name: "web".into() }])
+            .unwrap();
+        assert_eq!(
+            auth.authenticate(Some(&bearer(&web))),
+            Err(Refusal::Unknown)
+        );
+        assert!(auth.authenticate(Some(&bearer(&ops))).is_ok());
+        let used_at = clock.now();
+        auth.flush_uses().await.unwrap();
+        let rows = store.tokens().unwrap();
+        assert_eq!(
+            rows.iter()
+                .map(|r| (r.name.as_str(), r.last_used_at))
+                .collect::<Vec<_>>(),
+            [("ops", Some(used_at))],
+            "the revoked token's use went with it"
         );
     }
 

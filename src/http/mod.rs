@@ -42,10 +42,9 @@ use crate::metrics::Metrics;
 use crate::runtime::Engine;
 
 use crate::httpwire::Head;
-use auth::Auth;
 pub use auth::{
-    AuthError, FIRST_ADMIN_NAME as FIRST_ADMIN_TOKEN_NAME, Principal, Scope, create_token,
-    first_admin_token,
+    Auth, AuthError, FIRST_ADMIN_NAME as FIRST_ADMIN_TOKEN_NAME, Principal, Scope, create_token,
+    first_admin_token, new_token,
 };
 pub use ratelimit::Quota;
 use ratelimit::{Caller, RateLimiter};
@@ -92,7 +91,7 @@ impl App {
         clock: Arc<dyn Clock>,
         settings: &HttpSettings,
     ) -> Result<App, AuthError> {
-        let auth = Auth::load(engine.store())?;
+        let auth = Auth::load(engine.store(), clock.clone())?;
         if settings.webhook_secrets.is_empty() {
             tracing::warn!(
                 "no webhook secret: POST /webhooks/calcom refuses every delivery; set --webhook-secret to receive Cal.com's changes"
@@ -111,6 +110,11 @@ impl App {
             metrics: Arc::new(Metrics::default()),
             health: None,
         })
+    }
+
+    /// The tokens it accepts, for `serve` to keep current (`Auth::maintain`).
+    pub fn auth(&self) -> Arc<Auth> {
+        Arc::clone(&self.auth)
     }
 
     /// Records requests in `metrics`, the same figures the Cal.com client

@@ -116,6 +116,9 @@ pub enum WriteOp {
     /// Delete the API token named so; an unknown name fails with
     /// `UnknownToken`.
     RevokeToken { name: String },
+    /// When tokens were last used, by name; a later time never goes back
+    /// and a revoked name is skipped.
+    TouchTokens(Vec<(String, DateTime<Utc>)>),
     /// Insert or update the flag of one broken booking.
     FlagBooking(BookingFlag),
     /// Settle a pending admin request as applied or refused (commit it with
@@ -212,6 +215,7 @@ fn apply_op(conn: &Connection, op: &WriteOp, config: &StoreConfig) -> Result<(),
         WriteOp::RecordCalls(calls) => stats::record(conn, calls),
         WriteOp::PutToken(token) => tokens::put(conn, token),
         WriteOp::RevokeToken { name } => tokens::revoke(conn, name),
+        WriteOp::TouchTokens(uses) => tokens::touch(conn, uses),
         WriteOp::FlagBooking(flag) => flags::put(conn, flag),
         WriteOp::SettleAdminRequest {
             id,

@@ -114,6 +114,11 @@ pub enum StoreError {
     AdminQueue { path: String, detail: String },
 
     #[error(
+        "could not change the tokens in {path}: {detail}; nothing was changed; retry, and check the file's permissions if it persists"
+    )]
+    TokenChange { path: String, detail: String },
+
+    #[error(
         "admin request {id} is not pending any more (applied or refused already); read it again to see its outcome"
     )]
     AdminRequestNotPending { id: i64 },

@@ -68,7 +68,7 @@ pub use orphans::{OrphanBooking, OrphanRow, OrphanState};
 pub use schema::SCHEMA_VERSION;
 pub use stats::CallStat;
 pub use timers::TimerRow;
-pub use tokens::TokenRow;
+pub use tokens::{TokenChange, TokenRow, change_tokens};
 pub use writer::{CommitObserver, CommitStats};
 
 use connection::ReadPool;

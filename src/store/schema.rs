@@ -14,6 +14,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0002_http.sql"),
     include_str!("migrations/0003_admin_requests.sql"),
     include_str!("migrations/0004_orphans.sql"),
+    include_str!("migrations/0005_token_use.sql"),
 ];
 
 /// The schema version this build writes and reads.

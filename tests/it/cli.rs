@@ -232,31 +232,24 @@ fn serve_says_on_its_first_screen_when_cal_com_is_unreachable() {
 }
 
 #[test]
-fn tokens_are_listed_without_their_secret_and_a_revoked_one_is_refused() {
+fn tokens_are_created_listed_and_revoked_beside_a_running_serve_and_their_use_is_recorded() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("calsaga.db");
     let db = db.to_str().unwrap();
     let admin = crate::support::create_token(db, "ops", "admin");
     let web = crate::support::create_token(db, "web", "booking");
-    let (code, listed, err) = run(&["token", "list", "--db", db], None);
-    assert_eq!(code, 0, "{err}");
+    let list = || {
+        let (code, listed, err) = run(&["token", "list", "--db", db], None);
+        assert_eq!(code, 0, "{err}");
+        listed
+    };
+    let listed = list();
     for (name, scope) in [("ops", "admin"), ("web", "booking")] {
         let line = listed.lines().find(|l| l.starts_with(name)).expect(name);
-        assert!(line.contains(scope), "{line}");
+        assert!(line.contains(scope) && line.ends_with("never"), "{line}");
     }
     assert!(listed.contains("2 token(s)"), "{listed}");
     assert!(!listed.contains(&web[3..]) && !listed.contains(&admin[3..]));
-
-    let (code, _, err) = run(&["token", "revoke", "web", "--db", db], None);
-    assert_eq!(code, 0, "{err}");
-    let (code, _, err) = run(&["token", "revoke", "nobody", "--db", db], None);
-    assert_eq!(code, 1);
-    assert!(err.contains("calsaga token list"), "{err}");
-    let (_, listed, _) = run(&["token", "list", "--db", db], None);
-    assert!(
-        listed.contains("1 token(s)") && !listed.contains("web"),
-        "{listed}"
-    );
 
     let (mut child, lines) = crate::support::spawn_serve(db, dir.path(), &[]);
     let line = lines.last().unwrap();
@@ -271,10 +264,35 @@ fn tokens_are_listed_without_their_secret_and_a_revoked_one_is_refused() {
             &[("Authorization", &auth)],
             b"",
         )
+        .status
     };
-    let (revoked, kept) = (call(&web), call(&admin));
-    child.kill().unwrap();
-    child.wait().unwrap();
-    assert_eq!(revoked.status, 401, "{}", revoked.body);
-    assert_eq!(kept.status, 200, "{}", kept.body);
+    assert_eq!(call(&web), 200);
+    // Beside the running serve: each change counts from its next request.
+    let phone = crate::support::create_token(db, "phone", "booking");
+    assert_eq!(call(&phone), 200, "a token created while serve runs");
+    let (code, _, err) = run(&["token", "revoke", "web", "--db", db], None);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(call(&web), 401, "a token revoked while serve runs");
+    assert_eq!(call(&admin), 200);
+    let (code, _, err) = run(&["token", "revoke", "nobody", "--db", db], None);
+    assert_eq!(code, 1);
+    assert!(err.contains("calsaga token list"), "{err}");
+    let listed = list();
+    assert!(
+        listed.contains("2 token(s)") && !listed.contains("web"),
+        "{listed}"
+    );
+
+    // A clean stop writes the last uses.
+    let stopped = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(stopped.success());
+    assert!(child.wait().unwrap().success());
+    let listed = list();
+    for name in ["ops", "phone"] {
+        let line = listed.lines().find(|l| l.starts_with(name)).expect(name);
+        assert!(!line.ends_with("never"), "{line}");
+    }
 }

@@ -25,6 +25,7 @@ fn migrates_an_empty_file_to_the_current_schema() {
         .unwrap();
     let expected = [
         "admin_requests",
+        "api_token_changes",
         "api_tokens",
         "booking_flags",
         "booking_mirror",
