@@ -18,7 +18,10 @@ use std::fmt::{Display, Write as _};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use chrono::{DateTime, Utc};
+
 use crate::calcom::{CallObserver, CallOutcome, CallRecord};
+use crate::status::{self, Status, StatusError};
 use crate::store::{CommitObserver, InboxState, Store, StoreError};
 
 /// Content type of the text exposition format.
@@ -191,8 +194,38 @@ pub struct Metrics {
     http: Mutex<BTreeMap<HttpKey, Histogram>>,
     calcom: Mutex<BTreeMap<CalcomKey, Histogram>>,
     commits: Mutex<Histogram>,
-    /// The last count of `LOG_COUNTERS` and when it was taken.
-    log_counts: Mutex<Option<(Instant, Vec<u64>)>>,
+    /// The counts of `LOG_COUNTERS`.
+    log_counts: Recount<Vec<u64>>,
+    /// Upcoming bookings by status.
+    upcoming: Recount<Vec<(Status, u64)>>,
+}
+
+/// A count read from the database at most every `LOG_COUNT_REFRESH`: it
+/// scans rows that grow with the business, so frequent scrapes must not
+/// each pay for it.
+#[derive(Debug)]
+struct Recount<T> {
+    last: Mutex<Option<(Instant, T)>>,
+}
+
+impl<T: Clone> Recount<T> {
+    fn new() -> Self {
+        Recount {
+            last: Mutex::new(None),
+        }
+    }
+
+    fn get<E>(&self, count: impl FnOnce() -> Result<T, E>) -> Result<T, E> {
+        let mut last = lock(&self.last);
+        if let Some((at, value)) = last.as_ref()
+            && at.elapsed() < LOG_COUNT_REFRESH
+        {
+            return Ok(value.clone());
+        }
+        let value = count()?;
+        *last = Some((Instant::now(), value.clone()));
+        Ok(value)
+    }
 }
 
 impl Default for Metrics {
@@ -201,7 +234,8 @@ impl Default for Metrics {
             http: Mutex::default(),
             calcom: Mutex::default(),
             commits: Mutex::new(Histogram::new(COMMIT_BUCKETS_S)),
-            log_counts: Mutex::default(),
+            log_counts: Recount::new(),
+            upcoming: Recount::new(),
         }
     }
 }
@@ -225,15 +259,35 @@ impl Metrics {
     }
 
     /// The whole exposition: in-process histograms and what the store
-    /// holds now.
-    pub fn render(&self, store: &Store) -> Result<String, StoreError> {
+    /// holds now (`now` decides which bookings are upcoming).
+    pub fn render(&self, store: &Store, now: DateTime<Utc>) -> Result<String, StatusError> {
         let mut out = Exposition::default();
         self.render_http(&mut out);
         self.render_calcom(&mut out);
         self.render_store(&mut out, store)?;
+        self.render_bookings(&mut out, store, now)?;
         let counts = self.log_counts(store)?;
         render_log(&mut out, &counts);
         Ok(out.finish())
+    }
+
+    fn render_bookings(
+        &self,
+        out: &mut Exposition,
+        store: &Store,
+        now: DateTime<Utc>,
+    ) -> Result<(), StatusError> {
+        let name = "calsaga_bookings_upcoming";
+        out.family(
+            name,
+            Kind::Gauge,
+            "Bookings whose first segment starts from now on, by the status their users see (the one the API and CLI show), counted at most every 30 s.",
+        );
+        let counts = self.upcoming.get(|| status::upcoming(store, now))?;
+        for (status, count) in counts {
+            out.sample(name, &[("status", status.as_str())], count);
+        }
+        Ok(())
     }
 
     fn render_http(&self, out: &mut Exposition) {
@@ -316,20 +370,10 @@ impl Metrics {
 }
 
 impl Metrics {
-    /// The `LOG_COUNTERS` counts, taken again only when the last count is
-    /// older than `LOG_COUNT_REFRESH`: counting scans the event log, which
-    /// grows without bound, so frequent scrapes must not each pay for it.
+    /// The `LOG_COUNTERS` counts (the event log grows without bound).
     fn log_counts(&self, store: &Store) -> Result<Vec<u64>, StoreError> {
-        let mut cached = lock(&self.log_counts);
-        if let Some((at, counts)) = cached.as_ref()
-            && at.elapsed() < LOG_COUNT_REFRESH
-        {
-            return Ok(counts.clone());
-        }
         let kinds: Vec<&str> = LOG_COUNTERS.iter().map(|(kind, ..)| *kind).collect();
-        let counts = store.event_counts(&kinds)?;
-        *cached = Some((Instant::now(), counts.clone()));
-        Ok(counts)
+        self.log_counts.get(|| store.event_counts(&kinds))
     }
 }
 

@@ -3,15 +3,23 @@
 //! a book saga that ended `booked` was later rescheduled away or cancelled
 //! by another saga, and a segment may have been cancelled in Cal.com
 //! directly. One word, computed here for every reader (the booking API, the
-//! admin API and page, `calsaga workflows list|show`), from the saga, the
+//! admin API and page, `calsaga workflows list|show`, the bookings gauge of
+//! `/metrics`), from the saga, the
 //! reschedule and cancel sagas of it, and the mirror and flags of its
 //! Cal.com bookings. Read-only.
 
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
 use crate::saga::{Kind, Phase, Saga};
-use crate::store::{BookingFlag, MirrorEntry, Store, StoreError, WorkflowRow};
+use crate::store::{
+    BookingFlag, BookingQuery, LIST_ROWS_MAX, MirrorEntry, Store, StoreError, WorkflowRow,
+};
+
+/// The most upcoming bookings `upcoming` reads: far more than a business
+/// has ahead of it, and a bound on one scrape's work if that ever changes.
+pub const UPCOMING_MAX: usize = 20_000;
 
 /// The one word a front end or a person needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -156,6 +164,31 @@ impl Around {
 pub fn read(store: &Store, row: &WorkflowRow) -> Result<(Status, Lineage), StatusError> {
     let saga = parse(row)?;
     Ok(Around::read(store, row, &saga)?.standing(row.id, &saga))
+}
+
+/// How many bookings whose first segment starts at or after `from` have
+/// each status (every status, zeros too), reading at most `UPCOMING_MAX`.
+pub fn upcoming(store: &Store, from: DateTime<Utc>) -> Result<Vec<(Status, u64)>, StatusError> {
+    let mut counts = [0u64; Status::ALL.len()];
+    let (mut after, mut read_so_far) = (None, 0);
+    loop {
+        let page = store.list_bookings(&BookingQuery {
+            from: Some(from),
+            to: None,
+            after,
+            limit: LIST_ROWS_MAX,
+        })?;
+        for booking in &page {
+            let (status, _) = read(store, &booking.workflow)?;
+            counts[status as usize] += 1;
+            after = Some(booking.cursor());
+        }
+        read_so_far += page.len();
+        if page.len() < LIST_ROWS_MAX || read_so_far >= UPCOMING_MAX {
+            break;
+        }
+    }
+    Ok(Status::ALL.into_iter().zip(counts).collect())
 }
 
 /// A workflow's stored projection as a saga.

@@ -6,13 +6,9 @@ use super::App;
 use super::reply::{ApiError, Reply};
 use super::router::Call;
 use crate::metrics::CONTENT_TYPE;
-use crate::runtime::EngineError;
 
 pub fn scrape(app: &App, _call: &Call<'_>) -> Result<Reply, ApiError> {
-    let text = app
-        .metrics
-        .render(app.engine.store())
-        .map_err(EngineError::from)?;
+    let text = app.metrics.render(app.engine.store(), app.clock.now())?;
     Ok(Reply {
         status: 200,
         headers: vec![("Content-Type", CONTENT_TYPE.into())],

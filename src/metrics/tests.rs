@@ -131,7 +131,7 @@ fn an_empty_database_renders_every_family_and_zero_log_counters() {
     let (_dir, store) = scratch_store();
     let m = Metrics::default();
     m.committed(Duration::from_micros(1_500));
-    let text = m.render(&store).unwrap();
+    let text = m.render(&store, chrono::Utc::now()).unwrap();
     for family in [
         "calsaga_http_request_duration_seconds",
         "calsaga_calcom_request_duration_seconds",
@@ -174,7 +174,7 @@ fn the_dashboard_and_the_docs_name_exactly_the_metrics_we_write() {
         latency_ms: 1,
         attempt: 1,
     });
-    let text = m.render(&store).unwrap();
+    let text = m.render(&store, chrono::Utc::now()).unwrap();
     let families: Vec<&str> = text
         .lines()
         .filter_map(|l| l.strip_prefix("# TYPE "))
@@ -235,7 +235,7 @@ fn log_counters_count_events_of_their_kinds_and_are_recounted_only_after_the_ref
         .commit_blocking(vec![create, append(0, &kinds)])
         .unwrap();
     let m = Metrics::default();
-    let first = m.render(&store).unwrap();
+    let first = m.render(&store, chrono::Utc::now()).unwrap();
     for line in [
         "calsaga_compensations_total{phase=\"started\"} 1",
         "calsaga_compensations_total{phase=\"finished\"} 1",
@@ -248,9 +248,9 @@ fn log_counters_count_events_of_their_kinds_and_are_recounted_only_after_the_ref
     store
         .commit_blocking(vec![append(4, &["reconcile_failed"])])
         .unwrap();
-    let cached = m.render(&store).unwrap();
+    let cached = m.render(&store, chrono::Utc::now()).unwrap();
     assert!(cached.contains("calsaga_reconciliations_total{phase=\"failed\"} 0\n"));
-    *lock(&m.log_counts) = None;
-    let recounted = m.render(&store).unwrap();
+    *lock(&m.log_counts.last) = None;
+    let recounted = m.render(&store, chrono::Utc::now()).unwrap();
     assert!(recounted.contains("calsaga_reconciliations_total{phase=\"failed\"} 1\n"));
 }

@@ -91,18 +91,18 @@ impl Store {
     /// The reschedule and cancel sagas started for booking `original`,
     /// oldest first.
     pub fn changes_of(&self, original: Uuid) -> Result<Vec<WorkflowRow>, StoreError> {
-        self.read(|conn| {
-            rows(
-                conn,
-                &format!(
-                    "SELECT {WORKFLOW_COLUMNS} FROM workflows
-                     WHERE kind IN ('reschedule', 'cancel')
-                       AND json_extract(projection, '$.original.workflow') = ?1
-                     ORDER BY created_at_ms, id"
-                ),
-                [Id(original)],
-                workflow_row,
-            )
-        })
+        self.read(|conn| rows(conn, &changes_of_sql(), [Id(original)], workflow_row))
     }
+}
+
+/// The query of `changes_of`; its WHERE matches the partial expression
+/// index `workflows_by_original` (migration 0002) word for word, or SQLite
+/// would not use it.
+pub(super) fn changes_of_sql() -> String {
+    format!(
+        "SELECT {WORKFLOW_COLUMNS} FROM workflows
+         WHERE kind IN ('reschedule', 'cancel')
+           AND json_extract(projection, '$.original.workflow') = ?1
+         ORDER BY created_at_ms, id"
+    )
 }

@@ -799,6 +799,22 @@ fn list_and_show_say_what_became_of_a_rescheduled_and_a_cancelled_booking_on_any
         );
         assert_eq!(http.json()["status"], "cancelled", "{}", http.body);
     }
+    // /metrics counts the upcoming bookings by the same word.
+    let scraped = w.send("GET", "/metrics", &[], &Value::Null);
+    assert_eq!(scraped.status, 200, "{}", scraped.body);
+    for (status, count) in [
+        ("booked", 0),
+        ("rescheduled", 3),
+        ("cancelled", 3),
+        ("broken", 0),
+    ] {
+        let series = format!("calsaga_bookings_upcoming{{status=\"{status}\"}} {count}\n");
+        assert!(
+            scraped.body.contains(&series),
+            "{series} in {}",
+            scraped.body
+        );
+    }
 }
 
 #[test]

@@ -300,3 +300,25 @@ fn an_orphan_record_is_updated_in_place() {
         }]
     );
 }
+
+#[test]
+fn the_changes_of_a_booking_are_found_by_index_not_by_scanning_every_workflow() {
+    let f = Fixture::new();
+    let conn = rusqlite::Connection::open(f.path()).unwrap();
+    let sql = format!(
+        "EXPLAIN QUERY PLAN {}",
+        super::super::bookings::changes_of_sql()
+    );
+    let plan: Vec<String> = conn
+        .prepare(&sql)
+        .unwrap()
+        .query_map([Uuid::nil().to_string()], |r| r.get(3))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(
+        plan.iter()
+            .any(|p| p.contains("USING INDEX workflows_by_original")),
+        "{plan:?}"
+    );
+}
