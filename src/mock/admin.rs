@@ -6,6 +6,7 @@ use serde_json::{Map, Value, json};
 
 use super::engine::{Call, Mock};
 use super::input::{self, Query};
+use super::outputs;
 use super::reply::{Answer, ApiError};
 use super::state::State;
 use super::webhooks::is_trigger;
@@ -81,7 +82,7 @@ pub fn create_event_type(mock: &Mock, call: &Call<'_>) -> Result<Answer, ApiErro
         s.event_types.push(et.clone());
         Ok(et)
     })?;
-    Ok(Answer::created(et))
+    Ok(Answer::created(outputs::event_type(&et, &mock.fixture)))
 }
 
 pub fn list_event_types(mock: &Mock, call: &Call<'_>) -> Result<Answer, ApiError> {
@@ -97,12 +98,12 @@ pub fn list_event_types(mock: &Mock, call: &Call<'_>) -> Result<Answer, ApiError
         owners.extend(call.caller.user_id());
     }
     let slug = q.get("eventSlug");
-    let list: Vec<EventType> = mock.read(|s| {
+    let list: Vec<Value> = mock.read(|s| {
         s.event_types
             .iter()
             .filter(|e| e.owner_id.is_some_and(|o| owners.contains(&o)))
             .filter(|e| slug.is_none_or(|sl| e.slug == sl))
-            .cloned()
+            .map(|e| outputs::event_type(e, &mock.fixture))
             .collect()
     });
     Ok(Answer::ok(list))
@@ -115,7 +116,8 @@ fn event_type_missing(id: u64) -> ApiError {
 pub fn get_event_type(mock: &Mock, call: &Call<'_>) -> Result<Answer, ApiError> {
     let id = id_param(call)?;
     let et = mock.read(|s| s.event_type(id).cloned());
-    et.map(Answer::ok).ok_or_else(|| event_type_missing(id))
+    et.map(|et| Answer::ok(outputs::event_type(&et, &mock.fixture)))
+        .ok_or_else(|| event_type_missing(id))
 }
 
 pub fn update_event_type(mock: &Mock, call: &Call<'_>) -> Result<Answer, ApiError> {
@@ -156,7 +158,7 @@ pub fn update_event_type(mock: &Mock, call: &Call<'_>) -> Result<Answer, ApiErro
         et.minimum_booking_notice = notice.or(et.minimum_booking_notice);
         Ok(et.clone())
     })?;
-    Ok(Answer::ok(et))
+    Ok(Answer::ok(outputs::event_type(&et, &mock.fixture)))
 }
 
 pub fn delete_event_type(mock: &Mock, call: &Call<'_>) -> Result<Answer, ApiError> {

@@ -50,6 +50,7 @@ mod fixture;
 mod guard;
 mod input;
 mod listing;
+mod outputs;
 mod reply;
 mod route;
 mod run;

@@ -5,6 +5,7 @@
 
 mod admin;
 mod bookings;
+mod conformance;
 mod faults;
 mod fixture;
 mod guards;
