@@ -233,13 +233,8 @@ pub struct Query {
 impl Query {
     /// Parses `a=1&b=x%20y`; refuses keys not in `known`, naming them.
     pub fn parse(raw: &str, known: &[&str]) -> Result<Query, ApiError> {
-        let pairs: Vec<(String, String)> = raw
-            .split('&')
-            .filter(|p| !p.is_empty())
-            .map(|p| {
-                let (k, v) = p.split_once('=').unwrap_or((p, ""));
-                (percent_decode(k), percent_decode(v))
-            })
+        let pairs: Vec<(String, String)> = form_urlencoded::parse(raw.as_bytes())
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
             .collect();
         if let Some((unknown, _)) = pairs.iter().find(|(k, _)| !known.contains(&k.as_str())) {
             return Err(ApiError::bad_request(format!(
@@ -298,29 +293,6 @@ impl Query {
     }
 }
 
-/// `%XX` and `+` decoding; invalid escapes are kept as they are.
-fn percent_decode(raw: &str) -> String {
-    let bytes = raw.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                (Some(h), Some(l)) => {
-                    out.push((h * 16 + l) as u8);
-                    i += 2;
-                }
-                _ => out.push(b'%'),
-            },
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -369,7 +341,7 @@ mod tests {
         assert_eq!(q.limit("limit", 10, 100).unwrap(), 5);
         assert!(q.limit("limit", 10, 4).is_err());
         assert!(Query::parse("bogus=1", &["a"]).is_err());
-        assert_eq!(percent_decode("a%2"), "a%2");
-        assert_eq!(percent_decode("%41+b"), "A b");
+        let odd = Query::parse("a=a%2&b=%41+b", &["a", "b"]).unwrap();
+        assert_eq!((odd.get("a"), odd.get("b")), (Some("a%2"), Some("A b")));
     }
 }

@@ -215,7 +215,11 @@ fn match_pattern(pattern: &str, path: &str) -> Option<Option<String>> {
         match (want.next(), got.next()) {
             (None, None) => return Some(param),
             (Some(w), Some(g)) if w.starts_with('{') && !g.is_empty() => {
-                param = Some(percent_decode(g));
+                param = Some(
+                    percent_encoding::percent_decode_str(g)
+                        .decode_utf8_lossy()
+                        .into_owned(),
+                );
             }
             (Some(w), Some(g)) if w == g => {}
             _ => return None,
@@ -223,42 +227,9 @@ fn match_pattern(pattern: &str, path: &str) -> Option<Option<String>> {
     }
 }
 
-/// Decodes `%XX` escapes in one path segment or query value; `+` is a space
-/// in queries only, so callers handle it.
-pub fn percent_decode(raw: &str) -> String {
-    let bytes = raw.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        match (bytes[i], hex) {
-            (b'%', Some(b)) => {
-                out.push(b);
-                i += 3;
-            }
-            (b, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// Query parameters in order, decoded.
+/// Query parameters in order, decoded (`+` is a space, as in a form).
 pub fn parse_query(query: &str) -> Vec<(String, String)> {
-    query
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|pair| {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            (
-                percent_decode(&k.replace('+', " ")),
-                percent_decode(&v.replace('+', " ")),
-            )
-        })
+    form_urlencoded::parse(query.as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect()
 }

@@ -211,16 +211,15 @@ impl Query {
     }
 }
 
-/// Percent-encodes everything but RFC 3986 unreserved characters and `:`
-/// (left readable in timestamps; it is legal in a query and a path segment).
+/// Everything but RFC 3986 unreserved characters and `:` (left readable in
+/// timestamps; it is legal in a query and a path segment).
+const ESCAPED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~')
+    .remove(b':');
+
 pub(super) fn encode(raw: &str) -> String {
-    let mut out = String::with_capacity(raw.len());
-    for byte in raw.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~' | b':') {
-            out.push(char::from(byte));
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
+    percent_encoding::utf8_percent_encode(raw, ESCAPED).to_string()
 }
