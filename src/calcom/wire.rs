@@ -229,24 +229,39 @@ impl BookingStatus {
     }
 }
 
+/// A booking's host. Cal.com answers a booking without a user with
+/// `{"id": "unknown", ...}` (`output.service.ts` `getHost(null)`): that id
+/// reads as 0, which no Cal.com user has.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase", default)]
 pub struct Host {
+    #[serde(deserialize_with = "user_id")]
     pub id: u64,
+    #[serde(deserialize_with = "null_as_default")]
     pub name: String,
+    #[serde(deserialize_with = "null_as_default")]
     pub email: String,
+    #[serde(deserialize_with = "null_as_default")]
     pub display_email: String,
+    #[serde(deserialize_with = "null_as_default")]
     pub username: String,
+    #[serde(deserialize_with = "null_as_default")]
     pub time_zone: String,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase", default)]
 pub struct Attendee {
+    #[serde(deserialize_with = "null_as_default")]
     pub name: String,
+    #[serde(deserialize_with = "null_as_default")]
     pub email: String,
+    #[serde(deserialize_with = "null_as_default")]
     pub display_email: String,
+    #[serde(deserialize_with = "null_as_default")]
     pub time_zone: String,
+    /// The attendee's locale, which Cal.com may not know (null).
+    #[serde(deserialize_with = "null_as_default")]
     pub language: String,
     pub absent: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -265,9 +280,10 @@ pub struct EventTypeRef {
 pub struct Booking {
     pub id: u64,
     pub uid: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub title: String,
-    #[serde(default)]
+    /// The attendee's notes: null when there are none.
+    #[serde(default, deserialize_with = "null_as_default")]
     pub description: String,
     #[serde(default)]
     pub hosts: Vec<Host>,
@@ -282,6 +298,8 @@ pub struct Booking {
     pub end: DateTime<Utc>,
     /// Minutes.
     pub duration: u32,
+    /// 0 when Cal.com sends null (the event type is gone).
+    #[serde(deserialize_with = "null_as_default")]
     pub event_type_id: u64,
     #[serde(default)]
     pub event_type: Option<EventTypeRef>,
@@ -579,4 +597,31 @@ mod tests {
                 "attendee":{"name":"Jo","timeZone":"Europe/Berlin","email":"jo@example.com"}})
         );
     }
+}
+
+/// Cal.com passes some database columns through as they are, null
+/// included (`apps/api/v2/src/ee/bookings/2024-08-13/services/output.service.ts`
+/// `getOutputBooking`): null reads as the type's default, so one such booking
+/// cannot make a whole page unreadable.
+fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
+/// A user id, or 0 for Cal.com's `"unknown"` (or null).
+fn user_id<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Id {
+        Number(u64),
+        Text(String),
+    }
+    Ok(match Option::<Id>::deserialize(d)? {
+        Some(Id::Number(n)) => n,
+        Some(Id::Text(t)) => t.parse().unwrap_or(0),
+        None => 0,
+    })
 }

@@ -33,6 +33,13 @@ pub fn only(map: &Map<String, Value>, allowed: &[&str]) -> Result<(), ApiError> 
     }
 }
 
+/// Drops every property not in `allowed`, as Cal.com's global
+/// `ValidationPipe({whitelist: true})` does for bodies without a stricter
+/// pipe of their own (`apps/api/v2/src/bootstrap.ts`).
+pub fn keep_only(map: &mut Map<String, Value>, allowed: &[&str]) {
+    map.retain(|k, _| allowed.contains(&k.as_str()));
+}
+
 /// Removes properties Cal.com accepts but the mock does not model.
 pub fn drop_keys(map: &mut Map<String, Value>, ignored: &[&str]) {
     map.retain(|k, _| !ignored.contains(&k.as_str()));

@@ -193,8 +193,8 @@ pub fn delete_reservation(mock: &Mock, call: &Call<'_>) -> Result<Answer, ApiErr
 }
 
 fn reservation_input(call: &Call<'_>) -> Result<ReserveSlot, ApiError> {
-    let body = input::object(call.body)?;
-    input::only(&body, &RESERVE_FIELDS)?;
+    let mut body = input::object(call.body)?;
+    input::keep_only(&mut body, &RESERVE_FIELDS);
     let input: ReserveSlot = input::decode(body)?;
     if input.reservation_duration.is_some() && call.caller.user_id().is_none() {
         return Err(ApiError::nest(401, NO_AUTH));

@@ -349,6 +349,34 @@ async fn list_bookings_with_no_filter_sends_no_query() {
     w.expect_one(Method::Get, "/v2/bookings", Some("2024-08-13"), None);
 }
 
+/// Cal.com's output service passes nullable columns through: no notes,
+/// a deleted event type, an unknown locale, a booking without a user.
+#[tokio::test]
+async fn a_page_of_bookings_with_the_nulls_calcom_can_send_is_read_whole() {
+    let w = world();
+    let mut odd = booking_json("b-2", "accepted");
+    odd["description"] = Value::Null;
+    odd["eventTypeId"] = Value::Null;
+    odd["attendees"][0]["language"] = Value::Null;
+    odd["hosts"][0] = json!({"id": "unknown", "name": "unknown", "email": "unknown",
+                             "displayEmail": "unknown", "username": "unknown", "timeZone": null});
+    w.reply(200, json!({"status": "success", "data": [booking_json("b-1", "accepted"), odd],
+        "pagination": {"returnedItems": 2, "totalItems": 2, "itemsPerPage": 100, "remainingItems": 0,
+                       "currentPage": 1, "totalPages": 1, "hasNextPage": false, "hasPreviousPage": false}}));
+    let page = w
+        .client
+        .list_bookings(&BookingFilter::default())
+        .await
+        .unwrap();
+    let odd = &page.bookings[1];
+    assert_eq!(
+        (odd.description.as_str(), odd.event_type_id, odd.hosts[0].id),
+        ("", 0, 0)
+    );
+    assert_eq!(odd.attendees[0].language, "");
+    assert_eq!(page.bookings[0].hosts[0].id, 1);
+}
+
 #[tokio::test]
 async fn get_booking_encodes_the_uid_as_one_path_segment() {
     let w = world();

@@ -324,15 +324,10 @@ fn a_custom_reservation_length_needs_a_caller() {
     assert_eq!(r.status, 401);
     let r = w.send(Req::post("/v2/slots/reservations", body));
     assert_eq!(r.data()["reservationUntil"], "2030-03-01T00:10:00.000Z");
+    // No pipe of its own: the global whitelist drops unknown fields.
     let r = w.send(Req::post(
         "/v2/slots/reservations",
         json!({"eventTypeId": 101, "slotStart": "2030-03-04T12:00:00Z", "seats": 1}),
     ));
-    assert_eq!(
-        (r.status, r.message()),
-        (
-            400,
-            "seats property is wrong,property seats should not exist"
-        )
-    );
+    assert_eq!((r.status, r.data().get("seats")), (201, None), "{}", r.body);
 }

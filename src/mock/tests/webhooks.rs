@@ -199,6 +199,20 @@ fn webhook_subscriptions_behave_like_calcom() {
     assert_eq!((r.status, r.message()), (404, "Webhook (nope) not found"));
     let bad = w.send(Req::post("/v2/webhooks", json!({"subscriberUrl": "http://x.example", "triggers": ["BOOKING_WHENEVER"], "active": true})));
     assert_eq!(bad.status, 400);
+    // Only the global whitelist applies: an unknown field is dropped.
+    let extra = w.send(Req::post("/v2/webhooks", json!({"subscriberUrl": "http://x.example", "triggers": ["BOOKING_CREATED"], "active": true, "colour": "red"})));
+    assert_eq!(
+        (extra.status, extra.data().get("colour")),
+        (201, None),
+        "{}",
+        extra.body
+    );
+    let extra_id = extra.data()["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        w.send(Req::delete(&format!("/v2/webhooks/{extra_id}")))
+            .status,
+        200
+    );
     assert_eq!(w.send(Req::get("/v2/webhooks").auth(None)).status, 401);
     let id = page.data()[0]["id"].as_str().unwrap().to_string();
     let gone = w.send(Req::delete(&format!("/v2/webhooks/{id}")));
