@@ -560,6 +560,33 @@ pub struct WebhookBookingPayload {
     pub reschedule_uid: Option<String>,
 }
 
+/// Cal.com passes some database columns through as they are, null
+/// included (`apps/api/v2/src/ee/bookings/2024-08-13/services/output.service.ts`
+/// `getOutputBooking`): null reads as the type's default, so one such booking
+/// cannot make a whole page unreadable.
+fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
+/// A user id, or 0 for Cal.com's `"unknown"` (or null).
+fn user_id<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Id {
+        Number(u64),
+        Text(String),
+    }
+    Ok(match Option::<Id>::deserialize(d)? {
+        Some(Id::Number(n)) => n,
+        Some(Id::Text(t)) => t.parse().unwrap_or(0),
+        None => 0,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -597,31 +624,4 @@ mod tests {
                 "attendee":{"name":"Jo","timeZone":"Europe/Berlin","email":"jo@example.com"}})
         );
     }
-}
-
-/// Cal.com passes some database columns through as they are, null
-/// included (`apps/api/v2/src/ee/bookings/2024-08-13/services/output.service.ts`
-/// `getOutputBooking`): null reads as the type's default, so one such booking
-/// cannot make a whole page unreadable.
-fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: Default + Deserialize<'de>,
-{
-    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
-}
-
-/// A user id, or 0 for Cal.com's `"unknown"` (or null).
-fn user_id<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Id {
-        Number(u64),
-        Text(String),
-    }
-    Ok(match Option::<Id>::deserialize(d)? {
-        Some(Id::Number(n)) => n,
-        Some(Id::Text(t)) => t.parse().unwrap_or(0),
-        None => 0,
-    })
 }
