@@ -26,6 +26,7 @@ pub const SLOT_TAKEN: &str = "User either already has booking at this time or is
 pub const CONFLICT: &str = "booking_conflict_error";
 const PAST: &str = "Attempting to book a meeting in the past.";
 const OUT_OF_BOUNDS: &str = "The event type can't be booked at the \"start\" time provided. This could be because it's too soon (violating the minimum booking notice) or too far in the future (outside the event's scheduling window). Try fetching available slots first using the GET /v2/slots endpoint and then make a booking with \"start\" time equal to one of the available slots.";
+const ENDED: &str = "Cannot cancel a booking that has already ended";
 const METADATA: &str = "Metadata must have at most 50 keys, each key up to 40 characters, and string values up to 500 characters.";
 const CONTACT: &str = "Attendee must have at least one contact method (email or phone number)";
 const WHICH_EVENT: &str =
@@ -320,6 +321,10 @@ pub fn cancel(mock: &Mock, call: &Call<'_>) -> Result<Answer, ApiError> {
             .ok_or_else(|| ApiError::not_found(format!("Booking with uid={uid} not found")))?;
         if !b.status.is_live() {
             return Err(ApiError::bad_request(already_cancelled(uid)));
+        }
+        // handleCancelBooking throws an HttpError, which no filter wraps.
+        if b.end < call.now {
+            return Err(ApiError::bare(400, ENDED));
         }
         b.status = BookingStatus::Cancelled;
         b.cancellation_reason = Some(input.cancellation_reason.clone().unwrap_or_default());

@@ -218,6 +218,24 @@ fn cancel_frees_the_slot_and_a_second_cancel_is_refused() {
 }
 
 #[test]
+fn a_booking_that_has_ended_cannot_be_cancelled() {
+    let w = World::new();
+    let uid = w.book(101, "2030-03-04T10:00:00Z").data()["uid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    w.clock.set(super::t("2030-03-04T10:31:00Z"));
+    let r = w.send(Req::post(&format!("/v2/bookings/{uid}/cancel"), json!({})));
+    assert_eq!(
+        (r.status, r.body.clone()),
+        (
+            400,
+            json!({"statusCode": 400, "message": "Cannot cancel a booking that has already ended"})
+        )
+    );
+}
+
+#[test]
 fn get_returns_a_booking_or_calcoms_404() {
     let w = World::new();
     let r = w.send(Req::get("/v2/bookings/salonBen0305cut0000001"));
