@@ -16,6 +16,7 @@ use crate::calcom::wire::{
 };
 
 pub const WEBHOOK_DUPLICATE: &str = "Webhook with this subscriber url already exists for this user";
+const DELEGATION_TRIGGER: &str = "DELEGATION_CREDENTIAL_ERROR";
 const SLUG_TAKEN: &str = "User already has an event type with this slug.";
 const WEBHOOKS_TAKE_MAX: u64 = 250;
 const WEBHOOK_FIELDS: [&str; 6] = [
@@ -213,6 +214,12 @@ fn webhook_missing(id: &str) -> ApiError {
 
 pub fn create_webhook(mock: &Mock, call: &Call<'_>) -> Result<Answer, ApiError> {
     let input: CreateWebhook = input::decode(webhook_body(call)?)?;
+    // user-webhooks.service.ts createUserWebhook.
+    if input.triggers.iter().any(|t| t == DELEGATION_TRIGGER) {
+        return Err(ApiError::bad_request(
+            "DELEGATION_CREDENTIAL_ERROR trigger is only available for organization webhooks",
+        ));
+    }
     let user = call.caller.user_id();
     let id = mock.new_uuid();
     let w = mock.commit(|s| {

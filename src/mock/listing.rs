@@ -49,13 +49,20 @@ pub fn list(mock: &Mock, call: &Call<'_>) -> Result<Answer, ApiError> {
         .take(f.take as usize)
         .collect();
     let returned = page.len() as u64;
+    let total_pages = total.div_ceil(f.take);
     let pagination = Pagination {
         returned_items: returned,
         total_items: total,
         items_per_page: f.take,
         remaining_items: total.saturating_sub(f.skip + returned),
-        current_page: f.skip / f.take + 1,
-        total_pages: total.div_ceil(f.take),
+        // getPagination (apps/api/v2/src/lib/pagination/pagination.ts): page
+        // 0 of 0 when nothing matches.
+        current_page: if total_pages == 0 {
+            0
+        } else {
+            f.skip / f.take + 1
+        },
+        total_pages,
         has_next_page: f.skip + returned < total,
         has_previous_page: f.skip > 0,
     };

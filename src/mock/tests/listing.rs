@@ -64,6 +64,15 @@ fn pages_carry_calcoms_pagination_object() {
         json!({"returnedItems": 3, "totalItems": 8, "itemsPerPage": 3, "remainingItems": 2,
             "currentPage": 2, "totalPages": 3, "hasNextPage": true, "hasPreviousPage": true})
     );
+    let none = list(&w, "attendeeEmail=nobody%40example.com");
+    assert_eq!(
+        (
+            &none.body["pagination"]["currentPage"],
+            &none.body["pagination"]["totalPages"]
+        ),
+        (&json!(0), &json!(0)),
+        "page 0 of 0 when nothing matches"
+    );
     let starts: Vec<&str> = r
         .data()
         .as_array()

@@ -199,6 +199,14 @@ fn webhook_subscriptions_behave_like_calcom() {
     assert_eq!((r.status, r.message()), (404, "Webhook (nope) not found"));
     let bad = w.send(Req::post("/v2/webhooks", json!({"subscriberUrl": "http://x.example", "triggers": ["BOOKING_WHENEVER"], "active": true})));
     assert_eq!(bad.status, 400);
+    let org_only = w.send(Req::post("/v2/webhooks", json!({"subscriberUrl": "http://x.example", "triggers": ["DELEGATION_CREDENTIAL_ERROR"], "active": true})));
+    assert_eq!(
+        (org_only.status, org_only.message()),
+        (
+            400,
+            "DELEGATION_CREDENTIAL_ERROR trigger is only available for organization webhooks"
+        )
+    );
     // Only the global whitelist applies: an unknown field is dropped.
     let extra = w.send(Req::post("/v2/webhooks", json!({"subscriberUrl": "http://x.example", "triggers": ["BOOKING_CREATED"], "active": true, "colour": "red"})));
     assert_eq!(
