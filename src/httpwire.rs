@@ -47,6 +47,21 @@ pub struct Head {
 }
 
 impl Head {
+    /// A head another parser read (calsaga's API server runs on hyper).
+    pub fn new(
+        method: String,
+        target: String,
+        headers: Vec<(String, String)>,
+        http_1_0: bool,
+    ) -> Head {
+        Head {
+            method,
+            target,
+            headers,
+            http_1_0,
+        }
+    }
+
     /// The first header called `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers

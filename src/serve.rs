@@ -19,8 +19,10 @@ use crate::mock::{Fixture, Mock, MockConfig, MockServer};
 use crate::runtime::{Engine, StartScan};
 use crate::store::{Holder, Store, StoreConfig};
 
-/// HTTP worker threads: requests mostly wait on the engine, not the CPU.
+/// Requests handled at once: they mostly wait on the engine (a long-poll up
+/// to 30 s), not the CPU, and idle connections take none.
 const HTTP_WORKERS: usize = 16;
+
 /// How often recorded Cal.com calls are written to the database.
 const CALL_STATS_FLUSH: std::time::Duration = std::time::Duration::from_secs(5);
 /// How long start-up waits for the orphan scan before serving anyway (the
@@ -30,6 +32,7 @@ const ORPHAN_SCAN_WAIT: std::time::Duration = std::time::Duration::from_secs(30)
 pub type ServeResult = Result<(), Box<dyn std::error::Error>>;
 
 pub fn run(config: ServeConfig) -> ServeResult {
+    raise_open_files_limit();
     let catalog = Arc::new(Catalog::load_dir(&config.workflows)?);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     // Before the database: the guard keeps the embedded mock alive for as
@@ -258,4 +261,31 @@ async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
+}
+
+/// Lifts this process's open-files soft limit to its hard limit: every
+/// connection, idle ones too, holds a descriptor, and many systems start a
+/// process at 1,024. Returns the limit now in force.
+pub fn raise_open_files_limit() -> Option<u64> {
+    #[cfg(unix)]
+    {
+        use rustix::process::{Resource, getrlimit, setrlimit};
+        // "Unlimited" is not a value the kernel takes for descriptors.
+        const UNLIMITED_AS: u64 = 65_536;
+        let limit = getrlimit(Resource::Nofile);
+        let wanted = limit.maximum.unwrap_or(UNLIMITED_AS);
+        if limit.current >= Some(wanted) {
+            return limit.current;
+        }
+        let raised = rustix::process::Rlimit {
+            current: Some(wanted),
+            maximum: limit.maximum,
+        };
+        match setrlimit(Resource::Nofile, raised) {
+            Ok(()) => Some(wanted),
+            Err(_) => limit.current,
+        }
+    }
+    #[cfg(not(unix))]
+    None
 }

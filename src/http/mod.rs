@@ -165,16 +165,17 @@ impl App {
 #[derive(Debug, Clone)]
 pub struct HttpConfig {
     pub bind: SocketAddr,
-    /// Worker threads; each serves one connection at a time.
+    /// Requests handled at once (each on a blocking thread while its
+    /// handler waits on the engine); a request waits up to 5 s for one.
+    /// Open connections do not count: they cost a task each.
     pub workers: usize,
-    /// Accepted connections waiting for a worker; more are answered 503.
+    /// The kernel's accept backlog.
     pub queue_max: usize,
-    /// Total time to receive one request head, and again its body.
+    /// Time to receive one request head (or, on a kept-alive connection,
+    /// the next one), and again its body.
     pub read_timeout: Duration,
-    /// Time to send one response.
+    /// How long a write may wait for the client to read.
     pub write_timeout: Duration,
-    /// A keep-alive connection with no new request for this long is closed.
-    pub idle_timeout: Duration,
 }
 
 impl HttpConfig {
@@ -185,7 +186,6 @@ impl HttpConfig {
             queue_max: 1024,
             read_timeout: Duration::from_secs(10),
             write_timeout: Duration::from_secs(10),
-            idle_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -194,8 +194,6 @@ impl HttpConfig {
 pub enum HttpError {
     #[error("cannot listen on {addr}: {reason}; pick another address with --bind")]
     Bind { addr: SocketAddr, reason: String },
-    #[error("cannot start an HTTP thread: {0}; raise the process's thread limit")]
-    Thread(String),
 }
 
 /// The running server and its webhook inbox task.

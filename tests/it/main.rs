@@ -12,6 +12,7 @@ mod mock_cli;
 mod operate;
 mod readme;
 mod restore;
+mod server;
 mod simulate;
 mod smoke;
 mod support;
