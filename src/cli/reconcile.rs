@@ -1,0 +1,66 @@
+//! `calsaga reconcile orphans`.
+
+use super::{CalcomArgs, CliResult, DbArg};
+use clap::Subcommand;
+use std::path::PathBuf;
+
+#[derive(Subcommand)]
+pub enum ReconcileCommand {
+    /// List upcoming Cal.com bookings with calsaga's metadata that no saga
+    /// holds (e.g. after restoring the database from a backup); with
+    /// --apply cancel them. `serve` does the same on every start.
+    Orphans(OrphansArgs),
+}
+
+#[derive(clap::Args)]
+pub struct OrphansArgs {
+    #[command(flatten)]
+    pub db: DbArg,
+    /// Directory of the service catalogue.
+    #[arg(long, default_value = "workflows", env = "CALSAGA_WORKFLOWS")]
+    pub workflows: PathBuf,
+    #[command(flatten)]
+    pub calcom: CalcomArgs,
+    /// Requests per minute Cal.com allows this key.
+    #[arg(long, default_value_t = 120, env = "CALCOM_REQUESTS_PER_MINUTE")]
+    pub calcom_requests_per_minute: u32,
+    /// Cancel the orphans found (default: only list them).
+    #[arg(long)]
+    pub apply: bool,
+}
+
+pub fn run_reconcile_orphans(args: OrphansArgs) -> CliResult {
+    let report = calsaga::runtime::scan_once(calsaga::runtime::ScanOnce {
+        db: args.db.db,
+        workflows: args.workflows,
+        calcom: calsaga::calcom_admin::client_config(
+            args.calcom.calcom_api_key.as_deref(),
+            args.calcom.calcom_url.as_deref(),
+            args.calcom_requests_per_minute,
+        )?,
+        apply: args.apply,
+    })?;
+    for o in &report.orphans {
+        println!(
+            "{}\tworkflow {} segment {}\t{} .. {}\t{}",
+            o.calcom_uid, o.workflow_ref, o.segment_ref, o.start, o.end, o.why
+        );
+    }
+    println!(
+        "{} upcoming bookings, {} of calsaga, {} orphaned ({} cancelled, {} handed to their saga, {} failed, {} already gone); {} left to running or flagged sagas{}",
+        report.scanned,
+        report.ours,
+        report.orphans.len() + report.gone,
+        report.cancelled,
+        report.handed_to_saga,
+        report.failed,
+        report.gone,
+        report.deferred,
+        if report.truncated {
+            "; stopped at the page limit, run again"
+        } else {
+            ""
+        }
+    );
+    Ok(())
+}
