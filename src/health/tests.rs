@@ -6,26 +6,21 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::*;
 use crate::calcom::wire::{self, CancelBooking, CreateBooking, NewAttendee};
-use crate::calcom::{
-    ApiRequest, ApiResponse, CalcomApi, ClientConfig, RetryPolicy, Transport, TransportError,
-};
+use crate::calcom::{ApiRequest, ApiResponse, CalcomApi, RetryPolicy, Transport, TransportError};
 use crate::catalog::{Segment, Service, StaffOption};
 use crate::clock::SimClock;
-use crate::mock::{FaultRule, Fixture, Mock, MockConfig, MockTransport};
+use crate::mock::{FaultRule, Mock, MockTransport};
 use crate::runtime::{Engine, EngineConfig};
 use crate::store::{CallStat, StoreConfig, WriteOp};
 
 const KEY: &str = "cal_test_calsaga_mock";
 const WAIT: Duration = Duration::from_secs(20);
 
-fn at(s: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(s).unwrap().to_utc()
-}
+use crate::sim::{Salon, at};
 
 struct World {
     mock: Arc<Mock>,
@@ -37,30 +32,30 @@ struct World {
 
 impl World {
     fn new() -> World {
-        let clock = Arc::new(SimClock::new(at("2030-03-01T08:00:00Z")));
-        let mock = Mock::new(Fixture::salon(), clock.clone(), MockConfig::default()).unwrap();
+        let Salon { mock, clock } = Salon::new();
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path().join("calsaga.db"), StoreConfig::default()).unwrap();
-        let workflows = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("workflows");
         World {
-            mock: Arc::new(mock),
+            mock,
             clock,
             store,
-            catalog: Arc::new(Catalog::load_dir(&workflows).unwrap()),
+            catalog: crate::sim::catalog(),
             _dir: dir,
         }
     }
 
     fn client_over(&self, transport: Arc<dyn Transport>, key: &str) -> Arc<Client> {
-        let config = ClientConfig {
-            api_key: Some(key.into()),
-            retry: RetryPolicy {
-                attempts_max: 1,
-                ..RetryPolicy::default()
-            },
-            ..ClientConfig::default()
+        let retry = RetryPolicy {
+            attempts_max: 1,
+            ..RetryPolicy::default()
         };
-        Arc::new(Client::new(config, transport, self.clock.clone(), 7))
+        Arc::new(Salon::client_over(
+            transport,
+            key,
+            retry,
+            self.clock.clone(),
+            7,
+        ))
     }
 
     fn client(&self) -> Arc<Client> {
@@ -247,16 +242,13 @@ async fn missing_and_mismatched_event_types_are_named() {
 async fn failing_cal_com_calls_raise_the_error_rate() {
     let w = World::new();
     let recorder = Arc::new(CallRecorder::new(w.store.clone(), w.clock.clone()));
-    let config = ClientConfig {
-        api_key: Some(KEY.into()),
-        retry: RetryPolicy {
-            attempts_max: 1,
-            ..RetryPolicy::default()
-        },
-        ..ClientConfig::default()
-    };
     let transport = Arc::new(MockTransport::new(w.mock.clone()));
-    let client = Client::new(config, transport, w.clock.clone(), 1).with_observer(recorder.clone());
+    let once = RetryPolicy {
+        attempts_max: 1,
+        ..RetryPolicy::default()
+    };
+    let client = Salon::client_over(transport, KEY, once, w.clock.clone(), 1)
+        .with_observer(recorder.clone());
     let mut rule = FaultRule::on("GET /v2/bookings/{uid}");
     rule.every = Some(4);
     rule.status = Some(500);

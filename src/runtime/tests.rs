@@ -6,22 +6,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
 
 use super::*;
 use crate::availability::Start;
 use crate::calcom::wire::{self, Booking};
-use crate::calcom::{ApiRequest, ApiResponse, Client, ClientConfig, Transport, TransportError};
+use crate::calcom::{ApiRequest, ApiResponse, Client, Transport, TransportError};
 use crate::clock::SimClock;
-use crate::mock::{FaultRule, Fixture, Mock, MockConfig, MockTransport};
+use crate::mock::{FaultRule, Mock, MockTransport};
 use crate::store::{OrphanState, StoreConfig};
 
 const WAIT: Duration = Duration::from_secs(20);
 
-fn at(s: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(s).unwrap().to_utc()
-}
+use crate::sim::{Salon, at};
 
 struct World {
     mock: Arc<Mock>,
@@ -32,10 +29,9 @@ struct World {
 
 impl World {
     fn new() -> World {
-        let clock = Arc::new(SimClock::new(at("2030-03-01T08:00:00Z")));
-        let mock = Mock::new(Fixture::salon(), clock.clone(), MockConfig::default()).unwrap();
+        let Salon { mock, clock } = Salon::new();
         World {
-            mock: Arc::new(mock),
+            mock,
             clock,
             dir: tempfile::tempdir().unwrap(),
             store_config: StoreConfig::default(),
@@ -43,11 +39,14 @@ impl World {
     }
 
     fn client(&self, transport: Arc<dyn Transport>) -> Client {
-        let config = ClientConfig {
-            api_key: Some("cal_test_calsaga_mock".into()),
-            ..ClientConfig::default()
-        };
-        Client::new(config, transport, self.clock.clone(), 7)
+        self.salon().client(transport)
+    }
+
+    fn salon(&self) -> Salon {
+        Salon {
+            mock: self.mock.clone(),
+            clock: self.clock.clone(),
+        }
     }
 
     /// An engine over this world's database, talking to the mock through
@@ -70,14 +69,11 @@ impl World {
             self.store_config.clone(),
         )
         .unwrap();
-        let catalog =
-            Catalog::load_dir(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("workflows"))
-                .unwrap();
         let engine = Engine::new(
             store,
             Arc::new(self.client(transport)),
             self.clock.clone(),
-            Arc::new(catalog),
+            crate::sim::catalog(),
             EngineConfig {
                 in_task_wait_max,
                 ..EngineConfig::default()

@@ -12,6 +12,7 @@ mod faults;
 mod gate;
 mod invariants;
 mod report;
+mod salon;
 mod world;
 
 #[cfg(test)]
@@ -32,6 +33,7 @@ pub use crash::{CrashCoverage, CrashScenario, crash_points};
 pub use faults::{Boundary, FaultLevel};
 pub use invariants::Violation;
 pub use report::{RunFailure, SimulateConfig, Summary, replay_command, simulate};
+pub use salon::{KEY, SIM_START, Salon, at, catalog};
 pub use world::HOLD_MIN;
 
 /// Why a run could not be carried out at all (as opposed to a run that

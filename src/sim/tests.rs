@@ -214,14 +214,12 @@ pub(crate) async fn book_at_mock(
     metadata: std::collections::BTreeMap<String, String>,
 ) -> crate::calcom::wire::Booking {
     use crate::calcom::wire::{CreateBooking, NewAttendee};
-    use crate::calcom::{CalcomApi, Client, ClientConfig};
+    use crate::calcom::{CalcomApi, RetryPolicy};
     use crate::mock::MockTransport;
-    let client = Client::new(
-        ClientConfig {
-            api_key: Some("cal_test_calsaga_mock".into()),
-            ..ClientConfig::default()
-        },
+    let client = super::Salon::client_over(
         Arc::new(MockTransport::new(mock.clone())),
+        super::KEY,
+        RetryPolicy::default(),
         clock,
         1,
     );

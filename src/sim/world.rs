@@ -17,17 +17,15 @@ use uuid::Uuid;
 
 use super::faults::{CrashPlan, Fault, Mode};
 use super::gate::{Gate, GatedClock, GatedTransport, Reply};
-use super::{Op, Plan, RunStats, ScratchDir, SimError};
-use crate::calcom::{ApiRequest, Client, ClientConfig, TransportError};
+use super::{KEY, Op, Plan, RunStats, Salon, ScratchDir, SimError};
+use crate::calcom::{ApiRequest, RetryPolicy, TransportError};
 use crate::catalog::Catalog;
 use crate::clock::{Clock, SimClock};
-use crate::mock::{Fixture, Mock, MockConfig};
+use crate::mock::{Mock, MockConfig};
 use crate::runtime::{BookRequest, Engine, EngineConfig, EngineError, Idempotency, MoveRequest};
 use crate::saga::Attendee;
 use crate::store::{Store, StoreConfig, TimerRow};
 
-/// Where simulated time starts: before every request of the plans.
-pub const SIM_START: &str = "2030-03-01T08:00:00Z";
 /// How long the engine may stay busy without parking at the gate (real
 /// time): past it the run is reported stuck instead of hanging.
 const QUIET_WAIT: Duration = Duration::from_secs(30);
@@ -87,18 +85,14 @@ pub struct World {
 
 impl World {
     pub fn new(plan: &Plan, catalog: Arc<Catalog>, mode: Mode) -> Result<World, SimError> {
-        let start = DateTime::parse_from_rfc3339(SIM_START)
-            .map_err(|e| SimError::Setup(format!("SIM_START: {e}")))?
-            .to_utc();
-        let clock = Arc::new(SimClock::new(start));
         let config = MockConfig {
             fault_seed: plan.seed,
             ..MockConfig::default()
         };
-        let mock = Mock::new(Fixture::salon(), clock.clone(), config)
-            .map_err(|e| SimError::Setup(format!("mock: {e}")))?;
+        let Salon { mock, clock } =
+            Salon::with(config).map_err(|e| SimError::Setup(format!("mock: {e}")))?;
         Ok(World {
-            mock: Arc::new(mock),
+            mock,
             clock,
             dir: ScratchDir::new(plan.seed)?,
             catalog,
@@ -153,12 +147,10 @@ impl World {
         let store = Store::open(self.db_path(), config)
             .map_err(|e| SimError::Setup(format!("store: {e}")))?;
         let clock: Arc<dyn Clock> = Arc::new(GatedClock(gate.clone()));
-        let client = Client::new(
-            ClientConfig {
-                api_key: Some("cal_test_calsaga_mock".into()),
-                ..ClientConfig::default()
-            },
+        let client = Salon::client_over(
             Arc::new(GatedTransport(gate.clone())),
+            KEY,
+            RetryPolicy::default(),
             clock.clone(),
             self.seed,
         );
