@@ -76,8 +76,3 @@ pub fn print_report(
     }
     Ok(())
 }
-
-pub fn parse_zone(s: &str) -> Result<chrono_tz::Tz, String> {
-    s.parse()
-        .map_err(|_| format!("{s:?} is not an IANA time zone; e.g. Europe/Berlin"))
-}

@@ -1,7 +1,7 @@
 //! `calsaga smoke ...` and `calsaga load`: a running calsaga checked and
 //! loaded through its API.
 
-use super::{CliResult, parse_zone, print_report};
+use super::{CliResult, print_report};
 use calsaga::load;
 use calsaga::smoke;
 use clap::Subcommand;
@@ -35,7 +35,7 @@ pub struct TargetArgs {
     #[arg(long)]
     pub date: Option<chrono::NaiveDate>,
     /// IANA time zone days are searched in.
-    #[arg(long, default_value = "Europe/Berlin", value_parser = parse_zone)]
+    #[arg(long, default_value = "Europe/Berlin", value_parser = calsaga::http::time_zone)]
     pub time_zone: chrono_tz::Tz,
     /// Deadline of one request, in seconds.
     #[arg(long, default_value_t = 60)]

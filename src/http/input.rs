@@ -170,6 +170,8 @@ pub fn instant(s: &str) -> Result<DateTime<Utc>, String> {
         })
 }
 
+/// An IANA time zone by name, or what to send instead; the one parser of
+/// the HTTP API and the command line.
 pub fn time_zone(s: &str) -> Result<Tz, String> {
     s.parse::<Tz>().map_err(|_| {
         format!(

@@ -23,6 +23,7 @@ mod health;
 mod holds;
 mod inbox;
 mod input;
+pub use input::time_zone;
 mod metrics;
 mod outcome;
 mod ratelimit;

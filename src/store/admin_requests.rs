@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, TransactionBehavior, params};
 use uuid::Uuid;
 
-use super::codec::{self, Id, Ms};
+use super::codec::{self, Id, Ms, text_states};
 use super::connection;
 use super::log::require_workflow;
 use super::schema;
@@ -32,28 +32,11 @@ pub enum AdminRequestState {
     Refused,
 }
 
-impl AdminRequestState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AdminRequestState::Pending => "pending",
-            AdminRequestState::Applied => "applied",
-            AdminRequestState::Refused => "refused",
-        }
-    }
-
-    fn parse(text: &str) -> rusqlite::Result<AdminRequestState> {
-        match text {
-            "pending" => Ok(AdminRequestState::Pending),
-            "applied" => Ok(AdminRequestState::Applied),
-            "refused" => Ok(AdminRequestState::Refused),
-            other => Err(rusqlite::Error::FromSqlConversionFailure(
-                5,
-                rusqlite::types::Type::Text,
-                format!("admin request state {other:?}").into(),
-            )),
-        }
-    }
-}
+text_states!(AdminRequestState, "admin request state", {
+    Pending => "pending",
+    Applied => "applied",
+    Refused => "refused",
+});
 
 /// A request as the CLI makes it. `action` is `resume` or `compensate`
 /// (the schema refuses anything else); `reason` goes with `compensate`.
@@ -89,7 +72,7 @@ fn request_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<AdminRequestRow> {
         action: row.get(2)?,
         reason: row.get(3)?,
         requested_at: codec::time(row, 4)?,
-        state: AdminRequestState::parse(&row.get::<_, String>(5)?)?,
+        state: row.get(5)?,
         outcome: row.get(6)?,
         settled_at: row.get::<_, Option<Ms>>(7)?.map(|m| m.0),
     })

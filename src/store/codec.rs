@@ -56,3 +56,43 @@ pub(super) fn time(row: &rusqlite::Row<'_>, idx: usize) -> rusqlite::Result<Date
 pub(super) fn id(row: &rusqlite::Row<'_>, idx: usize) -> rusqlite::Result<Uuid> {
     Ok(row.get::<_, Id>(idx)?.0)
 }
+
+/// A closed set of states stored as text, from one list of variant and
+/// text: `ALL`, `as_str`, and the column conversions both ways (a text no
+/// variant has reads as corruption).
+macro_rules! text_states {
+    ($ty:ident, $what:literal, { $($variant:ident => $text:literal),+ $(,)? }) => {
+        impl $ty {
+            pub const ALL: [$ty; [$($text),+].len()] = [$($ty::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($ty::$variant => $text),+
+                }
+            }
+        }
+
+        impl rusqlite::ToSql for $ty {
+            fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+                Ok(rusqlite::types::ToSqlOutput::from(self.as_str()))
+            }
+        }
+
+        impl rusqlite::types::FromSql for $ty {
+            fn column_result(
+                value: rusqlite::types::ValueRef<'_>,
+            ) -> rusqlite::types::FromSqlResult<Self> {
+                let text = value.as_str()?;
+                $ty::ALL
+                    .into_iter()
+                    .find(|s| s.as_str() == text)
+                    .ok_or_else(|| {
+                        rusqlite::types::FromSqlError::Other(
+                            format!("unknown {} {text:?}", $what).into(),
+                        )
+                    })
+            }
+        }
+    };
+}
+pub(super) use text_states;

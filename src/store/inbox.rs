@@ -5,11 +5,10 @@
 //! body; it only keeps it and its processing state.
 
 use chrono::{DateTime, Utc};
-use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
 use rusqlite::{Connection, params};
 use sha2::{Digest, Sha256};
 
-use super::codec::{self, Ms};
+use super::codec::{self, Ms, text_states};
 use super::sql::{execute, rows};
 use super::{Store, StoreError};
 
@@ -24,40 +23,11 @@ pub enum InboxState {
     Failed,
 }
 
-impl InboxState {
-    pub const ALL: [InboxState; 3] = [
-        InboxState::Pending,
-        InboxState::Processed,
-        InboxState::Failed,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            InboxState::Pending => "pending",
-            InboxState::Processed => "processed",
-            InboxState::Failed => "failed",
-        }
-    }
-}
-
-impl ToSql for InboxState {
-    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
-        Ok(ToSqlOutput::from(self.as_str()))
-    }
-}
-
-impl FromSql for InboxState {
-    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
-        match value.as_str()? {
-            "pending" => Ok(InboxState::Pending),
-            "processed" => Ok(InboxState::Processed),
-            "failed" => Ok(InboxState::Failed),
-            other => Err(FromSqlError::Other(
-                format!("unknown inbox state {other:?}").into(),
-            )),
-        }
-    }
-}
+text_states!(InboxState, "inbox state", {
+    Pending => "pending",
+    Processed => "processed",
+    Failed => "failed",
+});
 
 /// A stored webhook.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -8,7 +8,7 @@
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, params};
 
-use super::codec::{self, Ms};
+use super::codec::{self, Ms, text_states};
 use super::sql::{execute, rows};
 use super::{Store, StoreError};
 
@@ -23,28 +23,11 @@ pub enum OrphanState {
     Failed,
 }
 
-impl OrphanState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OrphanState::Cancelling => "cancelling",
-            OrphanState::Cancelled => "cancelled",
-            OrphanState::Failed => "failed",
-        }
-    }
-
-    fn parse(s: &str) -> rusqlite::Result<OrphanState> {
-        match s {
-            "cancelling" => Ok(OrphanState::Cancelling),
-            "cancelled" => Ok(OrphanState::Cancelled),
-            "failed" => Ok(OrphanState::Failed),
-            other => Err(rusqlite::Error::FromSqlConversionFailure(
-                0,
-                rusqlite::types::Type::Text,
-                format!("orphan state {other:?}").into(),
-            )),
-        }
-    }
-}
+text_states!(OrphanState, "orphan state", {
+    Cancelling => "cancelling",
+    Cancelled => "cancelled",
+    Failed => "failed",
+});
 
 /// One booking no saga holds, as Cal.com showed it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,7 +104,7 @@ impl Store {
                             end: codec::time(row, 5)?,
                             why: row.get(6)?,
                         },
-                        state: OrphanState::parse(&row.get::<_, String>(7)?)?,
+                        state: row.get(7)?,
                         detail: row.get(8)?,
                         found_at: codec::time(row, 9)?,
                         updated_at: codec::time(row, 10)?,
