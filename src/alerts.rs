@@ -17,7 +17,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::json;
 
-use crate::calcom::Poster;
+use crate::calcom::{Poster, RetryPolicy};
 use crate::clock::Clock;
 use crate::health::{Report, Status};
 
@@ -288,7 +288,11 @@ impl Alerts {
         let config = &self.inner.config;
         let body = body(target.format, changes).to_string().into_bytes();
         let attempts_max = config.attempts_max.max(1);
-        let mut delay = config.backoff_base;
+        let retry = RetryPolicy {
+            attempts_max,
+            base_delay: config.backoff_base,
+            max_delay: config.backoff_max,
+        };
         for attempt in 1..=attempts_max {
             let poster = Arc::clone(&self.inner.poster);
             let (url, bytes) = (target.url.clone(), body.clone());
@@ -303,8 +307,9 @@ impl Alerts {
             };
             tracing::warn!(target = index, kind = target.format.as_str(), attempt, attempts_max, problem = %problem, "health alert not delivered; check the alert URL and that the receiver is up");
             if attempt < attempts_max {
+                // No jitter: one sender, one receiver.
+                let delay = retry.backoff_delay(attempt, None, 1.0);
                 self.inner.clock.sleep(delay).await;
-                delay = (delay * 2).min(config.backoff_max);
             }
         }
         false

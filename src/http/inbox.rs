@@ -23,6 +23,7 @@ use uuid::Uuid;
 
 use super::App;
 use super::webhooks::BrokenPolicy;
+use crate::calcom::RetryPolicy;
 use crate::calcom::wire::{
     META_WORKFLOW, TRIGGER_CANCELLED, TRIGGER_CREATED, TRIGGER_RESCHEDULED, WebhookBookingPayload,
     WebhookDelivery,
@@ -34,10 +35,14 @@ use crate::store::{BookingFlag, InboxRow, InboxState, MirrorEntry, WriteOp};
 const BATCH_MAX: usize = 32;
 /// Look for due retries at least this often.
 const POLL: Duration = Duration::from_secs(1);
-/// Attempts before an entry is marked failed for an admin.
-pub const ATTEMPTS_MAX: u32 = 12;
-const BACKOFF_BASE: Duration = Duration::from_secs(1);
-const BACKOFF_MAX: Duration = Duration::from_secs(600);
+/// Attempts before an entry is marked failed for an admin, and the wait
+/// between them: 1 s doubling to 10 min, without jitter (one worker).
+const RETRY: RetryPolicy = RetryPolicy {
+    attempts_max: 12,
+    base_delay: Duration::from_secs(1),
+    max_delay: Duration::from_secs(600),
+};
+pub const ATTEMPTS_MAX: u32 = RETRY.attempts_max;
 
 /// What one attempt at an entry came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,15 +116,9 @@ async fn settle(app: &App, row: InboxRow) -> bool {
     }
 }
 
-/// `BACKOFF_BASE * 2^(attempts-1)`, capped.
+/// The wait after `attempts` failed attempts, by the one backoff formula.
 fn backoff(attempts: u32) -> chrono::Duration {
-    let wait = BACKOFF_BASE
-        .checked_mul(
-            1u32.checked_shl(attempts.saturating_sub(1))
-                .unwrap_or(u32::MAX),
-        )
-        .unwrap_or(BACKOFF_MAX)
-        .min(BACKOFF_MAX);
+    let wait = RETRY.backoff_delay(attempts, None, 1.0);
     chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::MAX)
 }
 
