@@ -25,13 +25,8 @@ pub fn search(app: &App, call: &Call<'_>) -> Result<Reply, ApiError> {
         ],
     )?;
     let service_id = q.require("service", "colour-and-cut")?;
+    let service = app.engine.service(service_id)?;
     let catalog = app.engine.catalog();
-    let service = catalog.get(service_id).ok_or_else(|| {
-        ApiError::from(EngineError::UnknownService {
-            id: service_id.to_string(),
-            known: catalog.ids().join(", "),
-        })
-    })?;
     let day = |key: &str| -> Result<_, ApiError> {
         let raw = q.require(key, "2030-03-05")?;
         input::date(raw).map_err(|m| q.invalid(key, m))

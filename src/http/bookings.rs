@@ -183,14 +183,10 @@ pub fn cancel(app: &App, call: &Call<'_>) -> Result<Reply, ApiError> {
 /// A booking request's fields, checked against the catalogue.
 pub fn parse_booking(app: &App, f: &Fields<'_>) -> Result<BookRequest, ApiError> {
     let service = f.string("service")?;
+    // Before the other fields, so a batch refuses an unknown service
+    // before it starts anything.
+    app.engine.service(service)?;
     let catalog = app.engine.catalog();
-    if catalog.get(service).is_none() {
-        return Err(EngineError::UnknownService {
-            id: service.to_string(),
-            known: catalog.ids().join(", "),
-        }
-        .into());
-    }
     let start = f.instant("start")?;
     let time_zone = f.time_zone("timeZone")?;
     let a = f.object("attendee", &["name", "email", "phone"])?;

@@ -70,10 +70,6 @@ pub fn start_answer(
     key: Option<&Idempotency>,
     wait: Duration,
 ) -> Result<Reply, ApiError> {
-    let started = match (started, key) {
-        (Err(e), Some(key)) if e.is_slot_taken() => key_holder(app, key)?.map_or(Err(e), Err),
-        (started, _) => started,
-    };
     match (started, key) {
         (Ok(id), _) => {
             app.bookings_changed();
@@ -93,23 +89,6 @@ pub fn start_answer(
         ) => replay(app, workflow, &key.key),
         (Err(e), _) => Err(e.into()),
     }
-}
-
-/// A concurrent request with the same key may have taken the slot between
-/// the key check and the plan: then the key, not the slot, decides.
-fn key_holder(app: &App, key: &Idempotency) -> Result<Option<EngineError>, ApiError> {
-    let now = app.clock.now();
-    Ok(app
-        .engine
-        .store()
-        .idempotency_key(&key.key)
-        .map_err(EngineError::from)?
-        .filter(|row| !row.is_expired(now))
-        .map(|row| EngineError::KeyUsed {
-            same_request: row.fingerprint == key.fingerprint,
-            key: row.key,
-            workflow: row.workflow,
-        }))
 }
 
 /// Waits up to `wait` for saga `id` and answers with what it is then:

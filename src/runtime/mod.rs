@@ -30,7 +30,7 @@ use uuid::Uuid;
 
 use crate::availability::Availability;
 use crate::calcom::{CalcomApi, RetryPolicy};
-use crate::catalog::Catalog;
+use crate::catalog::{Catalog, Service};
 use crate::clock::Clock;
 use crate::saga::{
     self, AdvanceError, Attendee, BookingRequest, Event, Kind, Phase, PlanError, PlanRequest, Saga,
@@ -385,6 +385,17 @@ impl Engine {
         &self.inner.catalog
     }
 
+    /// The one catalogue check: service `id`, or which ones there are.
+    pub fn service(&self, id: &str) -> Result<&Service, EngineError> {
+        self.inner
+            .catalog
+            .get(id)
+            .ok_or_else(|| EngineError::UnknownService {
+                id: id.to_string(),
+                known: self.inner.catalog.ids().join(", "),
+            })
+    }
+
     /// The availability search that plans with the same free time as the
     /// engine (one slot cache for both).
     pub fn availability(&self) -> &Arc<Availability> {
@@ -434,13 +445,15 @@ impl Engine {
             return Err(found);
         }
         let id = self.inner.new_id();
-        let request = match self.plan(req, None).await {
-            Ok(request) => request,
-            Err(e) => return Err(self.explain_with_key(e, key.as_ref())?),
+        let mine = key.clone();
+        let started = async {
+            let request = self.plan(req, None).await?;
+            self.start_saga(&req.service, first(id, request), key).await
         };
-        self.start_saga(&req.service, first(id, request), key)
-            .await?;
-        Ok(id)
+        match started.await {
+            Ok(()) => Ok(id),
+            Err(e) => Err(self.explain_with_key(e, mine.as_ref())?),
+        }
     }
 
     /// Turns a held saga into a booking.
@@ -478,23 +491,22 @@ impl Engine {
             notes: request.notes.clone(),
         };
         let id = self.inner.new_id();
-        let mut request = match self.plan(&req, Some(&original)).await {
-            Ok(request) => request,
-            Err(e) => return Err(self.explain_with_key(e, key.as_ref())?),
-        };
-        request.plan.mark_moves(&original);
-        self.start_saga(
-            &req.service,
-            Event::RescheduleRequested {
+        let mine = key.clone();
+        let started = async {
+            let mut request = self.plan(&req, Some(&original)).await?;
+            request.plan.mark_moves(&original);
+            let first = Event::RescheduleRequested {
                 workflow: id,
                 original,
                 request,
                 reserve_min: self.inner.config.reserve_min,
-            },
-            key,
-        )
-        .await?;
-        Ok(id)
+            };
+            self.start_saga(&req.service, first, key).await
+        };
+        match started.await {
+            Ok(()) => Ok(id),
+            Err(e) => Err(self.explain_with_key(e, mine.as_ref())?),
+        }
     }
 
     /// Starts cancelling every segment of booked workflow `of`.
@@ -624,14 +636,7 @@ impl Engine {
         replacing: Option<&saga::OriginalBooking>,
     ) -> Result<BookingRequest, EngineError> {
         self.inner.check_running()?;
-        let service =
-            self.inner
-                .catalog
-                .get(&req.service)
-                .ok_or_else(|| EngineError::UnknownService {
-                    id: req.service.clone(),
-                    known: self.inner.catalog.ids().join(", "),
-                })?;
+        let service = self.service(&req.service)?;
         let plan_request = PlanRequest {
             start: req.start,
             host: req.host,
@@ -703,7 +708,8 @@ impl Engine {
     }
 
     /// A concurrent retry with the same key loses the race for the slot to
-    /// its own first attempt; answer it as the retry it is.
+    /// its own first attempt (at the plan or at the commit of the claims);
+    /// answer it as the retry it is. The one place a key explains a refusal.
     fn explain_with_key(
         &self,
         e: EngineError,
