@@ -10,7 +10,8 @@
 //! `outcome.rs` idempotency keys and the answers of saga-starting requests;
 //! `auth.rs` tokens; `ratelimit.rs` quotas; then one file per area
 //! (`bookings`, `batch`, `holds`, `availability`, `admin`, `health`,
-//! `webhooks` and the `inbox` task); `admin_page` serves the `/admin` page.
+//! `webhooks`, which stores deliveries for the inbox worker in
+//! `runtime::inbox`); `admin_page` serves the `/admin` page.
 
 mod admin;
 mod admin_page;
@@ -21,7 +22,6 @@ mod bookings;
 mod calls;
 mod health;
 mod holds;
-mod inbox;
 mod input;
 pub use input::time_zone;
 mod metrics;
@@ -41,8 +41,10 @@ use crate::availability::Availability;
 use crate::clock::Clock;
 use crate::metrics::Metrics;
 use crate::runtime::Engine;
+use crate::runtime::inbox::{self, Inbox};
 
 use crate::httpwire::Head;
+pub use crate::runtime::BrokenPolicy;
 pub use auth::{
     Auth, AuthError, FIRST_ADMIN_NAME as FIRST_ADMIN_TOKEN_NAME, Principal, Scope, create_token,
     first_admin_token, new_token,
@@ -51,7 +53,7 @@ pub use ratelimit::Quota;
 use ratelimit::{Caller, RateLimiter};
 use reply::ApiError;
 use router::{Access, Route};
-pub use webhooks::{BrokenPolicy, CREATED_AT_WINDOW};
+pub use webhooks::CREATED_AT_WINDOW;
 
 /// What the handlers work with; cheap to clone.
 #[derive(Clone)]
@@ -219,7 +221,13 @@ impl Bound {
     pub fn serve(self, app: App) -> Result<HttpServer, HttpError> {
         let (stop_inbox, stopped) = tokio::sync::watch::channel(false);
         let runtime = app.runtime.clone();
-        let inbox = runtime.spawn(inbox::run(app.clone(), stopped));
+        let worker = Inbox::new(
+            app.engine.clone(),
+            app.clock.clone(),
+            app.settings.broken_policy,
+            Arc::clone(&app.inbox),
+        );
+        let inbox = runtime.spawn(inbox::run(worker, stopped));
         let running =
             server::start(&self.config, self.socket, app).inspect_err(|_| inbox.abort())?;
         Ok(HttpServer {

@@ -25,38 +25,6 @@ use crate::store::{StoreError, WriteOp, body_sha256};
 /// How far `createdAt` may be from now: older deliveries are replays.
 pub const CREATED_AT_WINDOW: Duration = Duration::from_secs(300);
 
-/// What to do when a segment of a composite booking is cancelled in Cal.com.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum BrokenPolicy {
-    /// Cancel the other segments through a cancel saga.
-    #[default]
-    CancelRest,
-    /// Leave the rest and flag the booking for an admin.
-    Flag,
-}
-
-impl BrokenPolicy {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            BrokenPolicy::CancelRest => "cancel-rest",
-            BrokenPolicy::Flag => "flag",
-        }
-    }
-}
-
-impl std::str::FromStr for BrokenPolicy {
-    type Err = String;
-    fn from_str(s: &str) -> Result<BrokenPolicy, String> {
-        match s {
-            "cancel-rest" => Ok(BrokenPolicy::CancelRest),
-            "flag" => Ok(BrokenPolicy::Flag),
-            other => Err(format!(
-                "{other:?} is not a policy; use cancel-rest or flag"
-            )),
-        }
-    }
-}
-
 /// Why a delivery was refused (logged; the client sees one 401 for all).
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Rejected {

@@ -11,6 +11,7 @@
 mod admin;
 mod calls;
 mod failover;
+pub mod inbox;
 mod orphans;
 mod reconcile;
 mod recovery;
@@ -40,6 +41,7 @@ use crate::store::{EventRow, Store, StoreError, WorkflowFilter, WorkflowRow, Wri
 
 pub use crate::saga::TERMINAL_STATES;
 pub use admin::{ADMIN_REQUESTS_PER_POLL, AdminAction};
+pub use inbox::{BrokenPolicy, Inbox};
 pub use orphans::{
     ORPHAN_CANCEL_REASON, OrphanError, OrphanReport, ScanOnce, StartScan, scan_once,
 };

@@ -14,21 +14,21 @@
 //!
 //! It never calls Cal.com (I8): cancelling goes through the engine.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 use uuid::Uuid;
 
-use super::App;
-use super::webhooks::BrokenPolicy;
+use super::{Engine, EngineError, WorkflowView};
 use crate::calcom::RetryPolicy;
 use crate::calcom::wire::{
     META_WORKFLOW, TRIGGER_CANCELLED, TRIGGER_CREATED, TRIGGER_RESCHEDULED, WebhookBookingPayload,
     WebhookDelivery,
 };
-use crate::runtime::{EngineError, WorkflowView};
+use crate::clock::Clock;
 use crate::store::{BookingFlag, InboxRow, InboxState, MirrorEntry, WriteOp};
 
 /// Entries taken per look.
@@ -44,6 +44,63 @@ const RETRY: RetryPolicy = RetryPolicy {
 };
 pub const ATTEMPTS_MAX: u32 = RETRY.attempts_max;
 
+/// What to do when a segment of a composite booking is cancelled in Cal.com.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BrokenPolicy {
+    /// Cancel the other segments through a cancel saga.
+    #[default]
+    CancelRest,
+    /// Leave the rest and flag the booking for an admin.
+    Flag,
+}
+
+impl BrokenPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BrokenPolicy::CancelRest => "cancel-rest",
+            BrokenPolicy::Flag => "flag",
+        }
+    }
+}
+
+impl std::str::FromStr for BrokenPolicy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<BrokenPolicy, String> {
+        match s {
+            "cancel-rest" => Ok(BrokenPolicy::CancelRest),
+            "flag" => Ok(BrokenPolicy::Flag),
+            other => Err(format!(
+                "{other:?} is not a policy; use cancel-rest or flag"
+            )),
+        }
+    }
+}
+
+/// The inbox worker: the engine it acts through, the clock, the policy for
+/// broken composites, and the bell the webhook route rings after storing.
+pub struct Inbox {
+    engine: Engine,
+    clock: Arc<dyn Clock>,
+    policy: BrokenPolicy,
+    wake: Arc<Notify>,
+}
+
+impl Inbox {
+    pub fn new(
+        engine: Engine,
+        clock: Arc<dyn Clock>,
+        policy: BrokenPolicy,
+        wake: Arc<Notify>,
+    ) -> Inbox {
+        Inbox {
+            engine,
+            clock,
+            policy,
+            wake,
+        }
+    }
+}
+
 /// What one attempt at an entry came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Outcome {
@@ -55,7 +112,7 @@ enum Outcome {
 }
 
 /// Works off the inbox until `stop` turns true.
-pub async fn run(app: App, mut stop: watch::Receiver<bool>) {
+pub async fn run(app: Inbox, mut stop: watch::Receiver<bool>) {
     while !*stop.borrow() {
         let due = app
             .engine
@@ -74,7 +131,7 @@ pub async fn run(app: App, mut stop: watch::Receiver<bool>) {
             continue;
         }
         tokio::select! {
-            _ = app.inbox.notified() => {}
+            _ = app.wake.notified() => {}
             _ = tokio::time::sleep(POLL) => {}
             _ = stop.changed() => {}
         }
@@ -82,7 +139,7 @@ pub async fn run(app: App, mut stop: watch::Receiver<bool>) {
 }
 
 /// One attempt at one entry, recorded; false if the record failed.
-async fn settle(app: &App, row: InboxRow) -> bool {
+async fn settle(app: &Inbox, row: InboxRow) -> bool {
     let outcome = process(app, &row.body).await;
     let now = app.clock.now();
     let attempts = row.attempts.saturating_add(1);
@@ -122,7 +179,7 @@ fn backoff(attempts: u32) -> chrono::Duration {
     chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::MAX)
 }
 
-async fn process(app: &App, body: &str) -> Outcome {
+async fn process(app: &Inbox, body: &str) -> Outcome {
     let value: Value = match serde_json::from_str(body) {
         Ok(v) => v,
         Err(e) => return Outcome::GiveUp(format!("the stored body is not JSON: {e}")),
@@ -141,7 +198,8 @@ async fn process(app: &App, body: &str) -> Outcome {
         Err(e) => return Outcome::GiveUp(format!("not a {trigger} booking payload: {e}")),
     };
     let p = &delivery.payload;
-    app.bookings_changed();
+    // Cached slots are stale, whoever changed the booking.
+    app.engine.availability().invalidate();
     match trigger.as_str() {
         TRIGGER_CANCELLED => cancelled(app, p).await,
         TRIGGER_RESCHEDULED => moved(app, p).await,
@@ -152,7 +210,7 @@ async fn process(app: &App, body: &str) -> Outcome {
 /// The live booking of ours with Cal.com uid `uid` and its finished
 /// workflow, or the outcome when there is nothing (yet) to do.
 fn ours(
-    app: &App,
+    app: &Inbox,
     uid: &str,
     p: &WebhookBookingPayload,
 ) -> Result<(MirrorEntry, WorkflowView), Outcome> {
@@ -209,7 +267,7 @@ fn ours(
 }
 
 /// A segment of ours cancelled in Cal.com: the composite is broken.
-async fn cancelled(app: &App, p: &WebhookBookingPayload) -> Outcome {
+async fn cancelled(app: &Inbox, p: &WebhookBookingPayload) -> Outcome {
     let (entry, _) = match ours(app, &p.uid, p) {
         Ok(found) => found,
         Err(outcome) => return outcome,
@@ -223,7 +281,7 @@ async fn cancelled(app: &App, p: &WebhookBookingPayload) -> Outcome {
         "segment {} of booking {} (Cal.com booking {}) was cancelled in Cal.com{why}",
         entry.segment, entry.workflow, p.uid
     );
-    let (policy, change, detail) = match app.settings.broken_policy {
+    let (policy, change, detail) = match app.policy {
         BrokenPolicy::Flag => (
             BrokenPolicy::Flag,
             None,
@@ -273,7 +331,7 @@ async fn cancelled(app: &App, p: &WebhookBookingPayload) -> Outcome {
 }
 
 /// A segment of ours moved in Cal.com: the mirror follows, an admin decides.
-async fn moved(app: &App, p: &WebhookBookingPayload) -> Outcome {
+async fn moved(app: &Inbox, p: &WebhookBookingPayload) -> Outcome {
     let Some(old) = p.reschedule_uid.as_deref() else {
         return Outcome::Done(format!(
             "booking {} was rescheduled without a rescheduleUid",
@@ -320,7 +378,7 @@ async fn moved(app: &App, p: &WebhookBookingPayload) -> Outcome {
     record(app, ops, detail).await
 }
 
-async fn record(app: &App, ops: Vec<WriteOp>, detail: String) -> Outcome {
+async fn record(app: &Inbox, ops: Vec<WriteOp>, detail: String) -> Outcome {
     match app.engine.store().commit(ops).await {
         Ok(()) => {
             app.engine.notify_changed();
