@@ -7,9 +7,9 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::App;
+use super::call::Call;
 use super::input::{self, Query};
 use super::reply::{ApiError, Reply};
-use super::router::Call;
 use super::view;
 use crate::runtime::{EngineError, WorkflowView};
 use crate::saga::{KINDS, STATES};

@@ -16,8 +16,8 @@ use std::sync::LazyLock;
 use sha2::{Digest, Sha256};
 
 use super::App;
+use super::call::Call;
 use super::reply::{ApiError, Reply};
-use super::router::Call;
 
 /// The page, byte for byte as it is served.
 const PAGE: &str = include_str!("admin_page.html");

@@ -7,10 +7,10 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use super::App;
+use super::call::Call;
 use super::calls::run;
 use super::input::{self, Query};
 use super::reply::{ApiError, Reply};
-use super::router::Call;
 use super::view::LocalTime;
 use crate::availability::{AvailabilityError, Search};
 use crate::calcom::CalcomError;

@@ -11,11 +11,11 @@ use tokio::time::Instant;
 
 use super::App;
 use super::bookings::{BOOKING_FIELDS, parse_booking};
+use super::call::Call;
 use super::calls::{self, run};
 use super::input::{Fields, json_object};
 use super::outcome::{fingerprint, idempotency, start_answer};
 use super::reply::{ApiError, Reply};
-use super::router::Call;
 use crate::runtime::Idempotency;
 
 /// Most bookings in one batch.

@@ -13,11 +13,11 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::App;
+use super::call::Call;
 use super::calls::{self, run};
 use super::input::{self, Fields, Query, json_object};
 use super::outcome::{idempotency, location, start_answer};
 use super::reply::{ApiError, Reply};
-use super::router::Call;
 use super::view::{self, BookingBody};
 use crate::catalog::Hosts;
 use crate::runtime::{BookRequest, EngineError, MoveRequest};

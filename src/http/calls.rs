@@ -9,8 +9,8 @@ use std::time::Duration;
 use serde_json::json;
 
 use super::App;
+use super::call::Call;
 use super::reply::ApiError;
-use super::router::Call;
 use crate::runtime::EngineError;
 use crate::saga::PlanError;
 use crate::status::StatusError;

@@ -7,9 +7,9 @@
 use serde_json::json;
 
 use super::App;
+use super::call::Call;
 use super::calls::run;
 use super::reply::{ApiError, Reply};
-use super::router::Call;
 use crate::health::{Health, Status};
 use crate::runtime::EngineError;
 

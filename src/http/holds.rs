@@ -9,11 +9,11 @@ use uuid::Uuid;
 
 use super::App;
 use super::bookings::{self, BOOKING_FIELDS};
+use super::call::Call;
 use super::calls::{self, run};
 use super::input::{self, Fields, json_object};
 use super::outcome::{self, location};
 use super::reply::{ApiError, Reply};
-use super::router::Call;
 use super::view::{self, Loaded};
 use crate::saga::{Event, Kind};
 

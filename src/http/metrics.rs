@@ -3,8 +3,8 @@
 //! token). It only reads: the figures come from `crate::metrics`.
 
 use super::App;
+use super::call::Call;
 use super::reply::{ApiError, Reply};
-use super::router::Call;
 use crate::metrics::CONTENT_TYPE;
 
 pub fn scrape(app: &App, _call: &Call<'_>) -> Result<Reply, ApiError> {

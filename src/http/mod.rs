@@ -19,6 +19,7 @@ mod auth;
 mod availability;
 mod batch;
 mod bookings;
+mod call;
 mod calls;
 mod health;
 mod holds;

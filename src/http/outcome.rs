@@ -13,9 +13,9 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::App;
+use super::call::Call;
 use super::calls::run;
 use super::reply::{ApiError, Reply};
-use super::router::Call;
 use super::view::{self, BookingBody};
 use crate::runtime::{EngineError, Idempotency};
 use crate::status::Status;

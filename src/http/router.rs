@@ -3,12 +3,10 @@
 //! the OpenAPI test checks against; a route exists if and only if it is
 //! here. Matching is exact per path segment, `{name}` captures one segment.
 
-use std::net::IpAddr;
-
 use super::App;
+use super::call::Call;
 use super::reply::{ApiError, Reply};
 use super::{admin, admin_page, availability, batch, bookings, health, holds, webhooks};
-use crate::httpwire::Head;
 
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,29 +52,6 @@ pub const JSON_BODY_BYTES_MAX: usize = 64 * 1024;
 pub const BATCH_BODY_BYTES_MAX: usize = 1024 * 1024;
 /// Cal.com booking webhooks are a few KiB; a large margin, still bounded.
 pub const WEBHOOK_BODY_BYTES_MAX: usize = 256 * 1024;
-
-/// One request as a handler sees it: the head, the path parameters, the
-/// body (already read within its cap) and who is calling.
-pub struct Call<'a> {
-    pub head: &'a Head,
-    pub path: &'a str,
-    pub query: &'a str,
-    pub params: Vec<&'a str>,
-    pub body: Vec<u8>,
-    pub peer: IpAddr,
-    pub request_id: &'a str,
-}
-
-impl Call<'_> {
-    /// Path parameter `i` (the route's pattern guarantees it exists).
-    pub fn param(&self, i: usize) -> &str {
-        self.params.get(i).copied().unwrap_or_default()
-    }
-
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.head.header(name)
-    }
-}
 
 pub type Handler = fn(&App, &Call<'_>) -> Result<Reply, ApiError>;
 

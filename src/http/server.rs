@@ -31,8 +31,9 @@ use serde_json::json;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{Semaphore, watch};
 
+use super::call::Call;
 use super::reply::{ApiError, Reply};
-use super::router::{self, BodyRule, Call, Found, Route};
+use super::router::{self, BodyRule, Found, Route};
 use super::{App, HttpConfig, HttpError};
 use crate::httpwire::{self, Head, WireError};
 

@@ -15,9 +15,9 @@ use serde_json::{Value, json};
 use sha2::Sha256;
 
 use super::App;
+use super::call::Call;
 use super::calls::run;
 use super::reply::{ApiError, Reply};
-use super::router::Call;
 use crate::calcom::wire::{NO_SECRET_SIGNATURE, SIGNATURE_HEADER};
 use crate::runtime::EngineError;
 use crate::store::{StoreError, WriteOp, body_sha256};
