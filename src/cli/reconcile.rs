@@ -1,8 +1,14 @@
 //! `calsaga reconcile orphans`.
 
 use super::{CalcomArgs, CliResult, DbArg};
+use calsaga::calcom::Client;
+use calsaga::catalog::Catalog;
+use calsaga::clock::{Clock, SystemClock};
+use calsaga::runtime::{Engine, EngineConfig};
+use calsaga::store::{Store, StoreConfig};
 use clap::Subcommand;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 #[derive(Subcommand)]
 pub enum ReconcileCommand {
@@ -29,17 +35,36 @@ pub struct OrphansArgs {
     pub apply: bool,
 }
 
+/// One scan outside `serve` (stopped: one process per file). Strays handed
+/// to their saga are recorded in its log now and cancelled by the next
+/// `serve`, which resumes the saga.
 pub fn run_reconcile_orphans(args: OrphansArgs) -> CliResult {
-    let report = calsaga::runtime::scan_once(calsaga::runtime::ScanOnce {
-        db: args.db.db,
-        workflows: args.workflows,
-        calcom: calsaga::calcom_admin::client_config(
-            args.calcom.calcom_api_key.as_deref(),
-            args.calcom.calcom_url.as_deref(),
-            args.calcom_requests_per_minute,
-        )?,
-        apply: args.apply,
-    })?;
+    let calcom = calsaga::calcom_admin::client_config(
+        args.calcom.calcom_api_key.as_deref(),
+        args.calcom.calcom_url.as_deref(),
+        args.calcom_requests_per_minute,
+    )?;
+    let catalog = Catalog::load_dir(&args.workflows)?;
+    let store = Store::open(&args.db.db, StoreConfig::default())?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let client = {
+        let _inside = runtime.enter();
+        Client::http(calcom, clock.clone())?
+    };
+    let engine = Engine::new(
+        store,
+        Arc::new(client),
+        clock,
+        Arc::new(catalog),
+        EngineConfig {
+            orphan_scan_on_start: false,
+            ..EngineConfig::default()
+        },
+    );
+    let report = runtime.block_on(engine.repair_orphans(args.apply))?;
     for o in &report.orphans {
         println!(
             "{}\tworkflow {} segment {}\t{} .. {}\t{}",

@@ -42,9 +42,7 @@ use crate::store::{EventRow, Store, StoreError, WorkflowFilter, WorkflowRow, Wri
 pub use crate::saga::TERMINAL_STATES;
 pub use admin::{ADMIN_REQUESTS_PER_POLL, AdminAction};
 pub use inbox::{BrokenPolicy, Inbox};
-pub use orphans::{
-    ORPHAN_CANCEL_REASON, OrphanError, OrphanReport, ScanOnce, StartScan, scan_once,
-};
+pub use orphans::{ORPHAN_CANCEL_REASON, OrphanError, OrphanReport, StartScan};
 pub use recovery::RecoveryReport;
 pub use runner::WAKE_TIMER;
 

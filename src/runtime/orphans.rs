@@ -16,21 +16,16 @@
 //! only calsaga booking through the Cal.com account: a second instance's
 //! bookings would look like orphans (turn the start scan off for that).
 
-use std::path::PathBuf;
-use std::sync::Arc;
-
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use crate::calcom::CalcomError;
 use crate::calcom::wire::{self, Booking, BookingFilter, CancelBooking};
-use crate::calcom::{CalcomError, Client, ClientConfig};
-use crate::catalog::Catalog;
-use crate::clock::{Clock, SystemClock};
 use crate::saga::Event;
-use crate::store::{OrphanBooking, OrphanRow, OrphanState, Store, StoreConfig, WriteOp};
+use crate::store::{OrphanBooking, OrphanRow, OrphanState, WriteOp};
 
 use super::calls::is_not_found;
-use super::{Engine, EngineConfig, EngineError, TERMINAL_STATES};
+use super::{Engine, EngineError, TERMINAL_STATES};
 
 /// Bookings per page: Cal.com's maximum.
 const PAGE_ROWS: u32 = 250;
@@ -362,41 +357,4 @@ fn orphan(b: &Booking, workflow_ref: &str, why: String) -> OrphanBooking {
         end: b.end,
         why,
     }
-}
-
-/// What `calsaga reconcile orphans` needs: the database (serve stopped: one
-/// process per file), the catalogue and the Cal.com account.
-#[derive(Debug, Clone)]
-pub struct ScanOnce {
-    pub db: PathBuf,
-    pub workflows: PathBuf,
-    pub calcom: ClientConfig,
-    /// Cancel what is found; otherwise only report it.
-    pub apply: bool,
-}
-
-/// One scan outside `serve`. Strays handed to their saga are recorded in
-/// its log now and cancelled by the next `serve` (which resumes the saga).
-pub fn scan_once(args: ScanOnce) -> Result<OrphanReport, Box<dyn std::error::Error>> {
-    let catalog = Catalog::load_dir(&args.workflows)?;
-    let store = Store::open(&args.db, StoreConfig::default())?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let client = {
-        let _inside = runtime.enter();
-        Client::http(args.calcom, clock.clone())?
-    };
-    let engine = Engine::new(
-        store,
-        Arc::new(client),
-        clock,
-        Arc::new(catalog),
-        EngineConfig {
-            orphan_scan_on_start: false,
-            ..EngineConfig::default()
-        },
-    );
-    Ok(runtime.block_on(engine.repair_orphans(args.apply))?)
 }
