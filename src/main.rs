@@ -5,7 +5,7 @@
 
 mod cli;
 
-use calsaga::smoke;
+use calsaga::tools::smoke;
 use clap::{Parser, Subcommand, ValueEnum};
 use cli::DbArg;
 use cli::bench::{BenchCommand, run_bench_all, run_bench_engine, run_bench_http};

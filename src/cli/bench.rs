@@ -1,7 +1,7 @@
 //! `calsaga bench engine|http|all`.
 
 use super::{CliResult, print_report};
-use calsaga::bench;
+use calsaga::tools::bench;
 use clap::Subcommand;
 use std::path::PathBuf;
 

@@ -1,8 +1,8 @@
 //! `calsaga catalog check|sync`.
 
 use super::{CalcomArgs, CliResult};
+use calsaga::calcom_admin::catalog_sync;
 use calsaga::catalog::Catalog;
-use calsaga::sync;
 use clap::Subcommand;
 use std::path::PathBuf;
 
@@ -64,6 +64,6 @@ pub fn run_catalog_check(dir: &std::path::Path) -> CliResult {
 pub fn run_catalog_sync(dir: &std::path::Path, apply: bool, calcom: &CalcomArgs) -> CliResult {
     let catalog = Catalog::load_dir(dir)?;
     let calcom = calcom.connect()?;
-    sync::run(&calcom, &catalog, apply, &mut std::io::stdout().lock())?;
+    catalog_sync::run(&calcom, &catalog, apply, &mut std::io::stdout().lock())?;
     Ok(())
 }

@@ -12,7 +12,7 @@ pub struct SimulateArgs {
     pub runs: u64,
     /// How rough Cal.com and the process are: none, light or heavy.
     #[arg(long, default_value = "light")]
-    pub faults: calsaga::sim::FaultLevel,
+    pub faults: calsaga::tools::sim::FaultLevel,
     /// Requests (book, hold, confirm, reschedule, cancel) per run.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..=64))]
     pub requests: u64,
@@ -22,7 +22,7 @@ pub struct SimulateArgs {
 }
 
 pub fn run_simulate(args: SimulateArgs) -> CliResult {
-    use calsaga::sim;
+    use calsaga::tools::sim;
     let config = sim::SimulateConfig {
         seed: args.seed,
         runs: args.runs,

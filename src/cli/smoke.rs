@@ -2,8 +2,8 @@
 //! loaded through its API.
 
 use super::{CliResult, print_report};
-use calsaga::load;
-use calsaga::smoke;
+use calsaga::tools::load;
+use calsaga::tools::smoke;
 use clap::Subcommand;
 
 #[derive(Subcommand)]

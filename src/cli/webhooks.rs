@@ -1,7 +1,7 @@
 //! `calsaga webhooks register|list|delete`.
 
 use super::{CalcomArgs, CliResult};
-use calsaga::subscriptions;
+use calsaga::calcom_admin::subscriptions;
 use clap::Subcommand;
 
 #[derive(Subcommand)]

@@ -20,7 +20,7 @@ use crate::store::{CallStat, StoreConfig, WriteOp};
 const KEY: &str = "cal_test_calsaga_mock";
 const WAIT: Duration = Duration::from_secs(20);
 
-use crate::sim::{Salon, at};
+use crate::tools::sim::{Salon, at};
 
 struct World {
     mock: Arc<Mock>,
@@ -39,7 +39,7 @@ impl World {
             mock,
             clock,
             store,
-            catalog: crate::sim::catalog(),
+            catalog: crate::tools::sim::catalog(),
             _dir: dir,
         }
     }

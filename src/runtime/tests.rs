@@ -18,7 +18,7 @@ use crate::store::{OrphanState, StoreConfig};
 
 const WAIT: Duration = Duration::from_secs(20);
 
-use crate::sim::{Salon, at};
+use crate::tools::sim::{Salon, at};
 
 struct World {
     mock: Arc<Mock>,
@@ -73,7 +73,7 @@ impl World {
             store,
             Arc::new(self.client(transport)),
             self.clock.clone(),
-            crate::sim::catalog(),
+            crate::tools::sim::catalog(),
             EngineConfig {
                 in_task_wait_max,
                 ..EngineConfig::default()
@@ -141,7 +141,7 @@ impl World {
         start: &str,
         metadata: std::collections::BTreeMap<String, String>,
     ) -> Booking {
-        crate::sim::tests::book_at_mock(
+        crate::tools::sim::tests::book_at_mock(
             &self.mock,
             self.clock.clone(),
             event_type_id,

@@ -130,7 +130,7 @@ impl World {
                 }
             }
             // The model's plans keep every reschedule apart from its
-            // original; moves are simulated against the mock (src/sim).
+            // original; moves are simulated against the mock (src/tools/sim).
             Call::Move(_) | Call::MoveBack(_) => {
                 unreachable!("the model's plans never move a booking")
             }

@@ -26,15 +26,15 @@ fn check_golden(log_jsonl: &str, state_json: &str) {
 #[test]
 fn a_reschedule_with_a_lost_reply_and_a_duplicate_replays_the_same() {
     check_golden(
-        include_str!("golden/reschedule.jsonl"),
-        include_str!("golden/reschedule.state.json"),
+        include_str!("reschedule.jsonl"),
+        include_str!("reschedule.state.json"),
     );
 }
 
 #[test]
 fn a_compensation_that_needed_an_admin_replays_the_same() {
     check_golden(
-        include_str!("golden/compensate.jsonl"),
-        include_str!("golden/compensate.state.json"),
+        include_str!("compensate.jsonl"),
+        include_str!("compensate.state.json"),
     );
 }

@@ -13,7 +13,7 @@ use chrono_tz::Tz;
 
 use super::shapes::{Found, ServiceInfo};
 use super::{Ctx, Search, Step, at_once, ensure, next_dst_change, percentile_ms, scenario};
-use crate::smoke::Outcome;
+use crate::tools::smoke::Outcome;
 
 /// Requests of the concurrency scenario, all at once.
 const CONCURRENT_REQUESTS: usize = 50;

@@ -29,7 +29,7 @@ fn assert_clean(plan: &Plan) -> Result<RunReport, TestCaseError> {
         .map_err(|e| TestCaseError::fail(format!("seed {}: {e}\nplan: {plan:?}", plan.seed)))?;
     prop_assert!(
         report.violations.is_empty(),
-        "seed {} broke invariants: {:#?}\nplan: {plan:?}\nreplay: cargo test --lib sim::tests \
+        "seed {} broke invariants: {:#?}\nplan: {plan:?}\nreplay: cargo test --lib tools::sim::tests \
          (proptest-regressions/ keeps this case)",
         plan.seed,
         report.violations

@@ -2,7 +2,12 @@
 //! `webhooks ...`): the target checked as `serve` checks it, a `Client`
 //! with the same limits, and a small runtime to drive it from the CLI.
 //! It never falls back to the embedded mock: an admin command changes a
-//! real account, so the key must be given.
+//! real account, so the key must be given. The commands themselves:
+//! `catalog_sync` (the catalogue's event types against Cal.com's) and
+//! `subscriptions` (calsaga's webhook subscription).
+
+pub mod catalog_sync;
+pub mod subscriptions;
 
 use std::future::Future;
 

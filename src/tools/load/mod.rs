@@ -26,8 +26,8 @@ use uuid::Uuid;
 pub use mix::{Mix, MixError, Op};
 pub use report::{Invariant, LoadReport, OpStats, Overlap, Sample, Setup};
 
-use crate::smoke::shapes::{BookingView, Slot};
-use crate::smoke::{self, Api, ClientError, Search, SmokeError, booking_body, booking_id};
+use crate::tools::smoke::shapes::{BookingView, Slot};
+use crate::tools::smoke::{self, Api, ClientError, Search, SmokeError, booking_body, booking_id};
 
 /// Requests recorded per client thread at most; a client stops there.
 const SAMPLES_PER_CLIENT_MAX: usize = 1_000_000;

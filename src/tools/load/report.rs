@@ -12,7 +12,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::mix::{Mix, Op};
-use crate::bench::nearest_rank;
+use crate::tools::bench::nearest_rank;
 
 /// One request as the generator saw it.
 #[derive(Debug, Clone, PartialEq)]

@@ -168,16 +168,16 @@ pub fn shipped_services() -> Result<Vec<Service>, SimError> {
     const FILES: [(&str, &str); 4] = [
         (
             "colour-and-cut",
-            include_str!("../../workflows/colour-and-cut.json"),
+            include_str!("../../../workflows/colour-and-cut.json"),
         ),
         (
             "consultation",
-            include_str!("../../workflows/consultation.json"),
+            include_str!("../../../workflows/consultation.json"),
         ),
-        ("haircut", include_str!("../../workflows/haircut.json")),
+        ("haircut", include_str!("../../../workflows/haircut.json")),
         (
             "highlights-toner-blowdry",
-            include_str!("../../workflows/highlights-toner-blowdry.json"),
+            include_str!("../../../workflows/highlights-toner-blowdry.json"),
         ),
     ];
     FILES

@@ -532,7 +532,7 @@ pub fn expect_booking(answer: &Answer, status: u16, want: &str) -> Step<BookingV
 
 /// Milliseconds of `q` (0..=1) of `ms`, nearest rank.
 pub fn percentile_ms(ms: &[f64], q: f64) -> f64 {
-    crate::bench::nearest_rank(ms, q)
+    crate::tools::bench::nearest_rank(ms, q)
 }
 
 #[cfg(test)]

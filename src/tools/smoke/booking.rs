@@ -14,7 +14,7 @@ use super::{
     Ctx, Search, Step, at_once, booking_body, booking_id, ensure, expect_booking, fresh_key,
     percentile_ms, scenario, view,
 };
-use crate::smoke::Outcome;
+use crate::tools::smoke::Outcome;
 
 /// Bookings racing for one slot.
 const RACERS: usize = 20;
