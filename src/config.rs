@@ -7,7 +7,7 @@ use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::alerts::{AlertConfig, AlertFormat, AlertTarget};
+use crate::health::alerts::{AlertConfig, AlertFormat, AlertTarget};
 use crate::http::{HttpSettings, Quota};
 use crate::runtime::EngineConfig;
 

@@ -5,7 +5,6 @@
 //! codemap and the invariants every module keeps.
 
 pub mod admin;
-pub mod alerts;
 pub mod availability;
 pub mod calcom;
 pub mod calcom_admin;

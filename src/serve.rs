@@ -7,11 +7,11 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use crate::alerts::Alerts;
 use crate::calcom::{CalcomApi, Client, ClientConfig, HttpPoster};
 use crate::catalog::Catalog;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{CalcomTarget, HealthSettings, ServeConfig};
+use crate::health::alerts::Alerts;
 use crate::health::{CallRecorder, Check, Health, HealthConfig, Sources, Status};
 use crate::http::{App, FIRST_ADMIN_TOKEN_NAME, HttpConfig, HttpServer, first_admin_token};
 use crate::metrics::Metrics;

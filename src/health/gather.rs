@@ -6,8 +6,7 @@
 //! of the run. Judging the figures is `evaluate`'s job, not this file's.
 
 use std::collections::BTreeMap;
-use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -15,14 +14,12 @@ use serde::Serialize;
 use super::evaluate::{
     self, ActivityFigures, CallFigures, EventTypeFigures, EventTypeProblem, Probe, WebhookFigures,
 };
-use super::{Check, CheckResult, Health, Report, Status, sync};
+use super::{Check, CheckResult, Health, Report, Status, sync, within};
 use crate::calcom::wire::BookingFilter;
 use crate::calcom::{CalcomApi, CalcomError, Client};
 use crate::catalog::Catalog;
 use crate::store::{Store, StoreError};
 
-/// Longest wait for one Cal.com phase of a run (retries included).
-pub const PHASE_DEADLINE: Duration = Duration::from_secs(60);
 /// Sagas waiting for an admin named in the activity check.
 const FAILED_IDS_MAX: usize = 10;
 
@@ -101,19 +98,6 @@ fn local_checks(
             })
             .collect(),
     }
-}
-
-/// Runs `call` with the phase deadline; a timeout is a failure like any.
-pub async fn within<T>(
-    call: impl Future<Output = Result<T, CalcomError>>,
-) -> Result<T, CalcomError> {
-    tokio::time::timeout(PHASE_DEADLINE, call)
-        .await
-        .unwrap_or_else(|_| {
-            Err(CalcomError::OutcomeUnknown {
-                reason: format!("no answer within {} s", PHASE_DEADLINE.as_secs()),
-            })
-        })
 }
 
 /// Checks 1 and 2: one authenticated list call of one booking.

@@ -9,6 +9,7 @@
 //! Nothing here writes sagas or calls Cal.com except to read; no report
 //! carries a secret or an attendee's personal data.
 
+pub mod alerts;
 pub mod cli;
 mod evaluate;
 mod gather;
@@ -27,11 +28,11 @@ pub use evaluate::{
 pub use gather::LocalFigures;
 pub use recorder::{CallRecorder, RECORDER_BUFFER_MAX};
 
-use crate::alerts::{Alerts, changes};
-use crate::calcom::Client;
+use crate::calcom::{CalcomError, Client};
 use crate::catalog::Catalog;
 use crate::clock::Clock;
 use crate::store::Store;
+use alerts::{Alerts, changes};
 
 /// How one check (or the whole) stands. Ordered: the roll-up is the worst.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -243,7 +244,7 @@ impl Health {
         if let Some(alerts) = &self.inner.alerts {
             drop(alerts.notify(&changed));
         } else {
-            crate::alerts::log_changes(&changed);
+            alerts::log_changes(&changed);
         }
         report
     }
@@ -305,6 +306,22 @@ impl Health {
             }
         }
     }
+}
+
+/// Longest wait for one Cal.com phase of a run (retries included).
+pub const PHASE_DEADLINE: Duration = Duration::from_secs(60);
+
+/// Runs `call` with the phase deadline; a timeout is a failure like any.
+pub async fn within<T>(
+    call: impl Future<Output = Result<T, CalcomError>>,
+) -> Result<T, CalcomError> {
+    tokio::time::timeout(PHASE_DEADLINE, call)
+        .await
+        .unwrap_or_else(|_| {
+            Err(CalcomError::OutcomeUnknown {
+                reason: format!("no answer within {} s", PHASE_DEADLINE.as_secs()),
+            })
+        })
 }
 
 #[cfg(test)]

@@ -22,7 +22,7 @@ use uuid::Uuid;
 
 use super::Health;
 use super::evaluate::{Finding, FindingKind, SyncFigures};
-use super::gather::within;
+use super::within;
 use crate::calcom::wire::{Booking, BookingFilter, META_WORKFLOW};
 use crate::calcom::{CalcomApi, Client};
 use crate::saga::RUNNING_STATES;

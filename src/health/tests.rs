@@ -366,7 +366,7 @@ impl crate::calcom::Poster for StopOnAlert {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_periodic_run_alerts_an_outage_without_anyone_asking() {
-    use crate::alerts::{AlertConfig, AlertFormat, AlertTarget, Alerts};
+    use crate::health::alerts::{AlertConfig, AlertFormat, AlertTarget, Alerts};
     let w = World::new();
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let receiver = Arc::new(StopOnAlert {

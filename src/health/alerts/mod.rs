@@ -17,9 +17,9 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::json;
 
+use super::{Report, Status};
 use crate::calcom::{Poster, RetryPolicy};
 use crate::clock::Clock;
-use crate::health::{Report, Status};
 
 /// The body a target receives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
