@@ -10,7 +10,6 @@
 //! carries a secret or an attendee's personal data.
 
 pub mod alerts;
-pub mod cli;
 mod evaluate;
 mod gather;
 mod recorder;
