@@ -252,6 +252,9 @@ pub struct Inner {
     /// Sagas with a driver; `true` asks the driver to look again when done.
     active: Mutex<HashMap<Uuid, bool>>,
     changed: watch::Sender<u64>,
+    /// Per workflow, for `wait`: a step of one saga wakes only its own
+    /// waiters, not every caller waiting on any saga.
+    waiters: Mutex<HashMap<Uuid, watch::Sender<u64>>>,
     stopped: Mutex<Option<String>>,
     /// Held while a reschedule or cancel is checked and started.
     changes: tokio::sync::Mutex<()>,
@@ -262,9 +265,66 @@ pub struct Inner {
     start_scan: watch::Sender<StartScan>,
 }
 
+/// A waiter on one workflow; its channel is forgotten when the last one
+/// goes, however the wait ends (answer, timeout or a dropped request).
+struct Watching<'a> {
+    inner: &'a Inner,
+    id: Uuid,
+    rx: Option<watch::Receiver<u64>>,
+}
+
+impl Watching<'_> {
+    async fn changed(&mut self) -> Result<(), watch::error::RecvError> {
+        match self.rx.as_mut() {
+            Some(rx) => rx.changed().await,
+            None => std::future::pending().await,
+        }
+    }
+}
+
+impl Drop for Watching<'_> {
+    fn drop(&mut self) {
+        if let Some(rx) = self.rx.take() {
+            self.inner.unwatch(self.id, rx);
+        }
+    }
+}
+
 impl Inner {
+    /// Something changed that any reader may care about: wakes everyone.
     fn notify_changed(&self) {
         self.changed.send_modify(|n| *n = n.wrapping_add(1));
+        for tx in self.waiters.lock().expect("waiters lock").values() {
+            tx.send_modify(|n| *n = n.wrapping_add(1));
+        }
+    }
+
+    /// Workflow `id` changed: wakes its waiters and the readers of every
+    /// change (a long-polled booking may show another saga's lineage).
+    fn notify_workflow(&self, id: Uuid) {
+        self.changed.send_modify(|n| *n = n.wrapping_add(1));
+        if let Some(tx) = self.waiters.lock().expect("waiters lock").get(&id) {
+            tx.send_modify(|n| *n = n.wrapping_add(1));
+        }
+    }
+
+    /// A receiver woken when `id` changes (or everything does).
+    fn watch(&self, id: Uuid) -> watch::Receiver<u64> {
+        self.waiters
+            .lock()
+            .expect("waiters lock")
+            .entry(id)
+            .or_insert_with(|| watch::channel(0).0)
+            .subscribe()
+    }
+
+    /// Forgets `id`'s channel once its last waiter is gone.
+    fn unwatch(&self, id: Uuid, rx: watch::Receiver<u64>) {
+        let mut waiters = self.waiters.lock().expect("waiters lock");
+        drop(rx);
+        if waiters.get(&id).is_some_and(|tx| tx.receiver_count() == 0) {
+            waiters.remove(&id);
+        }
     }
 
     /// Maps a store error; a fatal one stops the engine (the disk is in doubt).
@@ -336,6 +396,7 @@ impl Engine {
                 config,
                 active: Mutex::new(HashMap::new()),
                 changed,
+                waiters: Mutex::new(HashMap::new()),
                 stopped: Mutex::new(None),
                 changes: tokio::sync::Mutex::new(()),
                 shutting_down: AtomicBool::new(false),
@@ -560,7 +621,7 @@ impl Engine {
             .commit(ops)
             .await
             .map_err(|e| self.inner.store_failed(e))?;
-        self.inner.notify_changed();
+        self.inner.notify_workflow(id);
         self.spawn_drive(id);
         Ok(())
     }
@@ -610,7 +671,12 @@ impl Engine {
         deadline: Duration,
         done: impl Fn(&WorkflowView) -> bool,
     ) -> Result<WorkflowView, EngineError> {
-        let mut changes = self.inner.changed.subscribe();
+        // Subscribed before the first read, so no change between is missed.
+        let mut changes = Watching {
+            inner: &self.inner,
+            id,
+            rx: Some(self.inner.watch(id)),
+        };
         let until = tokio::time::Instant::now() + deadline;
         loop {
             let current = self.get(id)?;
@@ -789,7 +855,7 @@ impl Engine {
             self.inner.stop_if_fatal(&e);
             EngineError::key_used(e, key.as_ref())
         })?;
-        self.inner.notify_changed();
+        self.inner.notify_workflow(saga.workflow);
         let started = match next.then {
             Then::Call(call) => Some(runner::Started {
                 seq: 1 + next.events.len() as u64,
@@ -835,7 +901,7 @@ impl Engine {
                 drop(active);
                 // Readers waiting for the engine to go quiet (the simulator)
                 // learn that this driver is gone.
-                inner.notify_changed();
+                inner.notify_workflow(id);
                 break;
             }
         });

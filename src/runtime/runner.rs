@@ -72,7 +72,7 @@ pub async fn drive(
             Err(StoreError::SlotClaimed { .. }) if failover::drop_switch(&mut outcomes) => continue,
             Err(e) => return Err(inner.store_failed(e)),
         }
-        inner.notify_changed();
+        inner.notify_workflow(id);
         seq += batch.events.len() as u64;
         saga = batch.saga;
         outcomes = match batch.then {

@@ -194,6 +194,43 @@ async fn a_composite_service_is_booked_as_one_cal_booking_per_segment() {
     assert!(mirror.iter().all(|m| m.status == "accepted"));
 }
 
+/// Waiting on sagas leaves nothing behind, however each wait ends (answer,
+/// timeout, or a caller that gave up), so a server that answers for years
+/// keeps no channel per booking it ever waited on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waits_on_many_sagas_leave_no_waiter_behind() {
+    let world = World::new();
+    let engine = world.engine();
+    let mut ids = Vec::new();
+    for (i, start) in [
+        "2030-03-05T09:00:00Z",
+        "2030-03-06T09:00:00Z",
+        "2030-03-07T09:00:00Z",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let id = engine.book(request("haircut", start), None).await.unwrap();
+        // One answered, one timed out at once, one abandoned mid-wait.
+        match i {
+            0 => assert_eq!(
+                engine.wait_terminal(id, WAIT).await.unwrap().state,
+                "booked"
+            ),
+            1 => drop(engine.wait_terminal(id, Duration::ZERO).await),
+            _ => drop(
+                tokio::time::timeout(Duration::from_millis(1), engine.wait_terminal(id, WAIT))
+                    .await,
+            ),
+        }
+        ids.push(id);
+    }
+    for id in ids {
+        engine.wait_terminal(id, WAIT).await.unwrap();
+    }
+    assert!(engine.inner.waiters.lock().unwrap().is_empty());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_taken_second_segment_cancels_the_first_and_compensates() {
     let world = World::new();
