@@ -132,18 +132,15 @@ pub struct Around {
 impl Around {
     pub fn read(store: &Store, row: &WorkflowRow, saga: &Saga) -> Result<Around, StatusError> {
         // A cancel saga is never changed by another.
-        let changes = if saga.kind == Kind::Cancel {
-            Vec::new()
-        } else {
-            store
-                .changes_of(row.id)?
-                .into_iter()
-                .map(|change| Ok((change.id, parse(&change)?)))
-                .collect::<Result<_, StatusError>>()?
-        };
+        let rows = store.around(row.id, saga.kind != Kind::Cancel)?;
+        let changes = rows
+            .changes
+            .iter()
+            .map(|change| Ok((change.id, parse(change)?)))
+            .collect::<Result<_, StatusError>>()?;
         Ok(Around {
-            mirror: store.mirror(row.id)?,
-            flags: store.booking_flags(row.id)?,
+            mirror: rows.mirror,
+            flags: rows.flags,
             changes,
         })
     }

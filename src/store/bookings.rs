@@ -11,7 +11,7 @@ use uuid::Uuid;
 use super::codec::{self, Id, Ms};
 use super::log::{WORKFLOW_COLUMNS, workflow_row};
 use super::sql::rows;
-use super::{LIST_ROWS_MAX, Store, StoreError, WorkflowRow};
+use super::{BookingFlag, LIST_ROWS_MAX, MirrorEntry, Store, StoreError, WorkflowRow};
 
 /// Kinds of workflow that are bookings (a cancel saga is not one).
 const BOOKING_KINDS: &str = "'book', 'reschedule', 'hold'";
@@ -93,6 +93,34 @@ impl Store {
     pub fn changes_of(&self, original: Uuid) -> Result<Vec<WorkflowRow>, StoreError> {
         self.read(|conn| rows(conn, &changes_of_sql(), [Id(original)], workflow_row))
     }
+
+    /// What is known around one booking, read in one snapshot: a webhook
+    /// recorded meanwhile shows in all three parts or in none, so a
+    /// booking is never shown flagged with its Cal.com status of before.
+    pub fn around(&self, workflow: Uuid, with_changes: bool) -> Result<AroundRows, StoreError> {
+        self.read(|conn| {
+            let snapshot = conn.unchecked_transaction()?;
+            let around = AroundRows {
+                changes: if with_changes {
+                    rows(&snapshot, &changes_of_sql(), [Id(workflow)], workflow_row)?
+                } else {
+                    Vec::new()
+                },
+                mirror: super::mirror::of_workflow(&snapshot, workflow)?,
+                flags: super::flags::of_workflow(&snapshot, workflow)?,
+            };
+            snapshot.finish()?;
+            Ok(around)
+        })
+    }
+}
+
+/// `Store::around`: the mirror, the flags and the change sagas of a booking.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AroundRows {
+    pub mirror: Vec<MirrorEntry>,
+    pub flags: Vec<BookingFlag>,
+    pub changes: Vec<WorkflowRow>,
 }
 
 /// The query of `changes_of`; its WHERE matches the partial expression

@@ -50,27 +50,29 @@ pub(super) fn put(conn: &Connection, flag: &BookingFlag) -> Result<(), StoreErro
     Ok(())
 }
 
+pub(super) fn of_workflow(conn: &Connection, workflow: Uuid) -> rusqlite::Result<Vec<BookingFlag>> {
+    rows(
+        conn,
+        "SELECT workflow_id, calcom_uid, trigger, policy, detail, change_workflow_id, at_ms
+         FROM booking_flags WHERE workflow_id = ?1 ORDER BY at_ms, calcom_uid",
+        [Id(workflow)],
+        |row| {
+            Ok(BookingFlag {
+                workflow: codec::id(row, 0)?,
+                calcom_uid: row.get(1)?,
+                trigger: row.get(2)?,
+                policy: row.get(3)?,
+                detail: row.get(4)?,
+                change_workflow: row.get::<_, Option<Id>>(5)?.map(|i| i.0),
+                at: codec::time(row, 6)?,
+            })
+        },
+    )
+}
+
 impl Store {
     /// The flags of one workflow, oldest first.
     pub fn booking_flags(&self, workflow: Uuid) -> Result<Vec<BookingFlag>, StoreError> {
-        self.read(|conn| {
-            rows(
-                conn,
-                "SELECT workflow_id, calcom_uid, trigger, policy, detail, change_workflow_id, at_ms
-                 FROM booking_flags WHERE workflow_id = ?1 ORDER BY at_ms, calcom_uid",
-                [Id(workflow)],
-                |row| {
-                    Ok(BookingFlag {
-                        workflow: codec::id(row, 0)?,
-                        calcom_uid: row.get(1)?,
-                        trigger: row.get(2)?,
-                        policy: row.get(3)?,
-                        detail: row.get(4)?,
-                        change_workflow: row.get::<_, Option<Id>>(5)?.map(|i| i.0),
-                        at: codec::time(row, 6)?,
-                    })
-                },
-            )
-        })
+        self.read(|conn| of_workflow(conn, workflow))
     }
 }

@@ -85,19 +85,21 @@ pub(super) fn upsert(conn: &Connection, entry: &MirrorEntry) -> Result<(), Store
     Ok(())
 }
 
+pub(super) fn of_workflow(conn: &Connection, workflow: Uuid) -> rusqlite::Result<Vec<MirrorEntry>> {
+    rows(
+        conn,
+        &format!(
+            "SELECT {MIRROR_COLUMNS} FROM booking_mirror WHERE workflow_id = ?1 ORDER BY segment, start_ms"
+        ),
+        [Id(workflow)],
+        mirror_entry,
+    )
+}
+
 impl Store {
     /// Every mirrored booking of the workflow, by segment then start.
     pub fn mirror(&self, workflow: Uuid) -> Result<Vec<MirrorEntry>, StoreError> {
-        self.read(|conn| {
-            rows(
-                conn,
-                &format!(
-                    "SELECT {MIRROR_COLUMNS} FROM booking_mirror WHERE workflow_id = ?1 ORDER BY segment, start_ms"
-                ),
-                [Id(workflow)],
-                mirror_entry,
-            )
-        })
+        self.read(|conn| of_workflow(conn, workflow))
     }
 
     /// The mirrored booking with Cal.com uid `uid`.

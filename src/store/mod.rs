@@ -54,7 +54,7 @@ pub use admin_requests::{
 };
 pub use batch::{PRUNE_ROWS_MAX, WriteBatch, WriteOp};
 pub use bench::raw_commit_rate;
-pub use bookings::{BookingCursor, BookingListRow, BookingQuery};
+pub use bookings::{AroundRows, BookingCursor, BookingListRow, BookingQuery};
 pub use claims::{Claim, ClaimRow};
 pub use counts::{InboxCount, StateCount};
 pub use error::StoreError;
