@@ -113,7 +113,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => run_serve(*args),
         Command::Mock(args) => run_mock(args),
-        Command::Catalog(CatalogCommand::Check { workflows }) => run_catalog_check(&workflows),
+        Command::Catalog(CatalogCommand::Check { workflows }) => {
+            run_catalog_check(&workflows.workflows)
+        }
         Command::Token(TokenCommand::Create { db, name, scope }) => {
             run_token_create(&db, &name, &scope)
         }
@@ -126,7 +128,7 @@ fn main() -> ExitCode {
             workflows,
             apply,
             calcom,
-        }) => run_catalog_sync(&workflows, apply, &calcom),
+        }) => run_catalog_sync(&workflows.workflows, apply, &calcom),
         Command::Webhooks(command) => run_webhooks(command),
         Command::Backup { db, path } => run_backup(&db.db, &path),
         Command::Health(args) => run_health(args),

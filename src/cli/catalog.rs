@@ -1,27 +1,24 @@
 //! `calsaga catalog check|sync`.
 
-use super::{CalcomArgs, CliResult};
+use super::{CalcomArgs, CliResult, WorkflowsArg};
 use calsaga::calcom_admin::catalog_sync;
 use calsaga::catalog::Catalog;
 use clap::Subcommand;
-use std::path::PathBuf;
 
 #[derive(Subcommand)]
 pub enum CatalogCommand {
     /// Validate every service file and print the services with their segments.
     Check {
-        /// Folder of service files.
-        #[arg(long, default_value = "workflows", env = "CALSAGA_WORKFLOWS")]
-        workflows: PathBuf,
+        #[command(flatten)]
+        workflows: WorkflowsArg,
     },
     /// Compare the event types the catalogue books with Cal.com's (owner,
     /// length, slug, title); exit 1 while any differ. With --apply, patch
     /// what differs and create what is missing (then print the catalogue
     /// line to change, as a new event type gets a new id).
     Sync {
-        /// Folder of service files.
-        #[arg(long, default_value = "workflows", env = "CALSAGA_WORKFLOWS")]
-        workflows: PathBuf,
+        #[command(flatten)]
+        workflows: WorkflowsArg,
         /// Change Cal.com to match the catalogue.
         #[arg(long)]
         apply: bool,

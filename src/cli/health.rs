@@ -6,7 +6,7 @@
 //! JSON; the exit code is main's business. It never writes to the database,
 //! and as a one-off run it has no earlier status to alert or log a change of.
 
-use super::{CalcomArgs, CliResult, DbArg};
+use super::{CalcomArgs, CliResult, DbArg, WorkflowsArg};
 use calsaga::calcom::{Client, ClientConfig, RetryPolicy};
 use calsaga::catalog::Catalog;
 use calsaga::clock::{Clock, SystemClock};
@@ -21,9 +21,8 @@ use std::time::Duration;
 pub struct HealthArgs {
     #[command(flatten)]
     pub db: DbArg,
-    /// Folder of service files (the event types to check).
-    #[arg(long, default_value = "workflows", env = "CALSAGA_WORKFLOWS")]
-    pub workflows: PathBuf,
+    #[command(flatten)]
+    pub workflows: WorkflowsArg,
     /// Without an API key the Cal.com checks are skipped; for serve's
     /// embedded mock give the mock URL serve printed.
     #[command(flatten)]
@@ -42,7 +41,7 @@ pub struct HealthArgs {
 pub fn run_health(args: HealthArgs) -> CliResult {
     let options = CliOptions {
         db: args.db.db,
-        workflows: args.workflows,
+        workflows: args.workflows.workflows,
         calcom_url: args.calcom.calcom_url,
         calcom_api_key: args.calcom.calcom_api_key,
         calcom_timeout: std::time::Duration::from_secs(args.calcom_timeout_s),

@@ -26,6 +26,14 @@ pub struct DbArg {
     pub db: PathBuf,
 }
 
+/// The service catalogue the commands load.
+#[derive(clap::Args)]
+pub struct WorkflowsArg {
+    /// Folder of service files (`*.json`, and `hosts.json` naming the hosts).
+    #[arg(long, default_value = "workflows", env = "CALSAGA_WORKFLOWS")]
+    pub workflows: PathBuf,
+}
+
 /// One workflow by id, or every workflow.
 #[derive(clap::Args)]
 #[group(required = true, multiple = false)]

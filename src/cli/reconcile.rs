@@ -1,13 +1,12 @@
 //! `calsaga reconcile orphans`.
 
-use super::{CalcomArgs, CliResult, DbArg};
+use super::{CalcomArgs, CliResult, DbArg, WorkflowsArg};
 use calsaga::calcom::Client;
 use calsaga::catalog::Catalog;
 use calsaga::clock::{Clock, SystemClock};
 use calsaga::runtime::{Engine, EngineConfig};
 use calsaga::store::{Store, StoreConfig};
 use clap::Subcommand;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 #[derive(Subcommand)]
@@ -22,9 +21,8 @@ pub enum ReconcileCommand {
 pub struct OrphansArgs {
     #[command(flatten)]
     pub db: DbArg,
-    /// Directory of the service catalogue.
-    #[arg(long, default_value = "workflows", env = "CALSAGA_WORKFLOWS")]
-    pub workflows: PathBuf,
+    #[command(flatten)]
+    pub workflows: WorkflowsArg,
     #[command(flatten)]
     pub calcom: CalcomArgs,
     /// Requests per minute Cal.com allows this key.
@@ -44,7 +42,7 @@ pub fn run_reconcile_orphans(args: OrphansArgs) -> CliResult {
         args.calcom.calcom_url.as_deref(),
         args.calcom_requests_per_minute,
     )?;
-    let catalog = Catalog::load_dir(&args.workflows)?;
+    let catalog = Catalog::load_dir(&args.workflows.workflows)?;
     let store = Store::open(&args.db.db, StoreConfig::default())?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -1,6 +1,6 @@
 //! `calsaga serve`: every setting as a flag and an environment variable.
 
-use super::CliResult;
+use super::{CliResult, WorkflowsArg};
 use calsaga::config::{ServeConfig, ServeInputs};
 use calsaga::serve;
 use std::net::SocketAddr;
@@ -14,9 +14,8 @@ pub struct ServeArgs {
     /// Address of calsaga's HTTP API; put a TLS proxy in front to expose it.
     #[arg(long, default_value = "127.0.0.1:8080", env = "CALSAGA_BIND")]
     pub bind: SocketAddr,
-    /// Folder of service files.
-    #[arg(long, default_value = "workflows", env = "CALSAGA_WORKFLOWS")]
-    pub workflows: PathBuf,
+    #[command(flatten)]
+    pub workflows: WorkflowsArg,
     /// Cal.com API base URL; used only with an API key.
     #[arg(long, env = "CALCOM_API_URL")]
     pub calcom_url: Option<String>,
@@ -106,7 +105,7 @@ pub fn run_serve(args: ServeArgs) -> CliResult {
     let config = ServeConfig::from_inputs(ServeInputs {
         db: args.db,
         bind: args.bind,
-        workflows: args.workflows,
+        workflows: args.workflows.workflows,
         calcom_url: args.calcom_url,
         calcom_api_key: args.calcom_api_key,
         calcom_requests_per_minute: args.calcom_requests_per_minute,
