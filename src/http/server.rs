@@ -468,7 +468,7 @@ async fn exchange(
     };
     let admitted = {
         let (shared, head) = (Arc::clone(shared), head.clone());
-        blocking(move || admit(&shared.app, &head, peer)).await
+        blocking(move || check_head(&shared.app, &head, peer)).await
     };
     let admitted = match admitted {
         Some(Ok(admitted)) => admitted,
@@ -554,7 +554,7 @@ fn head_limits(head: &Head) -> Result<(), WireError> {
 
 /// Route, admission and authorisation from the head alone, then the body's
 /// declared size and type, before a byte of the body is read.
-fn admit(app: &App, head: &Head, peer: IpAddr) -> Result<Admitted, Exchange> {
+fn check_head(app: &App, head: &Head, peer: IpAddr) -> Result<Admitted, Exchange> {
     let refuse = |e: ApiError, route, who| Exchange::refused(e, route, who, head);
     let path = head.target.split('?').next().unwrap_or_default();
     let (route, params) = match router::find(&head.method, path) {

@@ -270,23 +270,12 @@ pub struct Inner {
 struct Watching<'a> {
     inner: &'a Inner,
     id: Uuid,
-    rx: Option<watch::Receiver<u64>>,
-}
-
-impl Watching<'_> {
-    async fn changed(&mut self) -> Result<(), watch::error::RecvError> {
-        match self.rx.as_mut() {
-            Some(rx) => rx.changed().await,
-            None => std::future::pending().await,
-        }
-    }
+    rx: watch::Receiver<u64>,
 }
 
 impl Drop for Watching<'_> {
     fn drop(&mut self) {
-        if let Some(rx) = self.rx.take() {
-            self.inner.unwatch(self.id, rx);
-        }
+        self.inner.unwatch(self.id);
     }
 }
 
@@ -318,11 +307,11 @@ impl Inner {
             .subscribe()
     }
 
-    /// Forgets `id`'s channel once its last waiter is gone.
-    fn unwatch(&self, id: Uuid, rx: watch::Receiver<u64>) {
+    /// Forgets `id`'s channel when the waiter leaving is its last (new
+    /// waiters subscribe under the same lock, so none is cut off).
+    fn unwatch(&self, id: Uuid) {
         let mut waiters = self.waiters.lock().expect("waiters lock");
-        drop(rx);
-        if waiters.get(&id).is_some_and(|tx| tx.receiver_count() == 0) {
+        if waiters.get(&id).is_some_and(|tx| tx.receiver_count() == 1) {
             waiters.remove(&id);
         }
     }
@@ -675,7 +664,7 @@ impl Engine {
         let mut changes = Watching {
             inner: &self.inner,
             id,
-            rx: Some(self.inner.watch(id)),
+            rx: self.inner.watch(id),
         };
         let until = tokio::time::Instant::now() + deadline;
         loop {
@@ -685,7 +674,7 @@ impl Engine {
             }
             // A stopped engine makes no more progress: say so now.
             self.inner.check_running()?;
-            match tokio::time::timeout_at(until, changes.changed()).await {
+            match tokio::time::timeout_at(until, changes.rx.changed()).await {
                 Ok(Ok(())) => {}
                 _ => return self.get(id),
             }

@@ -21,7 +21,7 @@ use crate::calcom::wire::{
     RescheduleBooking, ReserveSlot, SlotsQuery, UpdateEventType, UpdateWebhook,
 };
 use crate::calcom::{
-    ApiRequest, ApiResponse, CalcomApi, Client, ClientConfig, Method, Transport, TransportError,
+    ApiRequest, ApiResponse, CalcomApi, Client, Method, Transport, TransportError,
 };
 use crate::mock::MockTransport;
 
@@ -407,11 +407,8 @@ fn query_of(path: &str) -> Vec<(String, String)> {
 }
 
 fn client(world: &World, transport: Arc<Recording>, key: &str) -> Client {
-    let config = ClientConfig {
-        api_key: Some(key.into()),
-        ..ClientConfig::default()
-    };
-    Client::new(config, transport, world.clock.clone(), 7)
+    let retry = crate::calcom::RetryPolicy::default();
+    crate::tools::sim::Salon::client_over(transport, key, retry, world.clock.clone(), 7)
 }
 
 /// Every route the client calls, as calsaga uses them, and the errors it
