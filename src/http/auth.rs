@@ -135,11 +135,10 @@ impl Auth {
     /// revoked since (one small read), else the one in memory. If the read
     /// fails, the set loaded before still counts.
     fn tokens(&self) -> Arc<Vec<Known>> {
-        let current = |known: &RwLock<Loaded>| {
-            let loaded = known.read().unwrap_or_else(|e| e.into_inner());
+        let (changes, tokens) = {
+            let loaded = self.known.read().unwrap_or_else(|e| e.into_inner());
             (loaded.changes, Arc::clone(&loaded.tokens))
         };
-        let (changes, tokens) = current(&self.known);
         match self.store.token_changes() {
             Ok(now) if now == changes => tokens,
             Ok(_) => match load(&self.store) {
