@@ -253,8 +253,9 @@ pub struct Inner {
     active: Mutex<HashMap<Uuid, bool>>,
     changed: watch::Sender<u64>,
     /// Per workflow, for `wait`: a step of one saga wakes only its own
-    /// waiters, not every caller waiting on any saga.
-    waiters: Mutex<HashMap<Uuid, watch::Sender<u64>>>,
+    /// waiters, not every caller waiting on any saga, and tells them where
+    /// it left the saga so they read the workflow only once it may be done.
+    waiters: Mutex<HashMap<Uuid, watch::Sender<Seen>>>,
     stopped: Mutex<Option<String>>,
     /// Held while a reschedule or cancel is checked and started.
     changes: tokio::sync::Mutex<()>,
@@ -270,7 +271,35 @@ pub struct Inner {
 struct Watching<'a> {
     inner: &'a Inner,
     id: Uuid,
-    rx: watch::Receiver<u64>,
+    rx: watch::Receiver<Seen>,
+}
+
+/// What the waiters on one workflow have been told.
+#[derive(Debug, Clone, Copy, Default)]
+struct Seen {
+    /// Bumped by a change whose effect is not known here (the engine
+    /// stopped, a driver left): a waiter reads the workflow to find out.
+    unknown: u64,
+    /// The newest commit announced, by the sequence number it left.
+    step: Option<Step>,
+}
+
+/// Where one commit left a saga.
+#[derive(Debug, Clone, Copy)]
+struct Step {
+    next_seq: u64,
+    state: &'static str,
+    terminal: bool,
+}
+
+impl Step {
+    fn of(saga: &Saga, next_seq: u64) -> Step {
+        Step {
+            next_seq,
+            state: saga.state_name(),
+            terminal: saga.is_terminal(),
+        }
+    }
 }
 
 impl Drop for Watching<'_> {
@@ -284,26 +313,48 @@ impl Inner {
     fn notify_changed(&self) {
         self.changed.send_modify(|n| *n = n.wrapping_add(1));
         for tx in self.waiters.lock().expect("waiters lock").values() {
-            tx.send_modify(|n| *n = n.wrapping_add(1));
+            tx.send_modify(|seen| seen.unknown = seen.unknown.wrapping_add(1));
         }
     }
 
-    /// Workflow `id` changed: wakes its waiters and the readers of every
-    /// change (a long-polled booking may show another saga's lineage).
+    /// Workflow `id` changed in a way not known here: wakes its waiters to
+    /// read it, and the readers of every change.
     fn notify_workflow(&self, id: Uuid) {
+        self.notify(id, |seen| {
+            seen.unknown = seen.unknown.wrapping_add(1);
+            true
+        });
+    }
+
+    /// A commit left `saga` with `next_seq` events: wakes its waiters with
+    /// where it stands, and the readers of every change (a long-polled
+    /// booking may show another saga's lineage). Commits announced out of
+    /// order keep the newest, so a waiter never acts on a stale step.
+    fn notify_step(&self, saga: &Saga, next_seq: u64) {
+        let step = Step::of(saga, next_seq);
+        self.notify(saga.workflow, |seen| {
+            let newer = seen.step.is_none_or(|s| s.next_seq < step.next_seq);
+            if newer {
+                seen.step = Some(step);
+            }
+            newer
+        });
+    }
+
+    fn notify(&self, id: Uuid, modify: impl FnOnce(&mut Seen) -> bool) {
         self.changed.send_modify(|n| *n = n.wrapping_add(1));
         if let Some(tx) = self.waiters.lock().expect("waiters lock").get(&id) {
-            tx.send_modify(|n| *n = n.wrapping_add(1));
+            tx.send_if_modified(modify);
         }
     }
 
     /// A receiver woken when `id` changes (or everything does).
-    fn watch(&self, id: Uuid) -> watch::Receiver<u64> {
+    fn watch(&self, id: Uuid) -> watch::Receiver<Seen> {
         self.waiters
             .lock()
             .expect("waiters lock")
             .entry(id)
-            .or_insert_with(|| watch::channel(0).0)
+            .or_insert_with(|| watch::channel(Seen::default()).0)
             .subscribe()
     }
 
@@ -334,15 +385,18 @@ impl Inner {
         }
     }
 
-    /// A new workflow id: random, or from the seeded id stream.
+    /// A new workflow id: UUIDv7 on the engine's clock, its random part
+    /// from the seeded id stream when there is one. Time-ordered ids put a
+    /// new saga's rows and events on the right-hand pages of every index
+    /// keyed by workflow, so a commit dirties pages it shares with the
+    /// sagas beside it instead of one random page per index.
     fn new_id(&self) -> Uuid {
-        match &self.ids {
-            Some(rng) => {
-                let bytes = rand::Rng::r#gen::<[u8; 16]>(&mut *rng.lock().expect("id rng lock"));
-                uuid::Builder::from_random_bytes(bytes).into_uuid()
-            }
-            None => Uuid::new_v4(),
-        }
+        let random: [u8; 10] = match &self.ids {
+            Some(rng) => rand::Rng::r#gen(&mut *rng.lock().expect("id rng lock")),
+            None => rand::random(),
+        };
+        let millis = u64::try_from(self.clock.now().timestamp_millis()).unwrap_or(0);
+        uuid::Builder::from_unix_timestamp_millis(millis, &random).into_uuid()
     }
 
     fn check_running(&self) -> Result<(), EngineError> {
@@ -610,7 +664,7 @@ impl Engine {
             .commit(ops)
             .await
             .map_err(|e| self.inner.store_failed(e))?;
-        self.inner.notify_workflow(id);
+        self.inner.notify_step(&saga, seq + 1);
         self.spawn_drive(id);
         Ok(())
     }
@@ -641,7 +695,7 @@ impl Engine {
     /// Waits until the workflow settles (terminal, or a hold that is held)
     /// or `deadline` passes, and returns it as it is then.
     pub async fn wait(&self, id: Uuid, deadline: Duration) -> Result<WorkflowView, EngineError> {
-        self.wait_for(id, deadline, |v| v.terminal || v.state == "held")
+        self.wait_for(id, deadline, |state, terminal| terminal || state == "held")
             .await
     }
 
@@ -651,14 +705,17 @@ impl Engine {
         id: Uuid,
         deadline: Duration,
     ) -> Result<WorkflowView, EngineError> {
-        self.wait_for(id, deadline, |v| v.terminal).await
+        self.wait_for(id, deadline, |_, terminal| terminal).await
     }
 
+    /// `done` is asked of a state and whether it is terminal, both of the
+    /// workflow as read and of a step announced: a step that is not done is
+    /// waited past without reading the workflow.
     async fn wait_for(
         &self,
         id: Uuid,
         deadline: Duration,
-        done: impl Fn(&WorkflowView) -> bool,
+        done: impl Fn(&str, bool) -> bool,
     ) -> Result<WorkflowView, EngineError> {
         // Subscribed before the first read, so no change between is missed.
         let mut changes = Watching {
@@ -666,17 +723,28 @@ impl Engine {
             id,
             rx: self.inner.watch(id),
         };
+        let mut unknown = changes.rx.borrow_and_update().unknown;
         let until = tokio::time::Instant::now() + deadline;
         loop {
             let current = self.get(id)?;
-            if done(&current) {
+            if done(&current.state, current.terminal) {
                 return Ok(current);
             }
             // A stopped engine makes no more progress: say so now.
             self.inner.check_running()?;
-            match tokio::time::timeout_at(until, changes.rx.changed()).await {
-                Ok(Ok(())) => {}
-                _ => return self.get(id),
+            loop {
+                match tokio::time::timeout_at(until, changes.rx.changed()).await {
+                    Ok(Ok(())) => {}
+                    _ => return self.get(id),
+                }
+                let seen = *changes.rx.borrow_and_update();
+                if seen.unknown != unknown {
+                    unknown = seen.unknown;
+                    break;
+                }
+                if seen.step.is_none_or(|s| done(s.state, s.terminal)) {
+                    break;
+                }
             }
         }
     }
@@ -844,7 +912,8 @@ impl Engine {
             self.inner.stop_if_fatal(&e);
             EngineError::key_used(e, key.as_ref())
         })?;
-        self.inner.notify_workflow(saga.workflow);
+        self.inner
+            .notify_step(&next.saga, 1 + next.events.len() as u64);
         let started = match next.then {
             Then::Call(call) => Some(runner::Started {
                 seq: 1 + next.events.len() as u64,

@@ -72,8 +72,8 @@ pub async fn drive(
             Err(StoreError::SlotClaimed { .. }) if failover::drop_switch(&mut outcomes) => continue,
             Err(e) => return Err(inner.store_failed(e)),
         }
-        inner.notify_workflow(id);
         seq += batch.events.len() as u64;
+        inner.notify_step(&batch.saga, seq);
         saga = batch.saga;
         outcomes = match batch.then {
             Then::Idle => return Ok(Driven::Ended),

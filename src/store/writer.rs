@@ -30,6 +30,9 @@ pub struct CommitStats {
     pub batches: u64,
     /// The most batches one commit carried.
     pub largest_group: u64,
+    /// Database pages those commits wrote to the log (WAL frames): what a
+    /// commit costs beyond its fsync.
+    pub pages: u64,
 }
 
 /// Told the duration of every committed transaction (metrics). Called on the
@@ -66,6 +69,7 @@ struct Shared {
     commits: AtomicU64,
     batches: AtomicU64,
     largest_group: AtomicU64,
+    pages: AtomicU64,
     /// Signalled after the writer takes jobs off a full queue, for blocking
     /// senders waiting for room (async senders are woken by tokio).
     room: Mutex<()>,
@@ -85,9 +89,10 @@ impl Shared {
         self.room_freed.notify_all();
     }
 
-    fn count(&self, group: usize) {
+    fn count(&self, group: usize, pages: u64) {
         let group = group as u64;
         self.commits.fetch_add(1, Ordering::Relaxed);
+        self.pages.fetch_add(pages, Ordering::Relaxed);
         self.batches.fetch_add(group, Ordering::Relaxed);
         self.largest_group.fetch_max(group, Ordering::Relaxed);
     }
@@ -133,6 +138,7 @@ impl Writer {
             commits: self.shared.commits.load(Ordering::Relaxed),
             batches: self.shared.batches.load(Ordering::Relaxed),
             largest_group: self.shared.largest_group.load(Ordering::Relaxed),
+            pages: self.shared.pages.load(Ordering::Relaxed),
         }
     }
 
@@ -258,7 +264,7 @@ fn run(mut conn: Connection, mut jobs: mpsc::Receiver<Job>, shared: &Shared, con
         };
         match answers {
             Ok(answers) => {
-                shared.count(group.len());
+                shared.count(group.len(), pages_written(&conn));
                 if let Some(observer) = shared.observer.get() {
                     observer.committed(started.elapsed());
                 }
@@ -282,10 +288,41 @@ fn fatal(e: rusqlite::Error) -> StoreError {
     }
 }
 
-/// One transaction for the whole group, one savepoint per batch. `Err` means
-/// the transaction as a whole failed (and was rolled back): every batch of
-/// the group gets it.
+/// One transaction for the whole group. Batches are almost never refused,
+/// so the group first runs without savepoints: a savepoint copies every page
+/// it touches into a statement journal (spilled to a temp file past 64 KiB),
+/// which cost about as much as the batches themselves. Only when a batch is
+/// refused is the transaction rolled back and the group run again with one
+/// savepoint per batch, so that batch alone is rolled back. `Err` means the
+/// transaction as a whole failed (and was rolled back): every batch of the
+/// group gets it.
 fn commit_group(
+    conn: &mut Connection,
+    group: &[Job],
+    config: &StoreConfig,
+) -> Result<Vec<Answer>, StoreError> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(fatal)?;
+    match group
+        .iter()
+        .try_for_each(|job| batch::apply(&tx, &job.batch, config))
+    {
+        Ok(()) => {
+            tx.commit().map_err(fatal)?;
+            Ok(group.iter().map(|_| Ok(())).collect())
+        }
+        Err(e) if e.is_fatal() => Err(e),
+        Err(_) => {
+            tx.rollback().map_err(fatal)?;
+            commit_isolated(conn, group, config)
+        }
+    }
+}
+
+/// The group again, each batch in its own savepoint: a refused batch is
+/// rolled back and answered with its error while the others commit.
+fn commit_isolated(
     conn: &mut Connection,
     group: &[Job],
     config: &StoreConfig,
@@ -309,4 +346,26 @@ fn commit_group(
     }
     tx.commit().map_err(fatal)?;
     Ok(answers)
+}
+
+/// Pages this connection has written since the last call: in WAL mode, the
+/// frames its commits appended to the log.
+fn pages_written(conn: &Connection) -> u64 {
+    let (mut current, mut highest) = (0, 0);
+    // SAFETY: the handle is the live connection this thread owns, and
+    // sqlite3_db_status only reads (and here resets) one of its counters.
+    let status = unsafe {
+        rusqlite::ffi::sqlite3_db_status(
+            conn.handle(),
+            rusqlite::ffi::SQLITE_DBSTATUS_CACHE_WRITE,
+            &mut current,
+            &mut highest,
+            1,
+        )
+    };
+    if status == rusqlite::ffi::SQLITE_OK {
+        u64::try_from(current).unwrap_or(0)
+    } else {
+        0
+    }
 }

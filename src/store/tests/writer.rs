@@ -192,7 +192,9 @@ fn one_bad_batch_in_a_group_does_not_affect_the_others() {
         vec![
             vec![append(a, 0, 1)],
             vec![append(b, 0, 1)],
-            vec![append(b, 7, 1), append(c, 0, 1)],
+            // Refused at its second op: its first must be undone too, or
+            // the next batch's append at 0 would conflict.
+            vec![append(c, 0, 1), append(b, 7, 1)],
             vec![append(c, 0, 2)],
         ],
     );

@@ -39,6 +39,10 @@ pub struct Throughput {
     pub batches_per_saga: f64,
     /// The most batches one commit carried since the store opened.
     pub largest_group: u64,
+    /// Database pages written to the log per durable step: what a commit
+    /// costs beyond its fsync, and what time-ordered ids share between the
+    /// sagas of one group commit.
+    pub pages_per_step: f64,
 }
 
 impl Throughput {
@@ -53,6 +57,10 @@ impl Throughput {
             commits_per_saga: per_saga(run.after.commits - run.before.commits, run.sagas),
             batches_per_saga: per_saga(run.after.batches - run.before.batches, run.sagas),
             largest_group: run.after.largest_group,
+            pages_per_step: per_saga(
+                run.after.pages - run.before.pages,
+                run.sagas * steps_per_saga,
+            ),
         }
     }
 }
@@ -74,6 +82,7 @@ pub struct Recovery {
     pub terminal_sagas_per_s: f64,
     pub commits_per_saga: f64,
     pub batches_per_saga: f64,
+    pub pages_per_saga: f64,
 }
 
 impl Recovery {
@@ -95,6 +104,7 @@ impl Recovery {
             terminal_sagas_per_s: per_s(sagas, terminal),
             commits_per_saga: per_saga(stats.commits, sagas),
             batches_per_saga: per_saga(stats.batches, sagas),
+            pages_per_saga: per_saga(stats.pages, sagas),
         }
     }
 }
@@ -255,11 +265,27 @@ pub struct BenchReport {
     pub aims: Vec<Aim>,
 }
 
-/// Issue 4: (b) >= 0.7 x raw/steps, (c) >= 5 x (b), n+1 commits plus the
-/// request's, recovery >= 2,000 sagas/s.
-const SEQUENTIAL_VS_RAW_MIN: f64 = 0.7;
+/// Issue 14: (b) >= 0.75 x raw/steps, (c) >= 5 x (b), n+1 commits plus
+/// the request's (issue 4), 10,000 sagas recovered in under 2.5 s.
+const SEQUENTIAL_VS_RAW_MIN: f64 = 0.75;
 const CONCURRENT_VS_SEQUENTIAL_MIN: f64 = 5.0;
-const RECOVERY_SAGAS_PER_S_MIN: f64 = 2_000.0;
+const RECOVERY_SAGAS_PER_S_MIN: f64 = 10_000.0 / 2.5;
+
+/// Peers measured on this machine on 2026-12-05 with the same service
+/// shape (issue 14): name, figure, their sagas/s, the multiple to reach.
+/// They are not re-run here (neither ships with calsaga), so these aims
+/// compare with a recorded figure, not one from the same run.
+const PEERS: [(&str, Phase, f64, f64); 3] = [
+    ("DBOS 3.4 (SQLite)", Phase::Sequential, 84.0, 12.0),
+    ("Restate 1.7.12", Phase::Sequential, 115.0, 9.0),
+    ("Restate 1.7.12", Phase::Concurrent, 422.0, 10.0),
+];
+
+#[derive(Clone, Copy)]
+enum Phase {
+    Sequential,
+    Concurrent,
+}
 
 impl BenchReport {
     pub fn new(m: Measured) -> BenchReport {
@@ -290,11 +316,25 @@ impl BenchReport {
                 steps + 1.0,
             ),
             Aim::at_least(
-                "(e) recovered sagas/s, start to all booked",
+                "(e) recovered sagas/s (10,000 in < 2.5 s)",
                 m.recovery.terminal_sagas_per_s,
                 RECOVERY_SAGAS_PER_S_MIN,
             ),
         ];
+        let aims = aims
+            .into_iter()
+            .chain(PEERS.map(|(peer, phase, theirs, multiple)| {
+                let (ours, label) = match phase {
+                    Phase::Sequential => (&m.sequential, "(b) sagas/s"),
+                    Phase::Concurrent => (&m.concurrent, "(c) sagas/s"),
+                };
+                Aim::at_least(
+                    &format!("{label} vs {peer}, {theirs} recorded"),
+                    ours.sagas_per_s / theirs,
+                    multiple,
+                )
+            }));
+        let aims = aims.collect();
         BenchReport {
             raw_commits_per_s: m.raw_samples_per_s.iter().sum::<f64>() / 4.0,
             measured: m,
@@ -372,6 +412,14 @@ impl BenchReport {
             plain("    batches per saga, one at a time", b.batches_per_saga),
             plain("    commits per saga, many at a time", c.commits_per_saga),
             plain("    largest group commit (batches)", c.largest_group as f64),
+            plain(
+                "    pages written per step, one at a time",
+                b.pages_per_step,
+            ),
+            plain(
+                "    pages written per step, many at a time",
+                c.pages_per_step,
+            ),
             plain("(e) seeding interrupted sagas (s)", e.seeding_seconds),
             (
                 format!("    resume scheduling sagas/s ({})", e.sagas),
@@ -387,6 +435,7 @@ impl BenchReport {
             ),
             plain("    commits per recovered saga", e.commits_per_saga),
             plain("    batches per recovered saga", e.batches_per_saga),
+            plain("    pages written per recovered saga", e.pages_per_saga),
         ]
     }
 }
