@@ -206,9 +206,23 @@ impl Availability {
         }
     }
 
-    /// Forgets every cached slot set: bookings changed.
-    pub fn invalidate(&self) {
-        self.cache_lock().clear();
+    /// A booking of `[start, end)` was made, moved or cancelled in Cal.com:
+    /// forgets the cached slot sets it can have changed, and only those, so
+    /// one booking does not turn every other day's search cold. A set is
+    /// kept when its window ends a day before `start` or begins a day after
+    /// `end`: a day either side covers an event type's limits per local day
+    /// in any time zone (limits per week or month stay cached until
+    /// `CACHE_TTL`, and Cal.com still refuses a time they exclude).
+    pub fn invalidate(&self, start: DateTime<Utc>, end: DateTime<Utc>) {
+        let day = chrono::Days::new(1);
+        let from = start
+            .checked_sub_days(day)
+            .unwrap_or(DateTime::<Utc>::MIN_UTC);
+        let to = end
+            .checked_add_days(day)
+            .unwrap_or(DateTime::<Utc>::MAX_UTC);
+        self.cache_lock()
+            .retain(|(_, f, t), _| *t <= from || to <= *f);
     }
 
     fn cache_lock(&self) -> std::sync::MutexGuard<'_, HashMap<CacheKey, (Instant, Slots)>> {
@@ -254,12 +268,15 @@ impl Availability {
     /// the live claims. For a reschedule, `replacing`'s claims do not block
     /// and its segments' times count as free for their hosts (Cal.com's
     /// slots show the host busy with the very booking being moved).
+    /// Cal.com's slots are read only for the options `asked(segment, option)`
+    /// names (those the caller may pick); the others count as busy.
     pub async fn free_at(
         &self,
         service: &Service,
         start: DateTime<Utc>,
         replacing: Option<&OriginalBooking>,
         wait: Option<Duration>,
+        asked: impl Fn(usize, &StaffOption) -> bool,
     ) -> Result<FreeTime, StoreError> {
         let (from, to) = service_window(service, start);
         let options: Vec<Vec<StaffOption>> =
@@ -272,7 +289,7 @@ impl Availability {
         let fetch = async {
             let mut slots = HashMap::new();
             for (k, opts) in options.iter().enumerate() {
-                for o in opts {
+                for o in opts.iter().filter(|o| asked(k, o)) {
                     // Cal.com's own answer for the booking being moved: its
                     // slots with that booking's time counted as free.
                     let read = moved_booking(service, start, k, o, replacing)

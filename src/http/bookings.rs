@@ -170,7 +170,6 @@ pub fn cancel(app: &App, call: &Call<'_>) -> Result<Reply, ApiError> {
     }
     let reason = reason.unwrap_or_else(|| "cancelled through the calsaga API".into());
     let change = run(app, app.engine.cancel(of, reason))?;
-    app.bookings_changed();
     let done = run(app, app.engine.wait(change, calls::wait(call)))?;
     let body = view::booking(app, of)?;
     Ok(if done.terminal {

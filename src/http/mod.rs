@@ -135,11 +135,6 @@ impl App {
         self
     }
 
-    /// Cal.com bookings changed (ours or anyone's): cached slots are stale.
-    fn bookings_changed(&self) {
-        self.availability.invalidate();
-    }
-
     /// Counts one request against `caller`'s quota (429 when spent).
     fn limit(&self, caller: Caller) -> Result<(), ApiError> {
         self.limiter

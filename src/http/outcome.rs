@@ -72,7 +72,6 @@ pub fn start_answer(
 ) -> Result<Reply, ApiError> {
     match (started, key) {
         (Ok(id), _) => {
-            app.bookings_changed();
             let reply = settle(app, id, wait, 201)?;
             if let Some(key) = key {
                 remember(app, &key.key, &reply);

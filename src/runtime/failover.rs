@@ -27,7 +27,7 @@ pub async fn switch(
         return Ok(None);
     };
     // Cal.com just said the cached slots were wrong about this host.
-    inner.availability.invalidate();
+    inner.availability.invalidate(planned.start, planned.end);
     if planned.alternatives.is_empty() {
         return Ok(None);
     }
@@ -46,6 +46,8 @@ pub async fn switch(
             first_start,
             saga.original.as_ref(),
             inner.config.plan_slots_wait,
+            // Only where this segment may go now.
+            |s, o| s == usize::from(k) && planned.alternatives.contains(o),
         )
         .await
         .map_err(|e| inner.store_failed(e))?;

@@ -198,8 +198,13 @@ async fn process(app: &Inbox, body: &str) -> Outcome {
         Err(e) => return Outcome::GiveUp(format!("not a {trigger} booking payload: {e}")),
     };
     let p = &delivery.payload;
-    // Cached slots are stale, whoever changed the booking.
-    app.engine.availability().invalidate();
+    // Cached slots around it are stale, whoever changed the booking; times
+    // that do not read leave no cached set standing.
+    let (start, end) = (instant(&p.start_time), instant(&p.end_time));
+    app.engine.availability().invalidate(
+        start.unwrap_or(DateTime::<Utc>::MIN_UTC),
+        end.unwrap_or(DateTime::<Utc>::MAX_UTC),
+    );
     match trigger.as_str() {
         TRIGGER_CANCELLED => cancelled(app, p).await,
         TRIGGER_RESCHEDULED => moved(app, p).await,
@@ -342,6 +347,8 @@ async fn moved(app: &Inbox, p: &WebhookBookingPayload) -> Outcome {
         Ok(found) => found,
         Err(outcome) => return outcome,
     };
+    // The time it left is free again.
+    app.engine.availability().invalidate(entry.start, entry.end);
     let (Some(start), Some(end)) = (instant(&p.start_time), instant(&p.end_time)) else {
         return Outcome::GiveUp(format!("booking {} has unreadable times", p.uid));
     };

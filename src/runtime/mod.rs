@@ -779,6 +779,7 @@ impl Engine {
                 req.start,
                 replacing,
                 self.inner.config.plan_slots_wait,
+                |k, o| saga::may_pick(&service.segments[k], k as u16, &plan_request, o),
             )
             .await?;
         let plan = saga::plan(service, &plan_request, self.inner.clock.now(), |o, s, e| {

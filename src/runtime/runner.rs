@@ -177,7 +177,20 @@ async fn commit(
     if ops.is_empty() {
         return Ok(());
     }
-    inner.store.commit(ops).await
+    let touched: Vec<_> = ops
+        .iter()
+        .filter_map(|op| match op {
+            WriteOp::UpsertMirror(e) => Some((e.start, e.end)),
+            _ => None,
+        })
+        .collect();
+    inner.store.commit(ops).await?;
+    // Each booking the mirror learns of was just made, moved or cancelled
+    // in Cal.com: the slot sets cached around it are stale, no others.
+    for (start, end) in touched {
+        inner.availability.invalidate(start, end);
+    }
+    Ok(())
 }
 
 /// Everything one batch writes, in one transaction.

@@ -59,7 +59,9 @@ pub use decide::{RETRY_ATTEMPTS_MAX, decide};
 pub use event::{
     Attendee, BookedSegment, BookingRequest, CancelTarget, Event, Failure, OriginalBooking,
 };
-pub use plan::{HostChange, Plan, PlanError, PlanRequest, PlannedSegment, SlotClaim, plan};
+pub use plan::{
+    HostChange, Plan, PlanError, PlanRequest, PlannedSegment, SlotClaim, may_pick, plan,
+};
 pub use state::{
     BookedOn, Duplicate, KINDS, Kind, Make, NotBooked, Phase, RUNNING_STATES, Reserved, STATES,
     Saga, SegmentState, SegmentStatus, SegmentView, TERMINAL_STATES, Undo,

@@ -312,13 +312,7 @@ fn choose(
     end: DateTime<Utc>,
     is_free: &mut impl FnMut(&StaffOption, DateTime<Utc>, DateTime<Utc>) -> bool,
 ) -> Result<(StaffOption, bool), PlanError> {
-    let does = |h: &u64| seg.staff.iter().any(|o| o.host == *h);
-    let pinned = request
-        .segment_hosts
-        .get(&index)
-        .copied()
-        .or(request.host.filter(does));
-    if let Some(host) = pinned {
+    if let Some(host) = pinned_host(seg, index, request) {
         return Ok((pinned_option(seg, index, host, start, end, is_free)?, true));
     }
     let kept = request
@@ -336,6 +330,28 @@ fn choose(
             start,
             end,
         })
+}
+
+/// The host `request` pins segment `index` to: its own pin, else the
+/// request's host where that host does the segment.
+fn pinned_host(seg: &crate::catalog::Segment, index: u16, request: &PlanRequest) -> Option<u64> {
+    let does = |h: &u64| seg.staff.iter().any(|o| o.host == *h);
+    request
+        .segment_hosts
+        .get(&index)
+        .copied()
+        .or(request.host.filter(does))
+}
+
+/// Whether `plan` may give segment `index` to `option`: the only ones whose
+/// free time it can ask about, so the only ones worth reading from Cal.com.
+pub fn may_pick(
+    seg: &crate::catalog::Segment,
+    index: u16,
+    request: &PlanRequest,
+    option: &StaffOption,
+) -> bool {
+    pinned_host(seg, index, request).is_none_or(|host| option.host == host)
 }
 
 /// `at` plus `min` minutes, refused instead of overflowing near the end of time.

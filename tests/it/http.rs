@@ -1073,6 +1073,45 @@ fn composite_availability_intersects_segments_across_time_zones_and_follows_book
 }
 
 #[test]
+fn a_booking_makes_only_the_searches_around_it_cold_on_any_day() {
+    let s = Served::start(&[]);
+    let day =
+        |d: &str| format!("service=colour-and-cut&start={d}&end={d}&timeZone=Europe%2FBerlin");
+    // A search holds Cal.com's slots for its day and the next (a service
+    // may run past midnight); a booking forgets those within a day of it.
+    // The kept day before and after the booked one, in two weeks.
+    for (kept, booked) in [("2030-03-05", "2030-03-08"), ("2030-03-14", "2030-03-12")] {
+        let (kept, booked) = (day(kept), day(booked));
+        let before = starts(&availability(&s, &kept));
+        let offered = starts(&availability(&s, &booked));
+        let start = offered.first().expect("a free start").0.clone();
+        let key = format!("cold-{start}");
+        assert_eq!(
+            book(&s, &key, &booking("colour-and-cut", &start)).status,
+            201
+        );
+
+        let again = availability(&s, &kept);
+        assert_eq!(
+            again.json()["cached"],
+            true,
+            "a booking days away keeps {kept} warm"
+        );
+        assert_eq!(starts(&again), before);
+        let after = availability(&s, &booked);
+        assert_eq!(
+            after.json()["cached"],
+            false,
+            "the booked day is read again"
+        );
+        assert!(
+            !starts(&after).iter().any(|(t, _)| *t == start),
+            "the booked start {start} is gone"
+        );
+    }
+}
+
+#[test]
 fn availability_follows_dst_and_refuses_bad_ranges() {
     let s = Served::start(&[]);
     // US DST starts Sunday 2030-03-10: Dev starts 08:00 local either side.
