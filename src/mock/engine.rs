@@ -5,8 +5,10 @@
 //! guard (unknown key, rate limit), version routing, the auth guard, then
 //! the handler. Handlers live in their own modules; this file only wires.
 
+use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -72,6 +74,9 @@ pub struct StateView {
     /// Overlapping live bookings per host: must be empty unless something
     /// double booked.
     pub overlaps: Vec<Overlap>,
+    /// API requests served since the mock started, by route
+    /// (`POST /v2/bookings`), faults and refusals included.
+    pub requests: BTreeMap<String, u64>,
 }
 
 /// The embedded Cal.com API v2.
@@ -84,6 +89,8 @@ pub struct Mock {
     rng: Mutex<SmallRng>,
     webhooks: Deliverer,
     state_file: Option<StateFile>,
+    /// API requests per route (`Route::index`): what a client costs.
+    requests: [AtomicU64; Route::COUNT],
     /// Tests hold racing creates here, between check and insert.
     #[cfg(test)]
     pub(super) race_gate: Mutex<Option<Arc<dyn Fn() + Send + Sync>>>,
@@ -131,6 +138,7 @@ impl Mock {
             throttle: Mutex::new(Throttler::new(limit)),
             webhooks: Deliverer::new(config.poster),
             state_file,
+            requests: std::array::from_fn(|_| AtomicU64::new(0)),
             fixture,
             clock,
             #[cfg(test)]
@@ -160,6 +168,7 @@ impl Mock {
         let Some(matched) = Route::find(req.method, path) else {
             return MockReply::respond(self.no_route(req.method.as_str(), url));
         };
+        self.requests[matched.route.index()].fetch_add(1, Ordering::Relaxed);
         let mut headers = request_id();
         let effect = lock(&self.faults).decide(matched.route);
         let answer = if let Some(status) = effect.status {
@@ -343,7 +352,16 @@ impl Mock {
             deliveries,
             deliveries_dropped,
             overlaps: s.overlaps(),
+            requests: self.requests(),
         })
+    }
+
+    /// API requests served so far, by route; routes never called are left out.
+    pub fn requests(&self) -> BTreeMap<String, u64> {
+        Route::all()
+            .map(|r| (r.key(), self.requests[r.index()].load(Ordering::Relaxed)))
+            .filter(|(_, n)| *n > 0)
+            .collect()
     }
 
     /// Back to the fixture: state, rate-limit windows and delivery records

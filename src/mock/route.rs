@@ -133,6 +133,16 @@ impl Route {
         TABLE.iter().map(|(r, _, _)| *r)
     }
 
+    /// The route's place in the table, for counters kept per route.
+    pub fn index(self) -> usize {
+        TABLE
+            .iter()
+            .position(|(r, _, _)| *r == self)
+            .expect("every route is in the table")
+    }
+
+    pub const COUNT: usize = TABLE.len();
+
     fn entry(self) -> &'static (Route, Method, &'static str) {
         TABLE
             .iter()

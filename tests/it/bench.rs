@@ -267,10 +267,15 @@ fn bench_all_json_has_both_reports_and_a_headline_per_area() {
             "recovery",
             "http",
             "webhooks",
-            "availability"
+            "availability",
+            "Cal.com",
+            "Cal.com",
+            "Cal.com",
+            "Cal.com",
+            "Cal.com"
         ]
     );
-    for i in 0..areas.len() {
+    for i in 0..6 {
         for field in ["value", "baseline_value", "ratio"] {
             assert_positive(&report, &format!("/headlines/{i}/{field}"));
         }
@@ -284,6 +289,21 @@ fn bench_all_json_has_both_reports_and_a_headline_per_area() {
             "{headline} vs {own}"
         );
     }
+    // What each operation costs Cal.com, counted by the mock: a front end
+    // that searches and books the start offered pays one create per
+    // segment; a cancel one cancel; a repeated search nothing.
+    let headline = |i: usize| number(&report, &format!("/headlines/{i}/value"));
+    assert!((1.0..=2.0).contains(&headline(6)), "{}", headline(6));
+    assert_eq!(headline(7), 1.0, "booked after a search");
+    assert_eq!(headline(8), 1.0, "cancelled");
+    assert_eq!(headline(9), 0.0, "a warm search");
+    let recovered = headline(10);
+    // 3 creates, at most one reconcile each, and the start's one look
+    // shared by the 4 sagas.
+    assert!(
+        (3.0..=4.25).contains(&recovered),
+        "3 creates and at most one reconcile: {recovered}"
+    );
     assert_eq!(number(&report, "/engine/recovery/sagas"), 4.0);
     assert_eq!(number(&report, "/http/levels/1/clients"), 2.0);
     assert_positive(&report, "/engine/ratios/concurrent_vs_sequential");

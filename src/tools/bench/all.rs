@@ -1,8 +1,9 @@
 //! `calsaga bench all`: `bench engine` and `bench http` run one after the
 //! other in one process with smaller sizes (a minute or two on a small
 //! machine), and one report: both full reports plus a headline per area
-//! (engine, recovery, http, webhooks, availability cache), each a ratio
-//! against the baseline measured in the same run. It measures nothing
+//! (engine, recovery, http, webhooks, availability cache, Cal.com requests
+//! per operation), each a ratio against the baseline measured in the same
+//! run or the floor the operation cannot go below. It measures nothing
 //! itself: the figures are the two benchmarks' own.
 
 use std::fmt::Write as _;
@@ -129,6 +130,42 @@ pub fn headlines(engine: &BenchReport, http: &HttpBenchReport) -> Vec<Headline> 
         "cached search p50 ms".into(),
         a.cached.p50_ms,
     ));
+    let b = &http.calcom_budget;
+    let floor = |figure: &str, value: f64, baseline: &str, floor: f64| {
+        headline("Cal.com", figure.into(), value, baseline.into(), floor)
+    };
+    rows.extend([
+        floor(
+            "requests per booked segment",
+            b.per_booked_segment,
+            "floor: its create",
+            1.0,
+        ),
+        floor(
+            "  the same, booked after a search",
+            b.per_booked_segment_after_search,
+            "floor: its create",
+            1.0,
+        ),
+        floor(
+            "requests per cancelled segment",
+            b.per_cancelled_segment,
+            "floor: its cancel",
+            1.0,
+        ),
+        floor(
+            "requests per warm search (floor 0)",
+            b.per_warm_search,
+            "requests per cold search",
+            b.per_cold_search,
+        ),
+        floor(
+            "requests per recovered saga",
+            m.recovery.calcom_requests_per_saga,
+            "floor: its creates",
+            steps - 1.0,
+        ),
+    ]);
     rows
 }
 

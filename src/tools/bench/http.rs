@@ -12,8 +12,8 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, NaiveDate, NaiveTime, TimeZone, Utc};
@@ -33,7 +33,9 @@ use crate::mock::{Fixture, Mock, MockConfig, MockServer, sign};
 use crate::runtime::{Engine, EngineConfig};
 use crate::store::{self, Store, StoreConfig};
 
-pub use super::http_report::{Availability, HttpBenchReport, Level, LevelRatios, Load};
+pub use super::http_report::{
+    Availability, CalcomBudget, HttpBenchReport, Level, LevelRatios, Load,
+};
 
 /// The services booked: one segment, and two segments with a pause.
 pub const SIMPLE: &str = "haircut";
@@ -118,31 +120,71 @@ fn measure(
 ) -> Result<HttpBenchReport, HttpBenchError> {
     let requests = config.requests.max(1);
     let caller = Caller::new(stack.addr, stack.token.clone())?;
-    let availability = Availability::new(
-        drive(1, config.availability_requests.max(1), |_| {
-            caller.availability(true)
-        })?,
-        {
-            // One search fills the cache for the timed ones.
-            caller.availability(false)?;
-            drive(1, config.availability_requests.max(1), |_| {
-                caller.availability(false)
-            })?
-        },
-    );
+    let count = Counter(&stack.calcom);
+    let searches = config.availability_requests.max(1);
+    let (cold, cold_calls) = count.during(|| drive(1, searches, |_| caller.availability(true)))?;
+    // One search fills the cache for the timed ones.
+    caller.availability(false)?;
+    let (cached, cached_calls) =
+        count.during(|| drive(1, searches, |_| caller.availability(false)))?;
+    let availability = Availability::new(cold, cached);
     let (simple, composite) = (AtomicUsize::new(0), AtomicUsize::new(0));
+    let booked_ids = Mutex::new(Vec::new());
     let mut bookings = Vec::new();
+    let mut booking_calls = 0;
     for &clients in &config.clients {
         tracing::info!(clients, requests, "booking over HTTP");
         let health = drive(clients, requests, |_| caller.health())?;
-        let haircut = drive(clients, requests, |_| {
-            caller.book(&simple_booking(take(&simple)))
+        let ((haircut, colour), calls) = count.during(|| {
+            let haircut = drive(clients, requests, |_| {
+                caller.book(&simple_booking(take(&simple))).map(drop)
+            })?;
+            let colour = drive(clients, requests, |_| {
+                let id = caller.book(&composite_booking(take(&composite)))?;
+                lock(&booked_ids).push(id);
+                Ok(())
+            })?;
+            Ok((haircut, colour))
         })?;
-        let colour = drive(clients, requests, |_| {
-            caller.book(&composite_booking(take(&composite)))
-        })?;
+        booking_calls += calls;
         bookings.push((health, haircut, colour));
     }
+    let segments_booked = simple.load(Ordering::Relaxed) + 2 * composite.load(Ordering::Relaxed);
+    let to_cancel: Vec<String> = lock(&booked_ids)
+        .iter()
+        .take(CANCELS_MAX)
+        .cloned()
+        .collect();
+    tracing::info!(bookings = to_cancel.len(), "cancelling over HTTP");
+    let (_, cancel_calls) = count.during(|| {
+        drive(1, to_cancel.len().max(1), |k| match to_cancel.get(k) {
+            Some(id) => caller.cancel(id),
+            None => Ok(()),
+        })
+    })?;
+    tracing::info!(
+        bookings = SEARCHED_BOOKINGS,
+        "booking what a search offered"
+    );
+    let mut searched_calls = 0;
+    for n in 0..SEARCHED_BOOKINGS {
+        let start = caller.first_offered(&searched_day(n))?;
+        let body = json!({
+            "service": COMPOSITE,
+            "start": start,
+            "timeZone": "Europe/Berlin",
+            "attendee": {"name": "Bench Client", "email": "bench@example.com"},
+        });
+        searched_calls += count.during(|| caller.book(&body))?.1;
+    }
+    let budget = CalcomBudget {
+        per_booked_segment: per(booking_calls, segments_booked),
+        per_booked_segment_after_search: per(searched_calls, 2 * SEARCHED_BOOKINGS),
+        per_cancelled_segment: per(cancel_calls, 2 * to_cancel.len()),
+        per_cold_search: per(cold_calls, searches),
+        per_warm_search: per(cached_calls, searches),
+        by_route: stack.calcom.requests(),
+    };
     let raw = |dir| raw_commit_rate(dir, config.raw_commits);
     let before = raw(scratch)?;
     let run = Uuid::new_v4();
@@ -161,14 +203,59 @@ fn measure(
         .map(|((health, haircut, colour), hooks)| Level::new(health, haircut, colour, hooks))
         .collect();
     Ok(HttpBenchReport::new(
-        config.command.clone(),
+        config,
         Machine::probe(&config.dir),
-        requests,
         HttpConfig::new(stack.addr).workers,
         [before, after],
         levels,
         availability,
+        budget,
     ))
+}
+
+/// Composite bookings cancelled for the Cal.com budget of a cancel.
+const CANCELS_MAX: usize = 50;
+/// Composite bookings made as a front end makes them: search a day, book
+/// the first start offered.
+const SEARCHED_BOOKINGS: usize = 10;
+/// Their days come this many booking days after the first, past any day
+/// the timed phases book.
+const SEARCHED_FIRST_DAY: usize = 2_000;
+
+/// The `n`-th day searched and booked for the budget, as `YYYY-MM-DD`.
+fn searched_day(n: usize) -> String {
+    let noon = NaiveTime::from_hms_opt(12, 0, 0).unwrap_or_default();
+    at(SEARCHED_FIRST_DAY + n, chrono_tz::Europe::Berlin, noon)
+        .with_timezone(&chrono_tz::Europe::Berlin)
+        .format("%Y-%m-%d")
+        .to_string()
+}
+
+/// Counts the mock's API requests around a phase.
+struct Counter<'a>(&'a Mock);
+
+impl Counter<'_> {
+    fn total(&self) -> u64 {
+        self.0.requests().values().sum()
+    }
+
+    /// `phase`'s result and the Cal.com requests made while it ran.
+    fn during<T>(
+        &self,
+        phase: impl FnOnce() -> Result<T, HttpBenchError>,
+    ) -> Result<(T, u64), HttpBenchError> {
+        let before = self.total();
+        let result = phase()?;
+        Ok((result, self.total() - before))
+    }
+}
+
+fn per(calls: u64, operations: usize) -> f64 {
+    calls as f64 / operations.max(1) as f64
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn raw_commit_rate(dir: &std::path::Path, commits: u32) -> Result<f64, HttpBenchError> {
@@ -185,6 +272,8 @@ fn raw_commit_rate(dir: &std::path::Path, commits: u32) -> Result<f64, HttpBench
 /// The mock, the engine and the HTTP server, wired as `serve` wires them.
 struct Stack {
     mock: MockServer,
+    /// The same mock, for its request counts.
+    calcom: Arc<Mock>,
     runtime: Runtime,
     engine: Engine,
     server: HttpServer,
@@ -204,7 +293,8 @@ impl Stack {
         let api_key = fixture.api_keys.first().map(|k| k.key.clone());
         let mock = Mock::new(fixture, clock.clone(), MockConfig::default())
             .map_err(|e| start_failed("the Cal.com mock", e))?;
-        let mock = MockServer::start(Arc::new(mock), loopback)
+        let calcom = Arc::new(mock);
+        let mock = MockServer::start(Arc::clone(&calcom), loopback)
             .map_err(|e| start_failed("the Cal.com mock", e))?;
         let runtime = runtime()?;
         let client: Arc<dyn CalcomApi> = {
@@ -255,6 +345,7 @@ impl Stack {
         let addr = server.addr();
         Ok(Stack {
             mock,
+            calcom,
             runtime,
             engine,
             server,
@@ -349,7 +440,7 @@ impl Caller {
 
     fn health(&self) -> Result<(), HttpBenchError> {
         let request = self.http.get(format!("{}/api/health", self.base));
-        expect("GET /api/health", request, 200)
+        expect("GET /api/health", request, 200).map(drop)
     }
 
     fn availability(&self, fresh: bool) -> Result<(), HttpBenchError> {
@@ -358,10 +449,32 @@ impl Caller {
             .http
             .get(format!("{}{AVAILABILITY_QUERY}{query}", self.base))
             .bearer_auth(&self.token);
-        expect("GET /api/v2/availability", request, 200)
+        expect("GET /api/v2/availability", request, 200).map(drop)
     }
 
-    fn book(&self, body: &Value) -> Result<(), HttpBenchError> {
+    /// The first start a `colour-and-cut` search of `day` offers, as offered.
+    fn first_offered(&self, day: &str) -> Result<String, HttpBenchError> {
+        const PHASE: &str = "GET /api/v2/availability";
+        let request = self
+            .http
+            .get(format!(
+                "{}/api/v2/availability?service={COMPOSITE}&start={day}&end={day}&timeZone=Europe/Berlin",
+                self.base
+            ))
+            .bearer_auth(&self.token);
+        let answer = expect(PHASE, request, 200)?;
+        serde_json::from_str::<Value>(&answer)
+            .ok()
+            .and_then(|v| v["slots"][0]["start"].as_str().map(str::to_string))
+            .ok_or_else(|| HttpBenchError::Request {
+                phase: PHASE,
+                detail: format!("no start offered on {day}: {answer}"),
+            })
+    }
+
+    /// Books and waits for `booked`; the booking's id.
+    fn book(&self, body: &Value) -> Result<String, HttpBenchError> {
+        const PHASE: &str = "POST /api/v2/bookings";
         let request = self
             .http
             .post(format!("{}/api/v2/bookings", self.base))
@@ -369,7 +482,24 @@ impl Caller {
             .header("Idempotency-Key", Uuid::new_v4().to_string())
             .header("Prefer", BOOKING_WAIT)
             .json(body);
-        expect("POST /api/v2/bookings", request, 201)
+        let answer = expect(PHASE, request, 201)?;
+        serde_json::from_str::<Value>(&answer)
+            .ok()
+            .and_then(|v| v["id"].as_str().map(str::to_string))
+            .ok_or_else(|| HttpBenchError::Request {
+                phase: PHASE,
+                detail: format!("the answer has no booking id: {answer}"),
+            })
+    }
+
+    /// Cancels and waits for the cancellation to finish.
+    fn cancel(&self, id: &str) -> Result<(), HttpBenchError> {
+        let request = self
+            .http
+            .post(format!("{}/api/v2/bookings/{id}/cancel", self.base))
+            .bearer_auth(&self.token)
+            .header("Prefer", BOOKING_WAIT);
+        expect("POST /api/v2/bookings/{id}/cancel", request, 200).map(drop)
     }
 
     fn webhook(&self, body: &str) -> Result<(), HttpBenchError> {
@@ -379,16 +509,17 @@ impl Caller {
             .header("Content-Type", "application/json")
             .header(SIGNATURE_HEADER, sign(Some(SECRET), body.as_bytes()))
             .body(body.to_string());
-        expect("POST /webhooks/calcom", request, 200)
+        expect("POST /webhooks/calcom", request, 200).map(drop)
     }
 }
 
-/// Sends the request and reads the whole answer, which must have `status`.
+/// Sends the request and reads the whole answer, which must have `status`;
+/// its body.
 fn expect(
     phase: &'static str,
     request: reqwest::blocking::RequestBuilder,
     status: u16,
-) -> Result<(), HttpBenchError> {
+) -> Result<String, HttpBenchError> {
     let failed = |e: reqwest::Error| HttpBenchError::Request {
         phase,
         detail: e.to_string(),
@@ -397,7 +528,7 @@ fn expect(
     let got = response.status().as_u16();
     let body = response.text().map_err(failed)?;
     if got == status {
-        return Ok(());
+        return Ok(body);
     }
     Err(HttpBenchError::Status {
         phase,

@@ -3,11 +3,13 @@
 //! as a table for people or serialised as one JSON object. Pure arithmetic
 //! and formatting: it never measures anything.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::Duration;
 
 use serde::Serialize;
 
+use super::HttpBenchConfig;
 use super::report::{Machine, fmt, nearest_rank};
 
 /// One phase: requests answered, how fast, and how long each took.
@@ -108,6 +110,26 @@ impl Availability {
     }
 }
 
+/// Cal.com requests one operation costs, counted by the mock: what bounds
+/// a real account, which Cal.com allows 120 requests a minute per key.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CalcomBudget {
+    /// Over every booking phase, the slots a plan reads included (floor 1:
+    /// the create).
+    pub per_booked_segment: f64,
+    /// A booking of the first start a search of its day offered, as a
+    /// front end books (floor 1: the search left the slots in the cache).
+    pub per_booked_segment_after_search: f64,
+    /// Cancelling composite bookings (floor 1: the cancel).
+    pub per_cancelled_segment: f64,
+    /// `fresh=true`: one slots request per event type the service books.
+    pub per_cold_search: f64,
+    /// Served by the slot cache (floor 0).
+    pub per_warm_search: f64,
+    /// Every request of the run, by route.
+    pub by_route: BTreeMap<String, u64>,
+}
+
 /// One run's findings.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct HttpBenchReport {
@@ -121,31 +143,33 @@ pub struct HttpBenchReport {
     pub raw_commits_per_s: f64,
     pub levels: Vec<Level>,
     pub availability: Availability,
+    pub calcom_budget: CalcomBudget,
 }
 
 impl HttpBenchReport {
     pub fn new(
-        command: String,
+        config: &HttpBenchConfig,
         machine: Machine,
-        requests_per_phase: usize,
         http_workers: usize,
         raw_samples_per_s: [f64; 2],
         mut levels: Vec<Level>,
         availability: Availability,
+        calcom_budget: CalcomBudget,
     ) -> HttpBenchReport {
         let raw_commits_per_s = (raw_samples_per_s[0] + raw_samples_per_s[1]) / 2.0;
         for level in &mut levels {
             level.ratios.webhooks_per_s_vs_raw = ratio(level.webhooks.per_s, raw_commits_per_s);
         }
         HttpBenchReport {
-            command,
+            command: config.command.clone(),
             machine,
-            requests_per_phase,
+            requests_per_phase: config.requests.max(1),
             http_workers,
             raw_samples_per_s,
             raw_commits_per_s,
             levels,
             availability,
+            calcom_budget,
         }
     }
 
@@ -214,6 +238,16 @@ impl HttpBenchReport {
             fmt(self.raw_commits_per_s),
             fmt(self.raw_samples_per_s[0]),
             fmt(self.raw_samples_per_s[1]),
+        );
+        let b = &self.calcom_budget;
+        let _ = writeln!(
+            t,
+            "Cal.com requests per booked segment {} (after a search of its day {}; floor 1), per cancelled segment {} (floor 1), per cold search {}, per warm search {} (floor 0)",
+            fmt(b.per_booked_segment),
+            fmt(b.per_booked_segment_after_search),
+            fmt(b.per_cancelled_segment),
+            fmt(b.per_cold_search),
+            fmt(b.per_warm_search),
         );
         t
     }

@@ -186,7 +186,7 @@ impl Bench {
         let runtime = runtime()?;
         let result = runtime.block_on(async {
             let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-            let supplier = Supplier::instant(&self.catalog, clock);
+            let supplier = Arc::new(Supplier::instant(&self.catalog, clock));
             let engine = self.engine("throughput.db", supplier, self.concurrency, PHASE)?;
             start(&engine, PHASE)?;
             tracing::info!(sagas, "(b) booking one saga at a time");
@@ -263,8 +263,8 @@ impl Bench {
         let runtime = runtime()?;
         let result = runtime.block_on(async {
             let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-            let supplier = Supplier::instant(&self.catalog, clock);
-            let engine = self.engine("recovery.db", supplier, self.concurrency, PHASE)?;
+            let supplier = Arc::new(Supplier::instant(&self.catalog, clock));
+            let engine = self.engine("recovery.db", supplier.clone(), self.concurrency, PHASE)?;
             tracing::info!(sagas, "(e) resuming interrupted sagas");
             let started = Instant::now();
             let report = start(&engine, PHASE)?;
@@ -285,6 +285,7 @@ impl Bench {
                 schedule,
                 terminal,
                 engine.store().commit_stats(),
+                supplier.calls(),
             ))
         });
         runtime.shutdown_timeout(RUNTIME_STOP);
@@ -301,7 +302,7 @@ impl Bench {
             let clock: Arc<dyn Clock> = Arc::new(SystemClock);
             let (supplier, mut stalled_calls) = Supplier::stalled(&self.catalog, clock);
             // Every saga gets a driver, so every one reaches its first call.
-            let engine = self.engine("recovery.db", supplier, sagas, PHASE)?;
+            let engine = self.engine("recovery.db", Arc::new(supplier), sagas, PHASE)?;
             start(&engine, PHASE)?;
             tracing::info!(sagas, "(e) seeding interrupted sagas");
             let mut books = JoinSet::new();
@@ -334,7 +335,7 @@ impl Bench {
     fn engine(
         &self,
         file: &str,
-        supplier: Supplier,
+        supplier: Arc<Supplier>,
         sagas_at_once: usize,
         phase: &'static str,
     ) -> Result<Engine, BenchError> {
@@ -342,7 +343,7 @@ impl Bench {
             .map_err(|source| BenchError::Store { phase, source })?;
         Ok(Engine::new(
             store,
-            Arc::new(supplier),
+            supplier,
             Arc::new(SystemClock),
             Arc::clone(&self.catalog),
             EngineConfig {

@@ -83,6 +83,9 @@ pub struct Recovery {
     pub commits_per_saga: f64,
     pub batches_per_saga: f64,
     pub pages_per_saga: f64,
+    /// Cal.com requests per saga from restart to booked: the lost step's
+    /// reconcile plus the steps left (floor: the segments not yet booked).
+    pub calcom_requests_per_saga: f64,
 }
 
 impl Recovery {
@@ -93,6 +96,7 @@ impl Recovery {
         schedule: Duration,
         terminal: Duration,
         stats: CommitStats,
+        calcom_requests: u64,
     ) -> Recovery {
         Recovery {
             sagas,
@@ -105,6 +109,7 @@ impl Recovery {
             commits_per_saga: per_saga(stats.commits, sagas),
             batches_per_saga: per_saga(stats.batches, sagas),
             pages_per_saga: per_saga(stats.pages, sagas),
+            calcom_requests_per_saga: per_saga(calcom_requests, sagas),
         }
     }
 }
@@ -436,6 +441,10 @@ impl BenchReport {
             plain("    commits per recovered saga", e.commits_per_saga),
             plain("    batches per recovered saga", e.batches_per_saga),
             plain("    pages written per recovered saga", e.pages_per_saga),
+            plain(
+                "    Cal.com requests per recovered saga",
+                e.calcom_requests_per_saga,
+            ),
         ]
     }
 }

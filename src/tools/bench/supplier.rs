@@ -32,6 +32,8 @@ pub struct Supplier {
     lengths_min: HashMap<u64, u32>,
     clock: Arc<dyn Clock>,
     next_id: AtomicU64,
+    /// Every call made, answered or not: what an operation costs Cal.com.
+    calls: AtomicU64,
     /// Set when stalled: counts the calls that will never be answered.
     stalled_calls: Option<watch::Sender<usize>>,
 }
@@ -52,6 +54,7 @@ impl Supplier {
             lengths_min,
             clock,
             next_id: AtomicU64::new(1),
+            calls: AtomicU64::new(0),
             stalled_calls: None,
         }
     }
@@ -69,10 +72,16 @@ impl Supplier {
     /// Returns at once, or never when stalled (the task is dropped with its
     /// runtime, as a killed process drops it).
     async fn answer(&self) {
+        self.calls.fetch_add(1, Ordering::Relaxed);
         if let Some(calls) = &self.stalled_calls {
             calls.send_modify(|n| *n += 1);
             std::future::pending::<()>().await;
         }
+    }
+
+    /// Calls made so far.
+    pub fn calls(&self) -> u64 {
+        self.calls.load(Ordering::Relaxed)
     }
 
     fn length_min(&self, event_type_id: u64) -> Result<u32, CalcomError> {

@@ -74,6 +74,7 @@ fn each_phase_is_set_against_the_raw_samples_either_side_of_it_and_aims_are_judg
             Duration::from_millis(10),
             Duration::from_secs(1),
             CommitStats::default(),
+            12_000,
         ),
     });
     let r = &report.ratios;
