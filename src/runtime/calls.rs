@@ -14,10 +14,11 @@ use crate::calcom::wire::{
 };
 use crate::calcom::{CalcomApi, CalcomError, RetryPolicy};
 use crate::saga::{
-    Attendee, Call, CancelCall, CreateCall, Event, Failure, MoveBackCall, MoveCall, ReleaseCall,
-    ReserveCall,
+    Attendee, Call, CancelCall, CreateCall, Event, Failure, MoveBackCall, MoveCall, ReconcileCall,
+    ReleaseCall, ReserveCall,
 };
 
+use super::listings::{Listings, Uncertain};
 use super::reconcile;
 
 /// What a runner needs to make calls: the API and how to space retries.
@@ -27,6 +28,8 @@ pub struct Caller<'a> {
     pub rng: &'a Mutex<SmallRng>,
     /// How long after a create was sent it may still land at Cal.com.
     pub settle: chrono::Duration,
+    /// The day listings reconciles share.
+    pub listings: &'a Listings,
 }
 
 impl Caller<'_> {
@@ -47,29 +50,48 @@ impl Caller<'_> {
         match call {
             Call::Reserve(c) => vec![self.reserve(c, now).await],
             Call::Create(c) => vec![self.create(c, now).await],
-            Call::Reconcile(c) => match reconcile::live_uids(self.api, c).await {
-                Ok(mut uids) => {
-                    uids.retain(|u| !known_uids.contains(&u.as_str()));
-                    match intent_at.map(|at| at + self.settle) {
-                        Some(settled) if uids.is_empty() && now < settled => {
-                            vec![c.failed(Failure::Retryable {
-                                reason: format!(
-                                    "no booking found yet, but the create sent at {} may still land; \
-                                     looking again once it cannot",
-                                    intent_at.unwrap_or(now)
-                                ),
-                                retry_at: Some(settled),
-                            })]
-                        }
-                        _ => c.found(&uids),
-                    }
-                }
-                Err(e) => vec![c.failed(self.failure(&e, c.attempt, now))],
-            },
+            Call::Reconcile(c) => {
+                let uncertain = intent_at.map(|sent| Uncertain {
+                    sent,
+                    settled: sent + self.settle,
+                });
+                self.reconcile(c, known_uids, uncertain, now).await
+            }
             Call::Release(c) => vec![self.release(c, now).await],
             Call::Cancel(c) => vec![self.cancel(c, now).await],
             Call::Move(c) => vec![self.move_segment(c, now).await],
             Call::MoveBack(c) => vec![self.move_back(c, now).await],
+        }
+    }
+
+    /// Looks for the uncertain create's booking. "Not found" is the truth
+    /// only from a listing begun once the create could no longer land
+    /// (`Uncertain::settled`); before that, it is looked for again then.
+    async fn reconcile(
+        &self,
+        c: &ReconcileCall,
+        known_uids: &[&str],
+        uncertain: Option<Uncertain>,
+        now: DateTime<Utc>,
+    ) -> Vec<Event> {
+        let (mut uids, listed_at) =
+            match reconcile::live_uids(self.api, self.listings, c, now, uncertain).await {
+                Ok(found) => found,
+                Err(e) => return vec![c.failed(self.failure(&e, c.attempt, now))],
+            };
+        uids.retain(|u| !known_uids.contains(&u.as_str()));
+        match uncertain {
+            Some(u) if uids.is_empty() && listed_at < u.settled => {
+                vec![c.failed(Failure::Retryable {
+                    reason: format!(
+                        "no booking found yet, but the create sent at {} may still land; \
+                         looking again once it cannot",
+                        u.sent
+                    ),
+                    retry_at: Some(u.settled),
+                })]
+            }
+            _ => c.found(&uids),
         }
     }
 

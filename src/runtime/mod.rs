@@ -12,6 +12,7 @@ mod admin;
 mod calls;
 mod failover;
 pub mod inbox;
+mod listings;
 mod orphans;
 mod reconcile;
 mod recovery;
@@ -264,6 +265,8 @@ pub struct Inner {
     /// Source of workflow ids when `EngineConfig::id_seed` is set.
     ids: Option<Mutex<SmallRng>>,
     start_scan: watch::Sender<StartScan>,
+    /// Cal.com listings shared by the reconciles of one day.
+    listings: listings::Listings,
 }
 
 /// A waiter on one workflow; its channel is forgotten when the last one
@@ -444,6 +447,7 @@ impl Engine {
                 changes: tokio::sync::Mutex::new(()),
                 shutting_down: AtomicBool::new(false),
                 start_scan: watch::Sender::new(StartScan::Off),
+                listings: listings::Listings::default(),
             }),
         }
     }
@@ -480,9 +484,12 @@ impl Engine {
         self.inner.notify_changed();
     }
 
-    /// Sagas with a driver right now (running, calling or sleeping).
+    /// Sagas with a driver right now (running, calling or sleeping), less
+    /// those waiting for a Cal.com listing another saga's reconcile began:
+    /// the call they wait on is that saga's.
     pub fn drivers_active(&self) -> usize {
-        self.inner.active.lock().expect("active lock").len()
+        let active = self.inner.active.lock().expect("active lock").len();
+        active.saturating_sub(self.inner.listings.joined())
     }
 
     pub fn catalog(&self) -> &Catalog {

@@ -7,35 +7,42 @@
 //! settled by following the original's lineage instead (`lineage`): the
 //! moved booking keeps the original's metadata, so metadata cannot tell.
 
-use chrono::Duration;
+use chrono::{DateTime, Utc};
 
-use crate::calcom::wire::{self, Booking, BookingFilter};
+use crate::calcom::wire::{self, Booking};
 use crate::calcom::{CalcomApi, CalcomError};
 use crate::saga::{PlannedSegment, ReconcileCall};
 
 use super::calls::is_not_found;
-
-/// Bookings per page: Cal.com's maximum.
-const PAGE_ROWS: u32 = 250;
-/// Pages read before giving up; with filters ignored a busy account could
-/// page forever, and a reconcile that fails is retried later.
-const PAGES_MAX: u32 = 40;
+use super::listings::{self, Listings, Uncertain};
 
 /// Uids of the live bookings that are this segment's, oldest first: the
 /// first is the segment's booking, any other a duplicate (I1). For a move,
-/// the booking Cal.com made from the original, if it did.
+/// the booking Cal.com made from the original, if it did. With them, when
+/// the listing they come from began: the day's listing may be shared, with
+/// any reconcile it would have seen the `uncertain` create of.
 pub async fn live_uids(
     api: &dyn CalcomApi,
+    listings: &Listings,
     call: &ReconcileCall,
-) -> Result<Vec<String>, CalcomError> {
+    now: DateTime<Utc>,
+    uncertain: Option<Uncertain>,
+) -> Result<(Vec<String>, DateTime<Utc>), CalcomError> {
     if let Some(from) = &call.segment.moves {
-        return Ok(match lineage(api, from, &call.segment).await? {
+        let uids = match lineage(api, from, &call.segment).await? {
             Lineage::MovedTo(uid) => vec![uid],
             Lineage::Live | Lineage::Gone => Vec::new(),
-        });
+        };
+        return Ok((uids, now));
     }
-    let found = around(api, &call.segment, |b| is_segment(b, call)).await?;
-    Ok(found.into_iter().map(|b| b.uid).collect())
+    let listed = listings.around(api, &call.segment, now, uncertain).await?;
+    let uids = listed
+        .bookings
+        .iter()
+        .filter(|b| is_segment(b, call))
+        .map(|b| b.uid.clone())
+        .collect();
+    Ok((uids, listed.at))
 }
 
 /// What became of a booking calsaga asked Cal.com to move.
@@ -68,50 +75,11 @@ pub async fn lineage(
     if let Some(to) = booking.rescheduled_to_uid {
         return Ok(Lineage::MovedTo(to));
     }
-    let next = around(api, target, |b| {
-        b.status.is_live() && b.rescheduled_from_uid.as_deref() == Some(uid)
-    })
-    .await?;
-    Ok(next
+    let next = listings::of_segment(api, target)
+        .await?
         .into_iter()
-        .next()
-        .map_or(Lineage::Gone, |b| Lineage::MovedTo(b.uid)))
-}
-
-/// The bookings of `seg`'s event type around its window that `keep`
-/// accepts, oldest first, read page by page.
-async fn around(
-    api: &dyn CalcomApi,
-    seg: &PlannedSegment,
-    keep: impl Fn(&Booking) -> bool,
-) -> Result<Vec<Booking>, CalcomError> {
-    let mut filter = BookingFilter {
-        event_type_ids: vec![seg.event_type_id],
-        after_start: Some(seg.start - Duration::hours(1)),
-        before_end: Some(seg.end + Duration::hours(1)),
-        take: Some(PAGE_ROWS),
-        skip: Some(0),
-        sort_start: Some("asc".into()),
-        ..BookingFilter::default()
-    };
-    let mut found: Vec<Booking> = Vec::new();
-    for _ in 0..PAGES_MAX {
-        let page = api.list_bookings(&filter).await?;
-        let read = u32::try_from(page.bookings.len()).unwrap_or(u32::MAX);
-        found.extend(page.bookings.into_iter().filter(|b| keep(b)));
-        if !page.pagination.has_next_page || read == 0 {
-            found.sort_by_key(|b| (b.created_at, b.id));
-            return Ok(found);
-        }
-        filter.skip = Some(filter.skip.unwrap_or(0).saturating_add(read));
-    }
-    Err(CalcomError::Retryable {
-        after: None,
-        reason: format!(
-            "reading the bookings around segment {} ({}) took {PAGES_MAX} pages without reaching the end",
-            seg.index, seg.start
-        ),
-    })
+        .find(|b| b.status.is_live() && b.rescheduled_from_uid.as_deref() == Some(uid));
+    Ok(next.map_or(Lineage::Gone, |b| Lineage::MovedTo(b.uid)))
 }
 
 fn is_segment(b: &Booking, call: &ReconcileCall) -> bool {

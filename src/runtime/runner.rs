@@ -118,6 +118,7 @@ fn caller(inner: &Inner) -> Caller<'_> {
         rng: &inner.rng,
         settle: chrono::Duration::from_std(inner.config.reconcile_settle)
             .unwrap_or(chrono::Duration::MAX),
+        listings: &inner.listings,
     }
 }
 

@@ -2,11 +2,12 @@
 //! file, real client, real mock state; simulated time so retries and
 //! backoffs take none. `World` is the one door these tests use.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use tokio::sync::Notify;
+use tokio::sync::Semaphore;
 
 use super::*;
 use crate::availability::Start;
@@ -575,7 +576,7 @@ async fn bad_requests_are_refused_before_any_saga_starts() {
 }
 
 /// What becomes of the booking create that a crash cuts off.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum CutOff {
     /// Cal.com made the booking; the reply never came.
     Applied,
@@ -590,7 +591,8 @@ enum CutOff {
 struct Gate {
     inner: MockTransport,
     fate: CutOff,
-    reached: Arc<Notify>,
+    /// A permit for every create that reached the gate.
+    reached: Arc<Semaphore>,
     stashed: Arc<std::sync::Mutex<Option<ApiRequest>>>,
 }
 
@@ -603,7 +605,7 @@ impl Transport for Gate {
                 CutOff::Lost => {}
                 CutOff::Late => *self.stashed.lock().unwrap() = Some(request.clone()),
             }
-            self.reached.notify_one();
+            self.reached.add_permits(1);
             std::future::pending::<()>().await;
         }
         self.inner.send(request).await
@@ -614,29 +616,44 @@ impl World {
     /// Books `service` and "kills" the engine while its first create is in
     /// flight; returns the workflow and the create if it is to land late.
     fn crash_mid_create(&self, service: &str, fate: CutOff) -> (Uuid, Option<ApiRequest>) {
+        let (ids, late) = self.crash_mid_creates(service, &["2030-03-05T10:00:00Z"], fate);
+        (ids[0], late)
+    }
+
+    /// `crash_mid_create` for one saga per start, killed once every one of
+    /// them has its first create in flight.
+    fn crash_mid_creates(
+        &self,
+        service: &str,
+        starts: &[&str],
+        fate: CutOff,
+    ) -> (Vec<Uuid>, Option<ApiRequest>) {
         let gate = Gate {
             inner: MockTransport::new(self.mock.clone()),
             fate,
-            reached: Arc::new(Notify::new()),
+            reached: Arc::new(Semaphore::new(0)),
             stashed: Arc::default(),
         };
         let (reached, stashed) = (gate.reached.clone(), gate.stashed.clone());
         let crashed = tokio::runtime::Runtime::new().unwrap();
-        let id = crashed.block_on(async {
+        let ids = crashed.block_on(async {
             let engine = self.engine_with(Some(Arc::new(gate)));
-            let id = engine
-                .book(request(service, "2030-03-05T10:00:00Z"), None)
+            let mut ids = Vec::new();
+            for start in starts {
+                ids.push(engine.book(request(service, start), None).await.unwrap());
+            }
+            let all = u32::try_from(starts.len()).unwrap();
+            tokio::time::timeout(WAIT, reached.acquire_many(all))
                 .await
-                .unwrap();
-            tokio::time::timeout(WAIT, reached.notified())
-                .await
-                .unwrap();
-            id
+                .unwrap()
+                .unwrap()
+                .forget();
+            ids
         });
         // Dropping the runtime drops every task mid-await, like kill -9.
         drop(crashed);
         let late = stashed.lock().unwrap().take();
-        (id, late)
+        (ids, late)
     }
 
     /// Starts a new engine on the same database and waits for `id`.
@@ -664,6 +681,53 @@ fn a_crash_mid_create_is_reconciled_after_restart() {
             world.live_of(id).len(),
             2,
             "applied={applied}: one booking per segment"
+        );
+        world.assert_no_double_booking();
+    }
+}
+
+/// A mass recovery: every interrupted saga of one day and event type is
+/// reconciled from one Cal.com listing (a real account allows 120 requests
+/// a minute), and still ends with exactly one booking per segment.
+#[test]
+fn interrupted_sagas_of_one_day_are_reconciled_from_one_listing() {
+    let starts = [
+        "2030-03-06T09:00:00Z",
+        "2030-03-06T10:00:00Z",
+        "2030-03-06T11:00:00Z",
+        "2030-03-06T12:00:00Z",
+        "2030-03-06T13:00:00Z",
+    ];
+    // Each start's orphan scan lists once, then: Applied, found by the
+    // first look; Lost, the first look is too early to believe "not
+    // found", and the one after the settle window is shared too.
+    for (fate, listings) in [(CutOff::Applied, 1 + 1), (CutOff::Lost, 1 + 2)] {
+        let world = World::new();
+        let (ids, _) = world.crash_mid_creates("haircut", &starts, fate);
+        let lists = || world.mock.requests().get("GET /v2/bookings").copied();
+        let before = lists().unwrap_or(0);
+        // The restart comes a moment after the crash.
+        world.clock.advance(Duration::from_secs(1));
+        let restarted = tokio::runtime::Runtime::new().unwrap();
+        let done: Vec<_> = restarted.block_on(async {
+            let engine = world.engine();
+            let mut done = Vec::new();
+            for id in &ids {
+                done.push(engine.wait(*id, WAIT).await.unwrap());
+            }
+            done
+        });
+        let hosts: BTreeSet<u64> = done.iter().map(|v| v.segments[0].segment.host).collect();
+        assert_eq!(hosts.len(), 1, "one event type: {hosts:?}");
+        for (id, view) in ids.iter().zip(&done) {
+            assert_eq!(view.state, "booked", "{fate:?}: {view:?}");
+            assert_eq!(world.live_of(*id).len(), 1, "{fate:?}: one booking");
+        }
+        assert_eq!(
+            lists().unwrap_or(0) - before,
+            listings,
+            "{fate:?}: Cal.com listings for {} sagas",
+            ids.len()
         );
         world.assert_no_double_booking();
     }
