@@ -8,7 +8,7 @@
 //! the store is poisoned: it refuses all further writes until restarted.
 //! This file never looks inside a batch; `batch.rs` does.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError, mpsc as std_mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -70,6 +70,8 @@ struct Shared {
     batches: AtomicU64,
     largest_group: AtomicU64,
     pages: AtomicU64,
+    /// Async commits waiting for their answer.
+    in_flight: AtomicUsize,
     /// Signalled after the writer takes jobs off a full queue, for blocking
     /// senders waiting for room (async senders are woken by tokio).
     room: Mutex<()>,
@@ -172,10 +174,23 @@ impl Writer {
             batch,
             reply: Reply::Async(tx),
         };
+        let alone = self.shared.in_flight.fetch_add(1, Ordering::SeqCst) == 0;
+        let _in_flight = InFlight(&self.shared.in_flight);
         match queue.send_timeout(job, self.commit_timeout).await {
             Ok(()) => {}
             Err(mpsc::error::SendTimeoutError::Timeout(_)) => return Err(self.timed_out()),
             Err(mpsc::error::SendTimeoutError::Closed(_)) => return Err(self.stopped()),
+        }
+        let mut rx = rx;
+        if alone {
+            let until = Instant::now() + ANSWER_SPIN;
+            while Instant::now() < until {
+                match rx.try_recv() {
+                    Ok(answer) => return answer,
+                    Err(oneshot::error::TryRecvError::Closed) => return Err(self.stopped()),
+                    Err(oneshot::error::TryRecvError::Empty) => tokio::task::yield_now().await,
+                }
+            }
         }
         match tokio::time::timeout_at(deadline, rx).await {
             Ok(Ok(answer)) => answer,
@@ -279,6 +294,20 @@ fn run(mut conn: Connection, mut jobs: mpsc::Receiver<Job>, shared: &Shared, con
                 }
             }
         }
+    }
+}
+
+/// How long a commit with no other in flight looks for its answer before
+/// its task sleeps: one saga stepping alone would otherwise pay a wake-up
+/// of its runtime thread on every step. Others in flight mean group commit
+/// is at work, and their tasks sleep at once so the CPU goes to them.
+const ANSWER_SPIN: Duration = Duration::from_micros(400);
+
+struct InFlight<'a>(&'a AtomicUsize);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
