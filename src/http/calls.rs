@@ -68,7 +68,7 @@ impl From<EngineError> for ApiError {
                 format!("unknown service {id:?}; use one of: {known} (GET /api/v2/services)"),
             )
             .details(json!({ "field": "service", "known": known.split(", ").collect::<Vec<_>>() })),
-            EngineError::Plan(p) => plan_error(&p, message),
+            EngineError::Plan(p, _) => plan_error(&p, message),
             EngineError::UnknownWorkflow { id } => ApiError::not_found(format!(
                 "there is no booking or workflow {id}; check the id returned when it was created"
             )),

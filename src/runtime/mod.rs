@@ -109,8 +109,9 @@ impl Default for EngineConfig {
 pub enum EngineError {
     #[error("unknown service {id:?}; known services: {known}")]
     UnknownService { id: String, known: String },
-    #[error(transparent)]
-    Plan(#[from] PlanError),
+    /// The plan's refusal, and its message with the catalogue's host names.
+    #[error("{1}")]
+    Plan(PlanError, String),
     #[error("workflow {id} does not exist; list workflows with `calsaga workflows list`")]
     UnknownWorkflow { id: Uuid },
     #[error("workflow {id} is {state}; {action} needs a {needed} workflow")]
@@ -161,7 +162,7 @@ impl EngineError {
         matches!(
             self,
             EngineError::SlotTaken(_)
-                | EngineError::Plan(PlanError::NoFreeHost { .. } | PlanError::HostBusy { .. })
+                | EngineError::Plan(PlanError::NoFreeHost { .. } | PlanError::HostBusy { .. }, _)
         )
     }
 
@@ -791,6 +792,10 @@ impl Engine {
             .await?;
         let plan = saga::plan(service, &plan_request, self.inner.clock.now(), |o, s, e| {
             free.is_free(o, s, e)
+        })
+        .map_err(|e| {
+            let message = e.describe(&|h| self.inner.catalog.hosts().label(h));
+            EngineError::Plan(e, message)
         })?;
         Ok(BookingRequest {
             plan,

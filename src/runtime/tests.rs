@@ -552,17 +552,17 @@ async fn bad_requests_are_refused_before_any_saga_starts() {
         .book(request("haircut", "2029-03-05T10:00:00Z"), None)
         .await
         .unwrap_err();
-    assert!(matches!(past, EngineError::Plan(_)), "{past}");
+    assert!(matches!(past, EngineError::Plan(..)), "{past}");
     let unaligned = engine
         .book(request("haircut", "2030-03-05T10:07:00Z"), None)
         .await
         .unwrap_err();
-    assert!(matches!(unaligned, EngineError::Plan(_)), "{unaligned}");
+    assert!(matches!(unaligned, EngineError::Plan(..)), "{unaligned}");
     let mut wrong_host = request("colour-and-cut", "2030-03-05T10:00:00Z");
     wrong_host.segment_hosts.insert(0, 4);
     assert!(matches!(
         engine.book(wrong_host, None).await,
-        Err(EngineError::Plan(_))
+        Err(EngineError::Plan(..))
     ));
     assert!(engine.list(&WorkflowFilter::default()).unwrap().is_empty());
     assert!(
@@ -891,7 +891,7 @@ async fn a_full_disk_stops_the_engine_and_leaves_every_log_whole() {
                         }
                     }
                     // Nobody free then (Ben is off on Mondays): the next start.
-                    Err(EngineError::Plan(_)) => {}
+                    Err(EngineError::Plan(..)) => {}
                     Err(e) => {
                         stopped = Some(e);
                         break 'fill;

@@ -106,49 +106,35 @@ pub struct PlanRequest {
     pub slot_interval_min: NonZeroU32,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PlanError {
-    #[error("start {start} is not in the future (now {now}); pick a later start")]
     StartInPast {
         start: DateTime<Utc>,
         now: DateTime<Utc>,
     },
-    #[error(
-        "start {start} is not on a {slot_interval_min}-minute slot boundary; pick a start from the availability search"
-    )]
     StartNotAligned {
         start: DateTime<Utc>,
         slot_interval_min: u32,
     },
-    #[error("start {start} is too far in the future to plan; pick a start in the coming months")]
-    StartOutOfRange { start: DateTime<Utc> },
-    #[error(
-        "host {host} does not do any part of service {service:?}; choose one of {hosts:?} or leave the host out"
-    )]
+    StartOutOfRange {
+        start: DateTime<Utc>,
+    },
     UnknownHost {
         host: u64,
         service: String,
         hosts: Vec<u64>,
     },
-    #[error(
-        "service {service:?} has {segments} segments, so there is no segment {segment} to pin a host to; use indexes 0 to {}",
-        segments.saturating_sub(1)
-    )]
     NoSuchSegment {
         service: String,
         segment: u16,
         segments: usize,
     },
-    #[error("host {host} cannot do segment {segment} ({name:?}); choose one of {allowed:?} for it")]
     HostNotAllowed {
         segment: u16,
         name: String,
         host: u64,
         allowed: Vec<u64>,
     },
-    #[error(
-        "host {host} is not free for segment {segment} ({name:?}) from {start} to {end}; choose another time or host"
-    )]
     HostBusy {
         segment: u16,
         name: String,
@@ -156,9 +142,6 @@ pub enum PlanError {
         start: DateTime<Utc>,
         end: DateTime<Utc>,
     },
-    #[error(
-        "no allowed host ({tried:?}) is free for segment {segment} ({name:?}) from {start} to {end}; choose another time"
-    )]
     NoFreeHost {
         segment: u16,
         name: String,
@@ -167,6 +150,89 @@ pub enum PlanError {
         end: DateTime<Utc>,
     },
 }
+
+impl PlanError {
+    /// What failed and what to do, each host named by `label` (the engine
+    /// passes the catalogue's "3 (Chloe Stylist)"; `Display` the bare id).
+    pub fn describe(&self, label: &dyn Fn(u64) -> String) -> String {
+        let list = |hosts: &[u64]| {
+            hosts
+                .iter()
+                .map(|&h| label(h))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        match self {
+            PlanError::StartInPast { start, now } => {
+                format!("start {start} is not in the future (now {now}); pick a later start")
+            }
+            PlanError::StartNotAligned {
+                start,
+                slot_interval_min,
+            } => format!(
+                "start {start} is not on a {slot_interval_min}-minute slot boundary; pick a start from the availability search"
+            ),
+            PlanError::StartOutOfRange { start } => format!(
+                "start {start} is too far in the future to plan; pick a start in the coming months"
+            ),
+            PlanError::UnknownHost {
+                host,
+                service,
+                hosts,
+            } => format!(
+                "host {} does not do any part of service {service:?}; choose one of {} or leave the host out",
+                label(*host),
+                list(hosts)
+            ),
+            PlanError::NoSuchSegment {
+                service,
+                segment,
+                segments,
+            } => format!(
+                "service {service:?} has {segments} segments, so there is no segment {segment} to pin a host to; use indexes 0 to {}",
+                segments.saturating_sub(1)
+            ),
+            PlanError::HostNotAllowed {
+                segment,
+                name,
+                host,
+                allowed,
+            } => format!(
+                "host {} cannot do segment {segment} ({name:?}); choose one of {} for it",
+                label(*host),
+                list(allowed)
+            ),
+            PlanError::HostBusy {
+                segment,
+                name,
+                host,
+                start,
+                end,
+            } => format!(
+                "host {} is not free for segment {segment} ({name:?}) from {start} to {end}; choose another time or host",
+                label(*host)
+            ),
+            PlanError::NoFreeHost {
+                segment,
+                name,
+                tried,
+                start,
+                end,
+            } => format!(
+                "no allowed host ({}) is free for segment {segment} ({name:?}) from {start} to {end}; choose another time",
+                list(tried)
+            ),
+        }
+    }
+}
+
+impl std::fmt::Display for PlanError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.describe(&|h| h.to_string()))
+    }
+}
+
+impl std::error::Error for PlanError {}
 
 /// Plans `service` for `request`. `is_free(option, start, end)` says whether
 /// that staff member can take that interval; it is asked only for hosts the
@@ -545,7 +611,7 @@ mod tests {
             (
                 request(None, &[(0, 2)]),
                 &[],
-                "host 2 cannot do segment 0 (\"colour\"); choose one of [1]",
+                "host 2 cannot do segment 0 (\"colour\"); choose one of 1",
             ),
             (
                 request(Some(3), &[]),
@@ -555,7 +621,7 @@ mod tests {
             (
                 request(None, &[]),
                 &[2, 3],
-                "no allowed host ([2, 3]) is free for segment 1",
+                "no allowed host (2, 3) is free for segment 1",
             ),
         ];
         for (req, busy, expected) in cases {

@@ -165,6 +165,13 @@ fn bad_input_gets_a_precise_4xx_and_nothing_is_written() {
         "invalid_request",
         "\"zoe\" is not a host; give a host id or name: 1 (Anna Colourist), 2 (Ben Stylist)",
     );
+    // The planner's refusals name hosts as the catalogue does.
+    assert_error(
+        &with("hosts", json!({"0": "Chloe"})),
+        422,
+        "host_not_allowed",
+        "host 3 (Chloe Stylist) cannot do segment 0 (\"colour\"); choose one of 1 (Anna Colourist) for it",
+    );
     assert_error(
         &with("hosts", json!({"1": false})),
         400,

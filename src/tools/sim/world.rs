@@ -454,7 +454,7 @@ fn refused(e: &EngineError) -> bool {
     matches!(
         e,
         EngineError::SlotTaken(_)
-            | EngineError::Plan(_)
+            | EngineError::Plan(..)
             | EngineError::KeyUsed { .. }
             | EngineError::Illegal { .. }
             | EngineError::ChangeInProgress { .. }
