@@ -169,12 +169,7 @@ fn measure(
     let mut searched_calls = 0;
     for n in 0..SEARCHED_BOOKINGS {
         let start = caller.first_offered(&searched_day(n))?;
-        let body = json!({
-            "service": COMPOSITE,
-            "start": start,
-            "timeZone": "Europe/Berlin",
-            "attendee": {"name": "Bench Client", "email": "bench@example.com"},
-        });
+        let body = booking(COMPOSITE, &start, json!({}));
         searched_calls += count.during(|| caller.book(&body))?.1;
     }
     let budget = CalcomBudget {
@@ -562,7 +557,7 @@ fn simple_booking(k: usize) -> Value {
     let time = minutes_after(8, 45 * (k % PER_DAY));
     booking(
         SIMPLE,
-        at(k / PER_DAY, chrono_tz::America::New_York, time),
+        &utc(at(k / PER_DAY, chrono_tz::America::New_York, time)),
         json!({ "host": 4 }),
     )
 }
@@ -577,15 +572,21 @@ fn composite_booking(k: usize) -> Value {
     let cutter = if slot.is_multiple_of(2) { 3 } else { 2 };
     booking(
         COMPOSITE,
-        at(k / PER_DAY, chrono_tz::Europe::Berlin, time),
+        &utc(at(k / PER_DAY, chrono_tz::Europe::Berlin, time)),
         json!({ "hosts": { "1": cutter } }),
     )
 }
 
-fn booking(service: &str, start: DateTime<Utc>, staff: Value) -> Value {
+fn utc(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// A booking request for `start` as the client has it: its own instant,
+/// or the very string a search offered.
+fn booking(service: &str, start: &str, staff: Value) -> Value {
     let mut body = json!({
         "service": service,
-        "start": start.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        "start": start,
         "timeZone": "Europe/Berlin",
         "attendee": {"name": "Bench Client", "email": "bench@example.com"},
     });
