@@ -1,7 +1,8 @@
 //! What can be written: `WriteOp`, and `WriteBatch` (a list of ops committed
 //! atomically: all of a batch or none of it). `apply` runs one batch on the
-//! writer's connection inside the writer's savepoint, delegating each op to
-//! the module that owns its table. This file must never open transactions or
+//! writer's connection inside the writer's transaction, checks once that
+//! each workflow it names exists, and delegates each op to the module that
+//! owns its table. This file must never open transactions or
 //! savepoints (the writer does) and never read a clock (ops carry their times).
 
 use std::time::Duration;
@@ -11,6 +12,7 @@ use rusqlite::Connection;
 use uuid::Uuid;
 
 use super::codec::Ms;
+use super::log::require_workflow;
 use super::sql::execute;
 use super::{
     AdminRequestState, BookingFlag, CallStat, Claim, InboxState, MirrorEntry, NewEvent, OrphanRow,
@@ -149,7 +151,53 @@ pub(super) fn apply(
     batch: &[WriteOp],
     config: &StoreConfig,
 ) -> Result<(), StoreError> {
-    batch.iter().try_for_each(|op| apply_op(conn, op, config))
+    // A saga's step names its workflow in four or five ops; it is looked up
+    // once per batch, not once per op. An op that has succeeded on a
+    // workflow has shown that it exists.
+    let mut known: Vec<Uuid> = Vec::new();
+    for op in batch {
+        if let Some(workflow) = op.requires()
+            && !known.contains(&workflow)
+        {
+            require_workflow(conn, workflow)?;
+        }
+        apply_op(conn, op, config)?;
+        if let Some(workflow) = op.requires().or_else(|| op.proves())
+            && !known.contains(&workflow)
+        {
+            known.push(workflow);
+        }
+    }
+    Ok(())
+}
+
+impl WriteOp {
+    /// The workflow this op refuses with `UnknownWorkflow` unless it exists
+    /// (checked by `apply` before the op runs).
+    fn requires(&self) -> Option<Uuid> {
+        match self {
+            WriteOp::ClaimSlots { workflow, .. }
+            | WriteOp::ReleaseClaims { workflow, .. }
+            | WriteOp::SetTimer { workflow, .. }
+            | WriteOp::ClearTimers { workflow, .. }
+            | WriteOp::PutIdempotencyKey { workflow, .. } => Some(*workflow),
+            WriteOp::UpsertMirror(entry) => Some(entry.workflow),
+            WriteOp::FlagBooking(flag) => Some(flag.workflow),
+            _ => None,
+        }
+    }
+
+    /// The workflow this op checks for itself, so that it exists once the
+    /// op has succeeded.
+    fn proves(&self) -> Option<Uuid> {
+        match self {
+            WriteOp::CreateWorkflow { id, .. } => Some(*id),
+            WriteOp::AppendEvents { workflow, .. } | WriteOp::SetProjection { workflow, .. } => {
+                Some(*workflow)
+            }
+            _ => None,
+        }
+    }
 }
 
 fn apply_op(conn: &Connection, op: &WriteOp, config: &StoreConfig) -> Result<(), StoreError> {

@@ -10,7 +10,6 @@ use uuid::Uuid;
 
 use super::codec::{self, Id, Ms};
 use super::error::write_error;
-use super::log::require_workflow;
 use super::sql::{execute, rows};
 use super::{Store, StoreError};
 
@@ -80,7 +79,6 @@ pub(super) fn claim(
     claims: &[Claim],
     replacing: Option<Uuid>,
 ) -> Result<(), StoreError> {
-    require_workflow(conn, workflow)?;
     for claim in claims {
         if claim.start >= claim.end || claim.end - claim.start > CLAIM_SPAN_MAX {
             return Err(StoreError::Invalid {
@@ -124,7 +122,6 @@ pub(super) fn release(
     workflow: Uuid,
     segment: Option<u16>,
 ) -> Result<(), StoreError> {
-    require_workflow(conn, workflow)?;
     execute(
         conn,
         "UPDATE slot_claims SET live = 0 WHERE workflow_id = ?1 AND live = 1 AND (?2 IS NULL OR segment = ?2)",

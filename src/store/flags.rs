@@ -9,7 +9,6 @@ use rusqlite::{Connection, params};
 use uuid::Uuid;
 
 use super::codec::{self, Id, Ms};
-use super::log::require_workflow;
 use super::sql::{execute, rows};
 use super::{Store, StoreError};
 
@@ -29,7 +28,6 @@ pub struct BookingFlag {
 }
 
 pub(super) fn put(conn: &Connection, flag: &BookingFlag) -> Result<(), StoreError> {
-    require_workflow(conn, flag.workflow)?;
     execute(
         conn,
         "INSERT INTO booking_flags (workflow_id, calcom_uid, trigger, policy, detail, change_workflow_id, at_ms)

@@ -148,30 +148,30 @@ pub(super) fn append(
     expected_seq: u64,
     events: &[NewEvent],
 ) -> Result<(), StoreError> {
-    let actual = require_workflow(conn, workflow)?;
-    if actual != expected_seq {
+    let next_seq = expected_seq + events.len() as u64;
+    let last_at = events.iter().map(|e| e.at).max();
+    // The sequence check and the move of `next_seq` are one statement; the
+    // row is read only to say what went wrong.
+    let moved = execute(
+        conn,
+        "UPDATE workflows SET next_seq = ?3, updated_at_ms = max(updated_at_ms, coalesce(?4, updated_at_ms))
+         WHERE id = ?1 AND next_seq = ?2",
+        params![Id(workflow), expected_seq, next_seq, last_at.map(Ms)],
+    )?;
+    if moved == 0 {
         return Err(StoreError::SequenceConflict {
             workflow,
             expected: expected_seq,
-            actual,
+            actual: require_workflow(conn, workflow)?,
         });
     }
-    let mut seq = expected_seq;
-    for event in events {
+    for (seq, event) in (expected_seq..).zip(events) {
         execute(
             conn,
             "INSERT INTO events (workflow_id, seq, at_ms, kind, payload) VALUES (?1, ?2, ?3, ?4, ?5)",
             params![Id(workflow), seq, Ms(event.at), event.kind, event.payload],
         )?;
-        seq += 1;
     }
-    let last_at = events.iter().map(|e| e.at).max();
-    execute(
-        conn,
-        "UPDATE workflows SET next_seq = ?2, updated_at_ms = max(updated_at_ms, coalesce(?3, updated_at_ms))
-         WHERE id = ?1",
-        params![Id(workflow), seq, last_at.map(Ms)],
-    )?;
     Ok(())
 }
 
@@ -182,6 +182,17 @@ pub(super) fn set_projection(
     projection: &str,
     at: DateTime<Utc>,
 ) -> Result<(), StoreError> {
+    // Most steps keep the state: leaving `state` out of the SET then spares
+    // the state index a delete and re-insert of the same entry (a page per
+    // step). Only a change of state pays for the second statement.
+    let kept = execute(
+        conn,
+        "UPDATE workflows SET projection = ?3, updated_at_ms = ?4 WHERE id = ?1 AND state = ?2",
+        params![Id(workflow), state, projection, Ms(at)],
+    )?;
+    if kept > 0 {
+        return Ok(());
+    }
     let updated = execute(
         conn,
         "UPDATE workflows SET state = ?2, projection = ?3, updated_at_ms = ?4 WHERE id = ?1",

@@ -10,7 +10,6 @@ use uuid::Uuid;
 
 use super::codec::{self, Id, Ms};
 use super::error::write_error;
-use super::log::require_workflow;
 use super::sql::{execute, row, rows};
 use super::{Store, StoreError};
 
@@ -53,23 +52,16 @@ fn by_uid(conn: &Connection, uid: &str) -> rusqlite::Result<Option<MirrorEntry>>
 }
 
 pub(super) fn upsert(conn: &Connection, entry: &MirrorEntry) -> Result<(), StoreError> {
-    require_workflow(conn, entry.workflow)?;
-    if let Some(known) = by_uid(conn, &entry.calcom_uid).map_err(write_error)?
-        && known.workflow != entry.workflow
-    {
-        return Err(StoreError::MirrorOwnedByOther {
-            calcom_uid: entry.calcom_uid.clone(),
-            workflow: entry.workflow,
-            holder: known.workflow,
-        });
-    }
-    execute(
+    // The update applies only to the uid's own workflow, so the common case
+    // is one statement; the owner is read only to name it in the refusal.
+    let stored = execute(
         conn,
         &format!(
             "INSERT INTO booking_mirror ({MIRROR_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
              ON CONFLICT (calcom_uid) DO UPDATE SET segment = excluded.segment,
                  event_type_id = excluded.event_type_id, host = excluded.host, start_ms = excluded.start_ms,
-                 end_ms = excluded.end_ms, status = excluded.status"
+                 end_ms = excluded.end_ms, status = excluded.status
+             WHERE booking_mirror.workflow_id = excluded.workflow_id"
         ),
         params![
             Id(entry.workflow),
@@ -82,7 +74,17 @@ pub(super) fn upsert(conn: &Connection, entry: &MirrorEntry) -> Result<(), Store
             entry.status
         ],
     )?;
-    Ok(())
+    if stored > 0 {
+        return Ok(());
+    }
+    let holder = by_uid(conn, &entry.calcom_uid)
+        .map_err(write_error)?
+        .map_or(entry.workflow, |known| known.workflow);
+    Err(StoreError::MirrorOwnedByOther {
+        calcom_uid: entry.calcom_uid.clone(),
+        workflow: entry.workflow,
+        holder,
+    })
 }
 
 pub(super) fn of_workflow(conn: &Connection, workflow: Uuid) -> rusqlite::Result<Vec<MirrorEntry>> {

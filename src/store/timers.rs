@@ -9,7 +9,6 @@ use rusqlite::{Connection, params};
 use uuid::Uuid;
 
 use super::codec::{self, Id, Ms};
-use super::log::require_workflow;
 use super::sql::{execute, rows};
 use super::{Store, StoreError};
 
@@ -42,7 +41,6 @@ pub(super) fn clear(
     workflow: Uuid,
     kind: Option<&str>,
 ) -> Result<(), StoreError> {
-    require_workflow(conn, workflow)?;
     execute(
         conn,
         "DELETE FROM timers WHERE workflow_id = ?1 AND fired = 0 AND (?2 IS NULL OR kind = ?2)",

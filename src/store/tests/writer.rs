@@ -76,6 +76,68 @@ fn appending_to_an_unknown_workflow_is_refused() {
     );
 }
 
+/// Every op that names a workflow refuses one that does not exist, also
+/// after an earlier op of its batch has shown another workflow exists; and
+/// nothing of the batch is written.
+#[test]
+fn every_op_naming_an_unknown_workflow_is_refused_with_its_whole_batch() {
+    let f = Fixture::new();
+    let ghost = Uuid::new_v4();
+    let at = super::at(10, 0);
+    let ops = [
+        WriteOp::SetProjection {
+            workflow: ghost,
+            state: "booking".into(),
+            projection: "{}".into(),
+            at,
+        },
+        WriteOp::ClaimSlots {
+            workflow: ghost,
+            claims: vec![crate::store::Claim {
+                segment: 0,
+                host: 1,
+                start: at,
+                end: super::at(10, 30),
+            }],
+            replacing: None,
+        },
+        WriteOp::ReleaseClaims {
+            workflow: ghost,
+            segment: None,
+        },
+        WriteOp::SetTimer {
+            workflow: ghost,
+            kind: "wake".into(),
+            due_at: at,
+        },
+        WriteOp::ClearTimers {
+            workflow: ghost,
+            kind: None,
+        },
+        super::put_key("key-1", "fingerprint", ghost, at),
+        WriteOp::UpsertMirror(crate::store::MirrorEntry {
+            workflow: ghost,
+            segment: 0,
+            calcom_uid: "uid-1".into(),
+            event_type_id: 101,
+            host: 1,
+            start: at,
+            end: super::at(10, 30),
+            status: "accepted".into(),
+        }),
+    ];
+    for op in ops {
+        let real = Uuid::new_v4();
+        let batch = vec![create(real, "booking"), append(real, 0, 1), op.clone()];
+        assert_eq!(
+            f.store.commit_blocking(batch),
+            Err(StoreError::UnknownWorkflow { workflow: ghost }),
+            "{op:?}"
+        );
+        assert_eq!(f.store.workflow(real).unwrap(), None, "{op:?}");
+    }
+}
+
 #[test]
 fn invalid_json_is_refused_without_poisoning() {
     let f = Fixture::new();
