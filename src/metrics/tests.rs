@@ -216,6 +216,7 @@ fn log_counters_count_events_of_their_kinds_and_are_recounted_only_after_the_ref
         workflow,
         expected_seq,
         events: kinds.iter().map(|k| event(k)).collect(),
+        projection: None,
     };
     let create = WriteOp::CreateWorkflow {
         id: workflow,

@@ -658,14 +658,12 @@ impl Engine {
         let now = self.inner.clock.now();
         let (mut saga, seq) = runner::load(&self.inner, id)?;
         saga.apply(&event)?;
-        let mut ops = vec![
-            WriteOp::AppendEvents {
-                workflow: id,
-                expected_seq: seq,
-                events: vec![runner::new_event(&event, now)?],
-            },
-            runner::projection_op(&saga, now)?,
-        ];
+        let mut ops = vec![WriteOp::AppendEvents {
+            workflow: id,
+            expected_seq: seq,
+            events: vec![runner::new_event(&event, now)?],
+            projection: Some(runner::projection(&saga, now)?),
+        }];
         ops.extend(also);
         self.inner
             .store
@@ -899,6 +897,7 @@ impl Engine {
                 workflow: saga.workflow,
                 expected_seq: 0,
                 events: vec![runner::new_event(&first, now)?],
+                projection: None,
             },
         ];
         // The key goes before the claims: a concurrent retry must fail on

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::saga::{self, Batch, CancelTarget, ClaimChange, Event, PlannedSegment, Saga, Then};
-use crate::store::{Claim, MirrorEntry, NewEvent, StoreError, WriteBatch, WriteOp};
+use crate::store::{Claim, MirrorEntry, NewEvent, Projection, StoreError, WriteBatch, WriteOp};
 
 use super::calls::Caller;
 use super::failover;
@@ -207,10 +207,10 @@ pub fn batch_ops(batch: &Batch, seq: u64, now: DateTime<Utc>) -> Result<WriteBat
                 .iter()
                 .map(|e| new_event(e, now))
                 .collect::<Result<_, _>>()?,
+            projection: Some(projection(&batch.saga, now)?),
         });
         ops.extend(batch.claims.iter().map(claim_op));
         ops.extend(batch.events.iter().flat_map(|e| mirror_ops(&batch.saga, e)));
-        ops.push(projection_op(&batch.saga, now)?);
     }
     match batch.then {
         Then::WaitUntil(due_at) => ops.push(WriteOp::SetTimer {
@@ -235,11 +235,11 @@ pub fn new_event(e: &Event, at: DateTime<Utc>) -> Result<NewEvent, StoreError> {
     })
 }
 
-pub fn projection_op(saga: &Saga, at: DateTime<Utc>) -> Result<WriteOp, StoreError> {
-    Ok(WriteOp::SetProjection {
-        workflow: saga.workflow,
+/// What the saga's events fold to, for the append that records them.
+pub fn projection(saga: &Saga, at: DateTime<Utc>) -> Result<Projection, StoreError> {
+    Ok(Projection {
         state: saga.state_name().to_string(),
-        projection: to_json(saga)?,
+        json: to_json(saga)?,
         at,
     })
 }
@@ -384,8 +384,8 @@ fn restore_ops(
             workflow: original.workflow,
             expected_seq: seq,
             events: vec![new_event(&restored, now)?],
+            projection: Some(projection(&saga, now)?),
         });
-        ops.push(projection_op(&saga, now)?);
     }
     Ok(ops)
 }

@@ -16,8 +16,8 @@ use super::log::require_workflow;
 use super::sql::execute;
 use super::{
     AdminRequestState, BookingFlag, CallStat, Claim, InboxState, MirrorEntry, NewEvent, OrphanRow,
-    StoreConfig, StoreError, TokenRow, admin_requests, claims, flags, idempotency, inbox, log,
-    mirror, orphans, stats, timers, tokens,
+    Projection, StoreConfig, StoreError, TokenRow, admin_requests, claims, flags, idempotency,
+    inbox, log, mirror, orphans, stats, timers, tokens,
 };
 
 /// Ops committed together: either all of them are stored or none.
@@ -41,18 +41,14 @@ pub enum WriteOp {
     /// Append events numbered `expected_seq`, `expected_seq + 1`, ...
     /// `expected_seq` must equal the number of events already stored
     /// (`WorkflowRow::next_seq`), else `SequenceConflict`: a bug or a second
-    /// engine, stop. Payloads are JSON.
+    /// engine, stop. Payloads are JSON. With `projection`, the workflow's
+    /// state and projection become what the events fold to, in the same
+    /// update of its row.
     AppendEvents {
         workflow: Uuid,
         expected_seq: u64,
         events: Vec<NewEvent>,
-    },
-    /// Replace the workflow's state and projection (JSON).
-    SetProjection {
-        workflow: Uuid,
-        state: String,
-        projection: String,
-        at: DateTime<Utc>,
+        projection: Option<Projection>,
     },
     /// Hold `[start, end)` on each host. A live claim of ANOTHER workflow
     /// overlapping on the same host fails with `SlotClaimed`. A claim for a
@@ -192,9 +188,7 @@ impl WriteOp {
     fn proves(&self) -> Option<Uuid> {
         match self {
             WriteOp::CreateWorkflow { id, .. } => Some(*id),
-            WriteOp::AppendEvents { workflow, .. } | WriteOp::SetProjection { workflow, .. } => {
-                Some(*workflow)
-            }
+            WriteOp::AppendEvents { workflow, .. } => Some(*workflow),
             _ => None,
         }
     }
@@ -214,13 +208,8 @@ fn apply_op(conn: &Connection, op: &WriteOp, config: &StoreConfig) -> Result<(),
             workflow,
             expected_seq,
             events,
-        } => log::append(conn, *workflow, *expected_seq, events),
-        WriteOp::SetProjection {
-            workflow,
-            state,
             projection,
-            at,
-        } => log::set_projection(conn, *workflow, state, projection, *at),
+        } => log::append(conn, *workflow, *expected_seq, events, projection.as_ref()),
         WriteOp::ClaimSlots {
             workflow,
             claims,

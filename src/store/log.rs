@@ -1,5 +1,5 @@
 //! Workflows and their event log: create, append with the optimistic
-//! sequence check, replace the projection; read one, its events, pages of
+//! sequence check and the projection the events fold to; read one, its events, pages of
 //! them, and the unfinished ones for recovery. Events are append-only (the
 //! schema's triggers refuse UPDATE and DELETE); nothing here may change or
 //! remove an event, and nothing here knows what an event means.
@@ -19,6 +19,15 @@ pub struct NewEvent {
     pub at: DateTime<Utc>,
     pub kind: String,
     pub payload: String,
+}
+
+/// What a workflow's events fold to: its state and projection (JSON), as
+/// of `at`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Projection {
+    pub state: String,
+    pub json: String,
+    pub at: DateTime<Utc>,
 }
 
 /// One stored event; `seq` counts from 0 per workflow without gaps.
@@ -147,17 +156,26 @@ pub(super) fn append(
     workflow: Uuid,
     expected_seq: u64,
     events: &[NewEvent],
+    projection: Option<&Projection>,
 ) -> Result<(), StoreError> {
     let next_seq = expected_seq + events.len() as u64;
-    let last_at = events.iter().map(|e| e.at).max();
-    // The sequence check and the move of `next_seq` are one statement; the
-    // row is read only to say what went wrong.
-    let moved = execute(
-        conn,
-        "UPDATE workflows SET next_seq = ?3, updated_at_ms = max(updated_at_ms, coalesce(?4, updated_at_ms))
-         WHERE id = ?1 AND next_seq = ?2",
-        params![Id(workflow), expected_seq, next_seq, last_at.map(Ms)],
-    )?;
+    // The sequence check and the move of `next_seq` (with the projection,
+    // if any) are one update; the row is read only to say what went wrong.
+    let moved = match projection {
+        Some(p) => set_row(conn, workflow, expected_seq, next_seq, p)?,
+        None => execute(
+            conn,
+            "UPDATE workflows SET next_seq = ?3,
+                 updated_at_ms = max(updated_at_ms, coalesce(?4, updated_at_ms))
+             WHERE id = ?1 AND next_seq = ?2",
+            params![
+                Id(workflow),
+                expected_seq,
+                next_seq,
+                events.iter().map(|e| e.at).max().map(Ms)
+            ],
+        )?,
+    };
     if moved == 0 {
         return Err(StoreError::SequenceConflict {
             workflow,
@@ -175,33 +193,41 @@ pub(super) fn append(
     Ok(())
 }
 
-pub(super) fn set_projection(
+/// Moves the row from `expected_seq` to `next_seq` and to `projection`;
+/// the rows changed (0 when the sequence does not match).
+fn set_row(
     conn: &Connection,
     workflow: Uuid,
-    state: &str,
-    projection: &str,
-    at: DateTime<Utc>,
-) -> Result<(), StoreError> {
+    expected_seq: u64,
+    next_seq: u64,
+    projection: &Projection,
+) -> Result<usize, StoreError> {
+    let values = params![
+        Id(workflow),
+        expected_seq,
+        next_seq,
+        projection.state,
+        projection.json,
+        Ms(projection.at)
+    ];
     // Most steps keep the state: leaving `state` out of the SET then spares
     // the state index a delete and re-insert of the same entry (a page per
     // step). Only a change of state pays for the second statement.
     let kept = execute(
         conn,
-        "UPDATE workflows SET projection = ?3, updated_at_ms = ?4 WHERE id = ?1 AND state = ?2",
-        params![Id(workflow), state, projection, Ms(at)],
+        "UPDATE workflows SET next_seq = ?3, projection = ?5, updated_at_ms = ?6
+         WHERE id = ?1 AND next_seq = ?2 AND state = ?4",
+        values,
     )?;
     if kept > 0 {
-        return Ok(());
+        return Ok(kept);
     }
-    let updated = execute(
+    execute(
         conn,
-        "UPDATE workflows SET state = ?2, projection = ?3, updated_at_ms = ?4 WHERE id = ?1",
-        params![Id(workflow), state, projection, Ms(at)],
-    )?;
-    if updated == 0 {
-        return Err(StoreError::UnknownWorkflow { workflow });
-    }
-    Ok(())
+        "UPDATE workflows SET next_seq = ?3, state = ?4, projection = ?5, updated_at_ms = ?6
+         WHERE id = ?1 AND next_seq = ?2",
+        values,
+    )
 }
 
 impl Store {

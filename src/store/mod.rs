@@ -62,7 +62,9 @@ pub use flags::BookingFlag;
 pub use health::{ActivityCounts, InboxSummary};
 pub use idempotency::IdempotencyRow;
 pub use inbox::{InboxRow, InboxState, body_sha256};
-pub use log::{EventRow, LIST_ROWS_MAX, NewEvent, WorkflowCursor, WorkflowFilter, WorkflowRow};
+pub use log::{
+    EventRow, LIST_ROWS_MAX, NewEvent, Projection, WorkflowCursor, WorkflowFilter, WorkflowRow,
+};
 pub use mirror::MirrorEntry;
 pub use orphans::{OrphanBooking, OrphanRow, OrphanState};
 pub use schema::SCHEMA_VERSION;

@@ -94,6 +94,25 @@ fn append(workflow: Uuid, expected_seq: u64, n: u64) -> WriteOp {
                 payload: format!(r#"{{"n":{}}}"#, expected_seq + i),
             })
             .collect(),
+        projection: None,
+    }
+}
+
+/// Append one event at `expected_seq` that leaves the workflow in `state`
+/// with projection `json`.
+fn step(workflow: Uuid, expected_seq: u64, state: &str, json: &str) -> WriteOp {
+    let WriteOp::AppendEvents { events, .. } = append(workflow, expected_seq, 1) else {
+        unreachable!("append builds AppendEvents")
+    };
+    WriteOp::AppendEvents {
+        workflow,
+        expected_seq,
+        events,
+        projection: Some(super::Projection {
+            state: state.into(),
+            json: json.into(),
+            at: at(9, 5),
+        }),
     }
 }
 

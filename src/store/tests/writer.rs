@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use uuid::Uuid;
 
-use super::{Fixture, append, create};
+use super::{Fixture, append, create, step};
 use crate::store::writer::Answer;
 use crate::store::{StoreConfig, StoreError, WriteBatch, WriteOp};
 
@@ -36,21 +36,13 @@ fn stalled_group(f: &Fixture, batches: Vec<WriteBatch>) -> Vec<Answer> {
 fn wrong_expected_seq_is_refused_and_nothing_of_the_batch_is_written() {
     let f = Fixture::new();
     let id = f.workflow();
-    let batch = vec![
-        WriteOp::SetProjection {
-            workflow: id,
-            state: "booked".into(),
-            projection: "{}".into(),
-            at: super::at(9, 5),
-        },
-        append(id, 5, 1),
-    ];
+    let batch = vec![step(id, 0, "booked", "{}"), append(id, 5, 1)];
     assert_eq!(
         f.store.commit_blocking(batch),
         Err(StoreError::SequenceConflict {
             workflow: id,
             expected: 5,
-            actual: 0
+            actual: 1
         })
     );
     assert_eq!(f.store.workflow(id).unwrap().unwrap().state, "running");
@@ -85,12 +77,7 @@ fn every_op_naming_an_unknown_workflow_is_refused_with_its_whole_batch() {
     let ghost = Uuid::new_v4();
     let at = super::at(10, 0);
     let ops = [
-        WriteOp::SetProjection {
-            workflow: ghost,
-            state: "booking".into(),
-            projection: "{}".into(),
-            at,
-        },
+        step(ghost, 0, "booking", "{}"),
         WriteOp::ClaimSlots {
             workflow: ghost,
             claims: vec![crate::store::Claim {
@@ -142,12 +129,7 @@ fn every_op_naming_an_unknown_workflow_is_refused_with_its_whole_batch() {
 fn invalid_json_is_refused_without_poisoning() {
     let f = Fixture::new();
     let id = f.workflow();
-    let batch = vec![WriteOp::SetProjection {
-        workflow: id,
-        state: "x".into(),
-        projection: "{not json".into(),
-        at: super::at(9, 5),
-    }];
+    let batch = vec![step(id, 0, "x", "{not json")];
     let answer = f.store.commit_blocking(batch);
     assert!(
         matches!(answer, Err(StoreError::Invalid { .. })),
@@ -316,12 +298,12 @@ fn a_full_disk_fails_the_whole_group_and_poisons() {
         &f,
         vec![
             vec![append(small, 0, 1)],
-            vec![WriteOp::SetProjection {
-                workflow: small,
-                state: "huge".into(),
-                projection: format!("\"{}\"", "x".repeat(1 << 20)),
-                at: super::at(9, 5),
-            }],
+            vec![step(
+                small,
+                1,
+                "huge",
+                &format!("\"{}\"", "x".repeat(1 << 20)),
+            )],
             vec![append(small, 1, 1)],
         ],
     );
