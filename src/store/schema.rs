@@ -9,12 +9,13 @@ use rusqlite::{Connection, TransactionBehavior};
 use super::StoreError;
 
 /// `migrations/000N_*.sql` is entry N-1; the schema version is the count.
-const MIGRATIONS: &[&str] = &[
+pub(super) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_init.sql"),
     include_str!("migrations/0002_http.sql"),
     include_str!("migrations/0003_admin_requests.sql"),
     include_str!("migrations/0004_orphans.sql"),
     include_str!("migrations/0005_token_use.sql"),
+    include_str!("migrations/0006_mirror_by_uid.sql"),
 ];
 
 /// The schema version this build writes and reads.

@@ -47,8 +47,13 @@ impl Fixture {
 
     /// A committed workflow in state "running"; returns its id.
     fn workflow(&self) -> Uuid {
+        Fixture::workflow_in(&self.store)
+    }
+
+    /// `workflow` for a store opened outside a fixture.
+    fn workflow_in(store: &Store) -> Uuid {
         let id = Uuid::new_v4();
-        self.store
+        store
             .commit_blocking(vec![create(id, "running")])
             .expect("create workflow");
         id

@@ -41,6 +41,61 @@ fn migrates_an_empty_file_to_the_current_schema() {
     assert_eq!(tables, expected);
 }
 
+/// A database of schema 5 (the mirror a rowid table) upgrades in place:
+/// every mirror row is kept, found by uid and by workflow, and a uid still
+/// belongs to its workflow for good.
+#[test]
+fn the_mirror_keeps_every_row_through_its_rebuild_by_uid() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("calsaga.db");
+    let id = uuid::Uuid::new_v4();
+    {
+        let conn = raw(&path);
+        for sql in &crate::store::schema::MIGRATIONS[..5] {
+            conn.execute_batch(sql).expect("older migration");
+        }
+        conn.pragma_update(None, "user_version", 5).unwrap();
+        conn.execute(
+            "INSERT INTO workflows (id, kind, service, state, created_at_ms, updated_at_ms, projection)
+             VALUES (?1, 'book', 'cut', 'booked', 0, 0, '{}')",
+            [id.to_string()],
+        )
+        .unwrap();
+        for (segment, uid) in [(0, "uid-b"), (1, "uid-a")] {
+            conn.execute(
+                "INSERT INTO booking_mirror
+                     (calcom_uid, workflow_id, segment, event_type_id, host, start_ms, end_ms, status)
+                 VALUES (?1, ?2, ?3, 101, 1, ?4, ?4 + 1800000, 'accepted')",
+                rusqlite::params![uid, id.to_string(), segment, 1_000_000 * segment],
+            )
+            .unwrap();
+        }
+    }
+    let store = Store::open(&path, StoreConfig::default()).expect("upgrade to the current schema");
+    let uids: Vec<String> = store
+        .mirror(id)
+        .unwrap()
+        .into_iter()
+        .map(|m| m.calcom_uid)
+        .collect();
+    assert_eq!(uids, ["uid-b", "uid-a"]);
+    let found = store.mirror_by_uid("uid-a").unwrap().expect("found by uid");
+    assert_eq!((found.workflow, found.segment), (id, 1));
+    let other = Fixture::workflow_in(&store);
+    let moved = crate::store::MirrorEntry {
+        workflow: other,
+        ..found
+    };
+    assert_eq!(
+        store.commit_blocking(vec![crate::store::WriteOp::UpsertMirror(moved)]),
+        Err(StoreError::MirrorOwnedByOther {
+            calcom_uid: "uid-a".into(),
+            workflow: other,
+            holder: id
+        })
+    );
+}
+
 #[test]
 fn pragmas_are_in_force_on_pooled_connections() {
     let f = Fixture::new();
