@@ -15,7 +15,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0003_admin_requests.sql"),
     include_str!("migrations/0004_orphans.sql"),
     include_str!("migrations/0005_token_use.sql"),
-    include_str!("migrations/0006_mirror_by_uid.sql"),
+    include_str!("migrations/0006_step_costs.sql"),
 ];
 
 /// The schema version this build writes and reads.
