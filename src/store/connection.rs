@@ -34,6 +34,14 @@ const PRAGMAS: &[(&str, &str, Scope)] = &[
     // to a power cut would leave a booking we know nothing about.
     ("synchronous", "FULL", Scope::Every),
     ("foreign_keys", "ON", Scope::Every),
+    // Checkpoint every 4,000 log pages (16 MiB) rather than SQLite's 1,000:
+    // a busy store rewrites the same hot pages many times over, and a
+    // longer log copies each of them to the database file once per
+    // checkpoint instead of four times.
+    ("wal_autocheckpoint", "4000", Scope::Writer),
+    // The writer's page cache (32 MiB): the pages a step touches stay in
+    // memory instead of being read back from the file.
+    ("cache_size", "-32768", Scope::Writer),
     // Truncate the WAL back to 64 MiB after checkpoints.
     ("journal_size_limit", "67108864", Scope::Every),
 ];
