@@ -41,14 +41,15 @@ fn migrates_an_empty_file_to_the_current_schema() {
     assert_eq!(tables, expected);
 }
 
-/// A database of schema 5 (the mirror a rowid table) upgrades in place:
-/// every mirror row is kept, found by uid and by workflow, and a uid still
-/// belongs to its workflow for good.
+/// A database of schema 5 upgrades in place: the claims it holds still
+/// refuse an overlapping claim of another workflow once the live-claims
+/// index is rebuilt with `end_ms`.
 #[test]
-fn the_mirror_keeps_every_row_through_its_rebuild_by_uid() {
+fn live_claims_of_an_older_schema_still_conflict_after_the_upgrade() {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("calsaga.db");
-    let id = uuid::Uuid::new_v4();
+    let holder = uuid::Uuid::new_v4();
+    let (ten, half_past) = (super::at(10, 0), super::at(10, 30));
     {
         let conn = raw(&path);
         for sql in &crate::store::schema::MIGRATIONS[..5] {
@@ -58,42 +59,39 @@ fn the_mirror_keeps_every_row_through_its_rebuild_by_uid() {
         conn.execute(
             "INSERT INTO workflows (id, kind, service, state, created_at_ms, updated_at_ms, projection)
              VALUES (?1, 'book', 'cut', 'booked', 0, 0, '{}')",
-            [id.to_string()],
+            [holder.to_string()],
         )
         .unwrap();
-        for (segment, uid) in [(0, "uid-b"), (1, "uid-a")] {
-            conn.execute(
-                "INSERT INTO booking_mirror
-                     (calcom_uid, workflow_id, segment, event_type_id, host, start_ms, end_ms, status)
-                 VALUES (?1, ?2, ?3, 101, 1, ?4, ?4 + 1800000, 'accepted')",
-                rusqlite::params![uid, id.to_string(), segment, 1_000_000 * segment],
-            )
-            .unwrap();
-        }
+        conn.execute(
+            "INSERT INTO slot_claims (workflow_id, segment, host, start_ms, end_ms, live)
+             VALUES (?1, 0, 1, ?2, ?3, 1)",
+            rusqlite::params![
+                holder.to_string(),
+                ten.timestamp_millis(),
+                half_past.timestamp_millis()
+            ],
+        )
+        .unwrap();
     }
     let store = Store::open(&path, StoreConfig::default()).expect("upgrade to the current schema");
-    let uids: Vec<String> = store
-        .mirror(id)
-        .unwrap()
-        .into_iter()
-        .map(|m| m.calcom_uid)
-        .collect();
-    assert_eq!(uids, ["uid-b", "uid-a"]);
-    let found = store.mirror_by_uid("uid-a").unwrap().expect("found by uid");
-    assert_eq!((found.workflow, found.segment), (id, 1));
     let other = Fixture::workflow_in(&store);
-    let moved = crate::store::MirrorEntry {
+    let claim = |start, end| crate::store::WriteOp::ClaimSlots {
         workflow: other,
-        ..found
+        claims: vec![crate::store::Claim {
+            segment: 0,
+            host: 1,
+            start,
+            end,
+        }],
+        replacing: None,
     };
-    assert_eq!(
-        store.commit_blocking(vec![crate::store::WriteOp::UpsertMirror(moved)]),
-        Err(StoreError::MirrorOwnedByOther {
-            calcom_uid: "uid-a".into(),
-            workflow: other,
-            holder: id
-        })
-    );
+    assert!(matches!(
+        store.commit_blocking(vec![claim(super::at(10, 15), super::at(10, 45))]),
+        Err(StoreError::SlotClaimed { holder: h, .. }) if h == holder
+    ));
+    store
+        .commit_blocking(vec![claim(half_past, super::at(11, 0))])
+        .expect("a claim that starts as the other ends");
 }
 
 #[test]
