@@ -339,3 +339,32 @@ async fn async_commit_answers_after_commit() {
         })
     );
 }
+
+/// A group's async answers are sent from a task of the senders' runtime;
+/// should that runtime be gone before the task runs, every answer still
+/// arrives, each its own.
+#[test]
+fn async_answers_arrive_even_when_their_runtime_is_gone() {
+    use crate::store::writer::{Job, Reply, answer_group};
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    let handle = runtime.handle().clone();
+    drop(runtime);
+    let (senders, receivers): (Vec<_>, Vec<_>) =
+        (0..3).map(|_| tokio::sync::oneshot::channel()).unzip();
+    let group = senders
+        .into_iter()
+        .map(|tx| Job {
+            batch: Vec::new(),
+            reply: Reply::Async(tx, Some(handle.clone())),
+        })
+        .collect();
+    let answers = vec![Ok(()), Err(StoreError::ReadOnly), Ok(())];
+    answer_group(group, answers.clone());
+    let got: Vec<Answer> = receivers
+        .into_iter()
+        .map(|mut rx| rx.try_recv().expect("answered"))
+        .collect();
+    assert_eq!(got, answers);
+}
