@@ -151,13 +151,16 @@ pub(super) fn apply(
     // once per batch, not once per op. An op that has succeeded on a
     // workflow has shown that it exists.
     let mut known: Vec<Uuid> = Vec::new();
+    // Created by this batch and not yet claimed for: such a workflow holds
+    // no claim its new ones could replace.
+    let mut unclaimed: Vec<Uuid> = Vec::new();
     for op in batch {
         if let Some(workflow) = op.requires()
             && !known.contains(&workflow)
         {
             require_workflow(conn, workflow)?;
         }
-        apply_op(conn, op, config)?;
+        apply_op(conn, op, config, &mut unclaimed)?;
         if let Some(workflow) = op.requires().or_else(|| op.proves())
             && !known.contains(&workflow)
         {
@@ -194,7 +197,12 @@ impl WriteOp {
     }
 }
 
-fn apply_op(conn: &Connection, op: &WriteOp, config: &StoreConfig) -> Result<(), StoreError> {
+fn apply_op(
+    conn: &Connection,
+    op: &WriteOp,
+    config: &StoreConfig,
+    unclaimed: &mut Vec<Uuid>,
+) -> Result<(), StoreError> {
     match op {
         WriteOp::CreateWorkflow {
             id,
@@ -203,7 +211,11 @@ fn apply_op(conn: &Connection, op: &WriteOp, config: &StoreConfig) -> Result<(),
             state,
             at,
             projection,
-        } => log::create(conn, *id, kind, service, state, *at, projection),
+        } => {
+            log::create(conn, *id, kind, service, state, *at, projection)?;
+            unclaimed.push(*id);
+            Ok(())
+        }
         WriteOp::AppendEvents {
             workflow,
             expected_seq,
@@ -214,7 +226,12 @@ fn apply_op(conn: &Connection, op: &WriteOp, config: &StoreConfig) -> Result<(),
             workflow,
             claims,
             replacing,
-        } => claims::claim(conn, *workflow, claims, *replacing),
+        } => {
+            let before = unclaimed.len();
+            unclaimed.retain(|w| w != workflow);
+            let fresh = unclaimed.len() < before;
+            claims::claim(conn, *workflow, claims, *replacing, fresh)
+        }
         WriteOp::ReleaseClaims { workflow, segment } => claims::release(conn, *workflow, *segment),
         WriteOp::SetTimer {
             workflow,

@@ -73,12 +73,16 @@ fn overlapping(
     )
 }
 
+/// `fresh`: the workflow holds no claims yet (its batch created it), so
+/// none needs releasing before a segment's first claim.
 pub(super) fn claim(
     conn: &Connection,
     workflow: Uuid,
     claims: &[Claim],
     replacing: Option<Uuid>,
+    fresh: bool,
 ) -> Result<(), StoreError> {
+    let mut inserted: Vec<u16> = Vec::with_capacity(claims.len());
     for claim in claims {
         if claim.start >= claim.end || claim.end - claim.start > CLAIM_SPAN_MAX {
             return Err(StoreError::Invalid {
@@ -100,7 +104,10 @@ pub(super) fn claim(
                 holder: other.workflow,
             });
         }
-        release(conn, workflow, Some(claim.segment))?;
+        if !fresh || inserted.contains(&claim.segment) {
+            release(conn, workflow, Some(claim.segment))?;
+        }
+        inserted.push(claim.segment);
         execute(
             conn,
             "INSERT INTO slot_claims (workflow_id, segment, host, start_ms, end_ms, live)

@@ -107,6 +107,47 @@ fn claiming_a_segment_again_replaces_its_claim() {
     assert_eq!(claim(&f, other, 0, ANNA, (10, 0), (10, 30)), Ok(()));
 }
 
+/// The batch that creates a workflow skips releasing claims it cannot have
+/// yet; a segment claimed twice in it still ends with one live claim, the
+/// later one, and later batches replace as before.
+#[test]
+fn a_new_workflows_claims_replace_within_and_after_its_first_batch() {
+    let f = Fixture::new();
+    let id = Uuid::new_v4();
+    let segment = |segment, host, from: (u32, u32), to: (u32, u32)| Claim {
+        segment,
+        host,
+        start: at(from.0, from.1),
+        end: at(to.0, to.1),
+    };
+    let live = |id| -> Vec<(u16, u64)> {
+        f.store
+            .claims(id)
+            .unwrap()
+            .iter()
+            .filter(|c| c.live)
+            .map(|c| (c.segment, c.host))
+            .collect()
+    };
+    f.store
+        .commit_blocking(vec![
+            create(id, "booking"),
+            WriteOp::ClaimSlots {
+                workflow: id,
+                claims: vec![
+                    segment(0, ANNA, (10, 0), (10, 30)),
+                    segment(1, ANNA, (11, 0), (11, 30)),
+                    segment(0, BEN, (10, 0), (10, 30)),
+                ],
+                replacing: None,
+            },
+        ])
+        .unwrap();
+    assert_eq!(live(id), [(1, ANNA), (0, BEN)]);
+    claim(&f, id, 1, BEN, (12, 0), (12, 30)).unwrap();
+    assert_eq!(live(id), [(0, BEN), (1, BEN)]);
+}
+
 #[test]
 fn an_empty_claim_interval_is_refused() {
     let f = Fixture::new();
