@@ -170,6 +170,16 @@ pub(crate) fn request(service: &str, start: &str) -> BookRequest {
     }
 }
 
+/// The kinds of a workflow's events, in order.
+fn kinds(engine: &Engine, id: Uuid) -> Vec<String> {
+    engine
+        .events(id)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect()
+}
+
 async fn book_and_wait(engine: &Engine, service: &str, start: &str) -> WorkflowView {
     let id = engine.book(request(service, start), None).await.unwrap();
     engine.wait(id, WAIT).await.unwrap()
@@ -414,12 +424,7 @@ async fn a_move_whose_reply_is_lost_is_followed_to_its_new_booking_never_moved_t
     world.mock.add_faults(vec![rule]).unwrap();
     let pushed = reschedule_and_wait(&engine, first.id, "2030-03-05T10:15:00Z").await;
     assert_eq!(pushed.state, "rescheduled", "{pushed:?}");
-    let kinds: Vec<String> = engine
-        .events(pushed.id)
-        .unwrap()
-        .into_iter()
-        .map(|e| e.kind)
-        .collect();
+    let kinds = kinds(&engine, pushed.id);
     assert!(
         kinds.contains(&"segment_outcome_unknown".into()),
         "{kinds:?}"
@@ -518,12 +523,7 @@ async fn a_lost_reply_is_reconciled_never_booked_twice() {
     let done = book_and_wait(&engine, "colour-and-cut", "2030-03-05T10:00:00Z").await;
     assert_eq!(done.state, "booked", "{done:?}");
     assert_eq!(world.live_of(done.id).len(), 2, "one booking per segment");
-    let kinds: Vec<String> = engine
-        .events(done.id)
-        .unwrap()
-        .into_iter()
-        .map(|e| e.kind)
-        .collect();
+    let kinds = kinds(&engine, done.id);
     assert!(
         kinds.contains(&"segment_outcome_unknown".to_string()),
         "{kinds:?}"
@@ -1111,12 +1111,7 @@ async fn a_finished_saga_keeps_its_booking_and_loses_a_stray_one() {
     let live = world.live_of(done.id);
     assert_eq!(live.len(), 1);
     assert_eq!(Some(&live[0].uid), done.segments[0].calcom_uid.as_ref());
-    let kinds: Vec<String> = engine
-        .events(done.id)
-        .unwrap()
-        .into_iter()
-        .map(|e| e.kind)
-        .collect();
+    let kinds = kinds(&engine, done.id);
     assert!(
         kinds.ends_with(&[
             "duplicate_found".into(),
@@ -1227,13 +1222,7 @@ async fn a_cut_refused_as_taken_fails_over_to_the_other_stylist() {
     assert_eq!(change.from, 2);
     assert!(change.reason.contains("already has booking"), "{change:?}");
     assert_eq!(world.live_of(id).len(), 2);
-    let kinds: Vec<String> = engine
-        .store()
-        .events(id)
-        .unwrap()
-        .into_iter()
-        .map(|e| e.kind)
-        .collect();
+    let kinds = kinds(&engine, id);
     let switched = kinds.iter().position(|k| k == "segment_host_switched");
     let refused = kinds.iter().position(|k| k == "segment_booking_failed");
     assert!(
