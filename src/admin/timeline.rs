@@ -43,9 +43,16 @@ pub(super) fn time(at: DateTime<Utc>) -> String {
 }
 
 /// Prints workflow `id`'s timeline to `out`: a table, or one JSON object.
-pub fn show(store: &Store, id: Uuid, json: bool, out: &mut dyn Write) -> Result<(), AdminError> {
+/// `label` renders a host as people read it, e.g. "3 (Chloe Stylist)".
+pub fn show(
+    store: &Store,
+    id: Uuid,
+    json: bool,
+    label: &dyn Fn(u64) -> String,
+    out: &mut dyn Write,
+) -> Result<(), AdminError> {
     let (row, events) = workflow(store, id)?;
-    let rows = timeline(&events);
+    let rows = timeline(&events, label);
     let requests = store.admin_requests_of(id)?;
     // The stored projection, as the engine acts on it (`replay` checks it).
     let stored = serde_json::from_str::<Saga>(&row.projection).ok();
@@ -104,7 +111,7 @@ pub fn show(store: &Store, id: Uuid, json: bool, out: &mut dyn Write) -> Result<
             "segment {} {}: host {} event type {}, {} to {}, Cal.com uid {}, {}",
             s.index,
             s.name,
-            s.host,
+            label(s.host),
             s.event_type_id,
             time(s.start),
             time(s.end),
@@ -182,7 +189,7 @@ struct Facts {
     status: String,
 }
 
-fn timeline(events: &[EventRow]) -> Vec<TimelineRow> {
+fn timeline(events: &[EventRow], label: &dyn Fn(u64) -> String) -> Vec<TimelineRow> {
     let mut saga: Option<Saga> = None;
     let mut broken: Option<String> = None;
     let mut opened: HashMap<Step, DateTime<Utc>> = HashMap::new();
@@ -196,7 +203,7 @@ fn timeline(events: &[EventRow]) -> Vec<TimelineRow> {
                     return unreadable(row, &e.to_string());
                 }
             };
-            let facts = facts(&event);
+            let facts = facts(&event, label);
             if broken.is_none() {
                 let applied = match saga.as_mut() {
                     None => Saga::start(&event).map(|s| saga = Some(s)),
@@ -312,7 +319,7 @@ fn step(step: Step, intent: bool, attempt: Option<u32>, status: impl Into<String
     }
 }
 
-fn facts(event: &Event) -> Facts {
+fn facts(event: &Event, label: &dyn Fn(u64) -> String) -> Facts {
     use Event::*;
     match event {
         Requested { .. } => plain("booking requested"),
@@ -391,7 +398,11 @@ fn facts(event: &Event) -> Facts {
             ..
         } => Facts {
             segment: Some(*segment),
-            ..plain(format!("host {from} -> host {host}: {reason}"))
+            ..plain(format!(
+                "host {} -> host {}: {reason}",
+                label(*from),
+                label(*host)
+            ))
         },
         SegmentMoveIntended { segment, attempt } => step(
             Step::Book(*segment),

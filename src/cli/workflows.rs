@@ -1,8 +1,9 @@
 //! `calsaga workflows ...` and `calsaga backup`: the admin commands on the
 //! database file.
 
-use super::{CliResult, DbArg, WaitArg, Which};
+use super::{CliResult, DbArg, WaitArg, Which, WorkflowsArg};
 use calsaga::admin;
+use calsaga::catalog::Catalog;
 use calsaga::store::{Store, StoreConfig};
 use clap::Subcommand;
 use std::path::PathBuf;
@@ -31,10 +32,14 @@ pub enum WorkflowsCommand {
     },
     /// One workflow's timeline: every event with time, segment, Cal.com uid,
     /// status, duration, retries and the state derived from the log.
+    /// Hosts are named as the catalogue names them when its folder is
+    /// there, and shown by Cal.com user id otherwise.
     Show {
         id: uuid::Uuid,
         #[command(flatten)]
         db: DbArg,
+        #[command(flatten)]
+        workflows: WorkflowsArg,
         /// One JSON object instead of the table.
         #[arg(long)]
         json: bool,
@@ -108,8 +113,21 @@ pub fn run_workflows(cmd: WorkflowsCommand) -> CliResult {
             };
             admin::list(&admin::open(&db.db)?, &query, &mut out)?
         }
-        WorkflowsCommand::Show { id, db, json } => {
-            admin::show(&admin::open(&db.db)?, id, json, &mut out)?
+        WorkflowsCommand::Show {
+            id,
+            db,
+            workflows,
+            json,
+        } => {
+            // The admin tools work on a copy of the database alone: without
+            // the catalogue, hosts are their Cal.com user ids.
+            let catalog = Catalog::load_dir(&workflows.workflows).ok();
+            let label = |host: u64| {
+                catalog
+                    .as_ref()
+                    .map_or_else(|| host.to_string(), |c| c.hosts().label(host))
+            };
+            admin::show(&admin::open(&db.db)?, id, json, &label, &mut out)?
         }
         WorkflowsCommand::Replay {
             file: Some(file), ..

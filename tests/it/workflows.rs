@@ -310,10 +310,17 @@ fn every_admin_command_on_sagas_in_every_state_while_serve_runs_and_offline() {
         "reconcile failed, permanent",
         "failed, needs an admin",
         "reason: booking segment 1 (cut) with host 2",
-        "segment 0 colour: host 1 event type 101, 2030-03-12T10:00:00.000Z to 2030-03-12T10:30:00.000Z",
+        "segment 0 colour: host 1 (Anna Colourist) event type 101, 2030-03-12T10:00:00.000Z to 2030-03-12T10:30:00.000Z",
     ] {
         assert!(out.contains(needle), "{needle:?} missing:\n{out}");
     }
+    // On a copy of the database without the catalogue, hosts are ids.
+    let (code, bare, err) = w.admin(&["show", stuck, "--workflows", "no-such-folder"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        bare.contains("segment 0 colour: host 1 event type 101"),
+        "{bare}"
+    );
     let (_, json_out, _) = w.admin(&["show", stuck, "--json"]);
     let shown: Value = serde_json::from_str(&json_out).unwrap();
     assert_eq!(shown["segments"].as_array().map(Vec::len), Some(2));
