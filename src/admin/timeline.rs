@@ -14,6 +14,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::{AdminError, workflow};
+use crate::catalog::Hosts;
 use crate::runtime::reason;
 use crate::saga::{CancelTarget, Event, Failure, Saga};
 use crate::status::{Around, Status};
@@ -43,16 +44,16 @@ pub(super) fn time(at: DateTime<Utc>) -> String {
 }
 
 /// Prints workflow `id`'s timeline to `out`: a table, or one JSON object.
-/// `label` renders a host as people read it, e.g. "3 (Chloe Stylist)".
+/// Hosts are named as `hosts` names them ("3 (Chloe Stylist)").
 pub fn show(
     store: &Store,
     id: Uuid,
     json: bool,
-    label: &dyn Fn(u64) -> String,
+    hosts: &Hosts,
     out: &mut dyn Write,
 ) -> Result<(), AdminError> {
     let (row, events) = workflow(store, id)?;
-    let rows = timeline(&events, label);
+    let rows = timeline(&events, hosts);
     let requests = store.admin_requests_of(id)?;
     // The stored projection, as the engine acts on it (`replay` checks it).
     let stored = serde_json::from_str::<Saga>(&row.projection).ok();
@@ -111,7 +112,7 @@ pub fn show(
             "segment {} {}: host {} event type {}, {} to {}, Cal.com uid {}, {}",
             s.index,
             s.name,
-            label(s.host),
+            hosts.label(s.host),
             s.event_type_id,
             time(s.start),
             time(s.end),
@@ -189,7 +190,7 @@ struct Facts {
     status: String,
 }
 
-fn timeline(events: &[EventRow], label: &dyn Fn(u64) -> String) -> Vec<TimelineRow> {
+fn timeline(events: &[EventRow], hosts: &Hosts) -> Vec<TimelineRow> {
     let mut saga: Option<Saga> = None;
     let mut broken: Option<String> = None;
     let mut opened: HashMap<Step, DateTime<Utc>> = HashMap::new();
@@ -203,7 +204,7 @@ fn timeline(events: &[EventRow], label: &dyn Fn(u64) -> String) -> Vec<TimelineR
                     return unreadable(row, &e.to_string());
                 }
             };
-            let facts = facts(&event, label);
+            let facts = facts(&event, hosts);
             if broken.is_none() {
                 let applied = match saga.as_mut() {
                     None => Saga::start(&event).map(|s| saga = Some(s)),
@@ -319,7 +320,7 @@ fn step(step: Step, intent: bool, attempt: Option<u32>, status: impl Into<String
     }
 }
 
-fn facts(event: &Event, label: &dyn Fn(u64) -> String) -> Facts {
+fn facts(event: &Event, hosts: &Hosts) -> Facts {
     use Event::*;
     match event {
         Requested { .. } => plain("booking requested"),
@@ -400,8 +401,8 @@ fn facts(event: &Event, label: &dyn Fn(u64) -> String) -> Facts {
             segment: Some(*segment),
             ..plain(format!(
                 "host {} -> host {}: {reason}",
-                label(*from),
-                label(*host)
+                hosts.label(*from),
+                hosts.label(*host)
             ))
         },
         SegmentMoveIntended { segment, attempt } => step(

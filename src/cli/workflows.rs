@@ -120,14 +120,11 @@ pub fn run_workflows(cmd: WorkflowsCommand) -> CliResult {
             json,
         } => {
             // The admin tools work on a copy of the database alone: without
-            // the catalogue, hosts are their Cal.com user ids.
-            let catalog = Catalog::load_dir(&workflows.workflows).ok();
-            let label = |host: u64| {
-                catalog
-                    .as_ref()
-                    .map_or_else(|| host.to_string(), |c| c.hosts().label(host))
-            };
-            admin::show(&admin::open(&db.db)?, id, json, &label, &mut out)?
+            // the catalogue, no host has a name and each shows as its id.
+            let hosts = Catalog::load_dir(&workflows.workflows)
+                .map(|c| c.hosts().clone())
+                .unwrap_or_default();
+            admin::show(&admin::open(&db.db)?, id, json, &hosts, &mut out)?
         }
         WorkflowsCommand::Replay {
             file: Some(file), ..

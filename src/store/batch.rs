@@ -227,10 +227,11 @@ fn apply_op(
             claims,
             replacing,
         } => {
-            let before = unclaimed.len();
-            unclaimed.retain(|w| w != workflow);
-            let fresh = unclaimed.len() < before;
-            claims::claim(conn, *workflow, claims, *replacing, fresh)
+            let fresh = unclaimed.iter().position(|w| w == workflow);
+            if let Some(i) = fresh {
+                unclaimed.swap_remove(i);
+            }
+            claims::claim(conn, *workflow, claims, *replacing, fresh.is_some())
         }
         WriteOp::ReleaseClaims { workflow, segment } => claims::release(conn, *workflow, *segment),
         WriteOp::SetTimer {

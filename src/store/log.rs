@@ -1,6 +1,6 @@
 //! Workflows and their event log: create, append with the optimistic
-//! sequence check and the projection the events fold to; read one, its events, pages of
-//! them, and the unfinished ones for recovery. Events are append-only (the
+//! sequence check and the projection the events fold to; read one, its
+//! events, pages of them, and the unfinished ones for recovery. Events are append-only (the
 //! schema's triggers refuse UPDATE and DELETE); nothing here may change or
 //! remove an event, and nothing here knows what an event means.
 
