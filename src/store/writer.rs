@@ -75,18 +75,21 @@ impl Drop for Answers {
     }
 }
 
-/// Sends every answer of a committed group: blocking senders at once, async
-/// ones from a task of their runtime when there are several.
+/// Sends every answer of a committed group: the async senders of the first
+/// async sender's runtime from a task of that runtime when there are
+/// several, every other sender at once (another runtime may not be running
+/// tasks right now, and its senders must not wait for it).
 pub(super) fn answer_group(group: Vec<Job>, answers: Vec<Answer>) {
     let mut later = Answers(Vec::new());
-    let mut runtime = None;
+    let mut runtime: Option<Handle> = None;
     for (job, answer) in group.into_iter().zip(answers) {
         match job.reply {
-            Reply::Async(tx, handle) => {
-                runtime = runtime.or(handle);
+            Reply::Async(tx, Some(handle))
+                if runtime.get_or_insert_with(|| handle.clone()).id() == handle.id() =>
+            {
                 later.0.push((tx, answer));
             }
-            blocking @ Reply::Blocking(_) => blocking.send(answer),
+            other => other.send(answer),
         }
     }
     match runtime {

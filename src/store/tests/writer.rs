@@ -368,3 +368,41 @@ fn async_answers_arrive_even_when_their_runtime_is_gone() {
         .collect();
     assert_eq!(got, answers);
 }
+
+/// Senders of another runtime in the same group are answered at once: they
+/// never wait for the task of a runtime that is not running tasks.
+#[test]
+fn async_answers_of_another_runtime_do_not_wait_for_the_first_ones() {
+    use crate::store::writer::{Job, Reply, answer_group};
+    let runtime = |_| {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime")
+    };
+    // Neither runtime is ever driven: a task spawned on one never runs
+    // while the test looks.
+    let (idle, other) = (runtime(0), runtime(1));
+    let (senders, mut receivers): (Vec<_>, Vec<_>) =
+        (0..3).map(|_| tokio::sync::oneshot::channel()).unzip();
+    let handles = [idle.handle(), idle.handle(), other.handle()];
+    let group = senders
+        .into_iter()
+        .zip(handles)
+        .map(|(tx, handle)| Job {
+            batch: Vec::new(),
+            reply: Reply::Async(tx, Some(handle.clone())),
+        })
+        .collect();
+    answer_group(group, vec![Ok(()), Ok(()), Err(StoreError::ReadOnly)]);
+    assert_eq!(
+        receivers[2].try_recv().expect("answered at once"),
+        Err(StoreError::ReadOnly)
+    );
+    drop(idle);
+    for rx in &mut receivers[..2] {
+        assert_eq!(
+            rx.try_recv().expect("answered when its task is dropped"),
+            Ok(())
+        );
+    }
+}
