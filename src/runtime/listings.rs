@@ -95,9 +95,9 @@ impl Drop for Joined<'_> {
 
 impl Listings {
     /// Every booking of `seg`'s event type around its window, oldest first:
-    /// the listing of its whole day begun up to `REUSE` ago that it may
-    /// use for `uncertain`, else one begun now; a listing of its own when the segment runs
-    /// into the next day.
+    /// the listing of its whole day begun up to `REUSE` ago that it may use
+    /// for `uncertain`, else one begun now; a listing of its own when the
+    /// segment runs into the next day.
     pub async fn around(
         &self,
         api: &dyn CalcomApi,
