@@ -46,6 +46,15 @@ const PRAGMAS: &[(&str, &str, Scope)] = &[
     ("journal_size_limit", "67108864", Scope::Every),
 ];
 
+/// Log pages after which the writer checkpoints (its `wal_autocheckpoint`).
+pub fn checkpoint_pages() -> u64 {
+    PRAGMAS
+        .iter()
+        .find(|(name, ..)| *name == "wal_autocheckpoint")
+        .and_then(|(_, pages, _)| pages.parse().ok())
+        .unwrap_or(1000)
+}
+
 fn refused(detail: String) -> rusqlite::Error {
     rusqlite::Error::SqliteFailure(
         rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ERROR),

@@ -56,6 +56,7 @@ pub use batch::{PRUNE_ROWS_MAX, WriteBatch, WriteOp};
 pub use bench::raw_commit_rate;
 pub use bookings::{AroundRows, BookingCursor, BookingListRow, BookingQuery};
 pub use claims::{Claim, ClaimRow};
+pub use connection::checkpoint_pages;
 pub use counts::{InboxCount, StateCount};
 pub use error::StoreError;
 pub use flags::BookingFlag;

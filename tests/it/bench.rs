@@ -79,6 +79,7 @@ fn bench_engine_json_has_every_figure_ratio_and_aim_and_leaves_no_files() {
             "/raw_commits_per_s",
             "/raw_samples_per_s/0",
             "/raw_samples_per_s/3",
+            "/warm_up_sagas",
             "/sequential/sagas_per_s",
             "/sequential/steps_per_s",
             "/concurrent/sagas_per_s",
@@ -134,7 +135,7 @@ fn bench_engine_table_names_each_measurement_and_aim() {
     for word in [
         "start times earliest first",
         "(a) raw FULL-sync commits/s",
-        "(b) sagas/s, one at a time (3)",
+        "(b) sagas/s, one at a time (3; ",
         "(c) sagas/s, 2 at a time (3)",
         "(d) commits per saga",
         "resumed to booked sagas/s",

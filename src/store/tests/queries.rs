@@ -259,6 +259,42 @@ fn raw_commit_rate_measures_and_cleans_up() {
     );
 }
 
+/// The baseline's commits write over a log file already grown to the size
+/// the writer checkpoints at, as a running store's do: after the layout
+/// the file holds that many pages, and the next commit starts the log
+/// again from its first frame instead of growing it.
+#[test]
+fn the_baseline_commits_over_a_laid_out_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("scratch.db");
+    let conn = crate::store::connection::open_writer(&path, &Default::default()).unwrap();
+    let checkpoint_at: u64 = conn
+        .query_row("PRAGMA wal_autocheckpoint", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(checkpoint_at, crate::store::checkpoint_pages());
+    conn.execute_batch("CREATE TABLE bench (n INTEGER NOT NULL) STRICT")
+        .unwrap();
+    crate::store::bench::lay_out_log(&conn).unwrap();
+    let page_size: u64 = conn
+        .query_row("PRAGMA page_size", [], |r| r.get(0))
+        .unwrap();
+    let log = dir.path().join("scratch.db-wal");
+    let laid_out = std::fs::metadata(&log).unwrap().len();
+    assert!(laid_out >= checkpoint_at * page_size, "{laid_out} bytes");
+    conn.execute("INSERT INTO bench (n) VALUES (1)", [])
+        .unwrap();
+    let (_, frames, _): (i64, i64, i64) = conn
+        .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .unwrap();
+    assert!(
+        frames <= 2,
+        "the commit began the log again: {frames} frames"
+    );
+    assert_eq!(std::fs::metadata(&log).unwrap().len(), laid_out);
+}
+
 /// An orphan is recorded before its cancel and updated after it: one row,
 /// first-found time kept, and no workflow row needed (the log may not know it).
 #[test]

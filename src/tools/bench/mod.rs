@@ -52,6 +52,11 @@ const FIRST_START_S: i64 = 1_898_812_800;
 const SAGA_WAIT: Duration = Duration::from_secs(60);
 /// Longest seeding or recovery may take before the run is called stuck.
 const PHASE_WAIT: Duration = Duration::from_secs(600);
+/// Untimed sagas are booked in rounds of this many before (b) until the
+/// store's log has begun again from its start, and at most `WARM_UP_MAX`.
+const WARM_UP_ROUND: usize = 10;
+/// More than enough: every saga commits four times, at least a page each.
+const WARM_UP_MAX: usize = 2_000;
 /// How long dropping a runtime waits for its threads.
 const RUNTIME_STOP: Duration = Duration::from_secs(10);
 
@@ -131,7 +136,11 @@ pub fn run_engine(config: &BenchConfig) -> Result<BenchReport, BenchError> {
     let service = catalog.get(SERVICE).ok_or(BenchError::MissingService)?;
     let steps_per_saga = service.segments.len() + 1;
     let (sagas, recover) = (config.sagas.max(1), config.recover.max(1));
-    let schedule = Arc::new(Schedule::new(service, 2 * sagas + recover, config.order));
+    let schedule = Arc::new(Schedule::new(
+        service,
+        WARM_UP_MAX + 2 * sagas + recover,
+        config.order,
+    ));
     let scratch = Scratch::create(&config.dir)?;
     let bench = Bench {
         catalog: Arc::clone(&catalog),
@@ -144,7 +153,7 @@ pub fn run_engine(config: &BenchConfig) -> Result<BenchReport, BenchError> {
     // between and after the phases, and each phase is set against the
     // samples on either side of it.
     let before = bench.raw()?;
-    let (sequential, between, concurrent) = bench.throughput(sagas)?;
+    let (warm_up_sagas, sequential, between, concurrent) = bench.throughput(sagas)?;
     let after_c = bench.raw()?;
     let recovery = bench.recovery(recover)?;
     let after_e = bench.raw()?;
@@ -156,6 +165,7 @@ pub fn run_engine(config: &BenchConfig) -> Result<BenchReport, BenchError> {
         steps_per_saga,
         raw_commits_per_sample: config.raw_commits,
         raw_samples_per_s: [before, between, after_c, after_e],
+        warm_up_sagas,
         sequential: Throughput::new(&sequential, steps_per_saga),
         concurrent: Throughput::new(&concurrent, steps_per_saga),
         recovery,
@@ -181,7 +191,8 @@ impl Bench {
     }
 
     /// (b), a sample of (a), then (c), on one database and one engine.
-    fn throughput(&self, sagas: usize) -> Result<(PhaseRun, f64, PhaseRun), BenchError> {
+    /// The untimed warm-up's sagas, (b), a raw sample, (c).
+    fn throughput(&self, sagas: usize) -> Result<(usize, PhaseRun, f64, PhaseRun), BenchError> {
         const PHASE: &str = "(b)/(c) throughput";
         let runtime = runtime()?;
         let result = runtime.block_on(async {
@@ -189,6 +200,7 @@ impl Bench {
             let supplier = Arc::new(Supplier::instant(&self.catalog, clock));
             let engine = self.engine("throughput.db", supplier, self.concurrency, PHASE)?;
             start(&engine, PHASE)?;
+            let warm_up = self.warm_up(&engine).await?;
             tracing::info!(sagas, "(b) booking one saga at a time");
             let sequential = self.book_all(&engine, sagas, 1).await?;
             let between = self.raw()?;
@@ -199,10 +211,29 @@ impl Bench {
             );
             let concurrent = self.book_all(&engine, sagas, self.concurrency).await?;
             engine.shutdown();
-            Ok((sequential, between, concurrent))
+            Ok((warm_up, sequential, between, concurrent))
         });
         runtime.shutdown_timeout(RUNTIME_STOP);
         result
+    }
+
+    /// Books untimed sagas one at a time until the store's log has been
+    /// checkpointed and begun again from its start. From then on its commits
+    /// overwrite log blocks the file already has, as those of a store that
+    /// has run for a few seconds do, and as the raw baseline's do
+    /// (`store::raw_commit_rate`); a new file's first commits grow it, at
+    /// about twice the cost. Returns how many sagas that took.
+    async fn warm_up(&self, engine: &Engine) -> Result<usize, BenchError> {
+        let first = engine.store().commit_stats().pages;
+        let mut sagas = 0;
+        while engine.store().commit_stats().pages - first <= store::checkpoint_pages()
+            && sagas < WARM_UP_MAX
+        {
+            self.book_all(engine, WARM_UP_ROUND, 1).await?;
+            sagas += WARM_UP_ROUND;
+        }
+        tracing::info!(sagas, "(b) warmed up");
+        Ok(sagas)
     }
 
     /// Books `sagas` sagas with `at_once` clients, each booking and waiting

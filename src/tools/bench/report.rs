@@ -251,6 +251,9 @@ pub struct Measured {
     /// (a) single-row FULL-sync commits per second on the scratch disk,
     /// before (b), between (b) and (c), after (c), after (e).
     pub raw_samples_per_s: [f64; 4],
+    /// Untimed sagas booked before (b), until the store's log had begun
+    /// again from its start (as the raw samples' logs have).
+    pub warm_up_sagas: usize,
     /// (b) one saga at a time.
     pub sequential: Throughput,
     /// (c) `concurrency` sagas at a time.
@@ -401,7 +404,10 @@ impl BenchReport {
             plain("    before (e)", s2),
             plain("    after (e)", s3),
             (
-                format!("(b) sagas/s, one at a time ({})", b.sagas),
+                format!(
+                    "(b) sagas/s, one at a time ({}; {} warm-up)",
+                    b.sagas, run.warm_up_sagas
+                ),
                 b.sagas_per_s,
                 Some(b.steps_per_s),
                 Some(r.sequential_steps_vs_raw),

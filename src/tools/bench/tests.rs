@@ -65,6 +65,7 @@ fn each_phase_is_set_against_the_raw_samples_either_side_of_it_and_aims_are_judg
         steps_per_saga: 4,
         raw_commits_per_sample: 100,
         raw_samples_per_s: [400.0, 800.0, 1200.0, 1600.0],
+        warm_up_sagas: 110,
         sequential: throughput(100.0, 50),
         concurrent: throughput(600.0, 5),
         recovery: Recovery::new(
