@@ -34,6 +34,36 @@ pub struct CommitStats {
     /// Database pages those commits wrote to the log (WAL frames): what a
     /// commit costs beyond its fsync.
     pub pages: u64,
+    /// Time the writer spent applying those commits' batches, and in their
+    /// COMMIT (log writes, fsync, checkpoints), in nanoseconds: with the
+    /// time a phase took, where a step's time goes.
+    pub apply_ns: u64,
+    pub commit_ns: u64,
+}
+
+/// Where one group's time went on the writer thread.
+#[derive(Debug, Clone, Copy, Default)]
+struct Spent {
+    apply: Duration,
+    commit: Duration,
+}
+
+impl Spent {
+    /// Runs `f`, adding its time to `apply`.
+    fn applying<T>(&mut self, f: impl FnOnce() -> T) -> T {
+        let started = Instant::now();
+        let out = f();
+        self.apply += started.elapsed();
+        out
+    }
+
+    /// Commits `tx`, adding the time to `commit`.
+    fn committing(&mut self, tx: rusqlite::Transaction<'_>) -> Result<(), StoreError> {
+        let started = Instant::now();
+        let out = tx.commit().map_err(fatal);
+        self.commit += started.elapsed();
+        out
+    }
 }
 
 /// Told the duration of every committed transaction (metrics). Called on the
@@ -111,6 +141,8 @@ struct Shared {
     batches: AtomicU64,
     largest_group: AtomicU64,
     pages: AtomicU64,
+    apply_ns: AtomicU64,
+    commit_ns: AtomicU64,
     /// Async commits waiting for their answer.
     in_flight: AtomicUsize,
     /// Signalled after the writer takes jobs off a full queue, for blocking
@@ -132,8 +164,12 @@ impl Shared {
         self.room_freed.notify_all();
     }
 
-    fn count(&self, group: usize, pages: u64) {
+    fn count(&self, group: usize, pages: u64, spent: Spent) {
         let group = group as u64;
+        let ns = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        self.apply_ns.fetch_add(ns(spent.apply), Ordering::Relaxed);
+        self.commit_ns
+            .fetch_add(ns(spent.commit), Ordering::Relaxed);
         self.commits.fetch_add(1, Ordering::Relaxed);
         self.pages.fetch_add(pages, Ordering::Relaxed);
         self.batches.fetch_add(group, Ordering::Relaxed);
@@ -182,6 +218,8 @@ impl Writer {
             batches: self.shared.batches.load(Ordering::Relaxed),
             largest_group: self.shared.largest_group.load(Ordering::Relaxed),
             pages: self.shared.pages.load(Ordering::Relaxed),
+            apply_ns: self.shared.apply_ns.load(Ordering::Relaxed),
+            commit_ns: self.shared.commit_ns.load(Ordering::Relaxed),
         }
     }
 
@@ -314,13 +352,14 @@ fn run(mut conn: Connection, mut jobs: mpsc::Receiver<Job>, shared: &Shared, con
         }
         shared.signal_room();
         let started = Instant::now();
+        let mut spent = Spent::default();
         let answers = match shared.poison.get() {
             Some(refusal) => Err(refusal.clone()),
-            None => commit_group(&mut conn, &group, config),
+            None => commit_group(&mut conn, &group, config, &mut spent),
         };
         match answers {
             Ok(answers) => {
-                shared.count(group.len(), pages_written(&conn));
+                shared.count(group.len(), pages_written(&conn), spent);
                 if let Some(observer) = shared.observer.get() {
                     observer.committed(started.elapsed());
                 }
@@ -389,22 +428,25 @@ fn commit_group(
     conn: &mut Connection,
     group: &[Job],
     config: &StoreConfig,
+    spent: &mut Spent,
 ) -> Result<Vec<Answer>, StoreError> {
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(fatal)?;
-    match group
-        .iter()
-        .try_for_each(|job| batch::apply(&tx, &job.batch, config))
-    {
+    let applied = spent.applying(|| {
+        group
+            .iter()
+            .try_for_each(|job| batch::apply(&tx, &job.batch, config))
+    });
+    match applied {
         Ok(()) => {
-            tx.commit().map_err(fatal)?;
+            spent.committing(tx)?;
             Ok(group.iter().map(|_| Ok(())).collect())
         }
         Err(e) if e.is_fatal() => Err(e),
         Err(_) => {
             tx.rollback().map_err(fatal)?;
-            commit_isolated(conn, group, config)
+            commit_isolated(conn, group, config, spent)
         }
     }
 }
@@ -415,6 +457,7 @@ fn commit_isolated(
     conn: &mut Connection,
     group: &[Job],
     config: &StoreConfig,
+    spent: &mut Spent,
 ) -> Result<Vec<Answer>, StoreError> {
     let mut tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -422,7 +465,7 @@ fn commit_isolated(
     let mut answers = Vec::with_capacity(group.len());
     for job in group {
         let mut savepoint = tx.savepoint().map_err(fatal)?;
-        let answer = batch::apply(&savepoint, &job.batch, config);
+        let answer = spent.applying(|| batch::apply(&savepoint, &job.batch, config));
         match &answer {
             Err(e) if e.is_fatal() => return Err(e.clone()),
             Err(_) => {
@@ -433,7 +476,7 @@ fn commit_isolated(
         }
         answers.push(answer);
     }
-    tx.commit().map_err(fatal)?;
+    spent.committing(tx)?;
     Ok(answers)
 }
 

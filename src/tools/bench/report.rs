@@ -43,6 +43,13 @@ pub struct Throughput {
     /// costs beyond its fsync, and what time-ordered ids share between the
     /// sagas of one group commit.
     pub pages_per_step: f64,
+    /// Microseconds per step the writer spent applying batches, and in
+    /// COMMIT (log writes, fsync, checkpoints); with `step_us`, the time of
+    /// one step wall-clock, they show where a step's time goes (one at a
+    /// time, the rest is outside the writer: the driver and hand-offs).
+    pub apply_us_per_step: f64,
+    pub commit_us_per_step: f64,
+    pub step_us: f64,
 }
 
 impl Throughput {
@@ -61,6 +68,15 @@ impl Throughput {
                 run.after.pages - run.before.pages,
                 run.sagas * steps_per_saga,
             ),
+            apply_us_per_step: per_saga(
+                run.after.apply_ns - run.before.apply_ns,
+                run.sagas * steps_per_saga,
+            ) / 1e3,
+            commit_us_per_step: per_saga(
+                run.after.commit_ns - run.before.commit_ns,
+                run.sagas * steps_per_saga,
+            ) / 1e3,
+            step_us: 1e6 / (sagas_per_s * steps_per_saga as f64).max(1e-9),
         }
     }
 }
@@ -430,6 +446,13 @@ impl BenchReport {
             plain(
                 "    pages written per step, many at a time",
                 c.pages_per_step,
+            ),
+            plain("    one step one at a time, in all (µs)", b.step_us),
+            plain("      of which the writer applying", b.apply_us_per_step),
+            plain("      of which the writer in COMMIT", b.commit_us_per_step),
+            plain(
+                "    writer busy per step, many at a time (µs)",
+                c.apply_us_per_step + c.commit_us_per_step,
             ),
             plain("(e) seeding interrupted sagas (s)", e.seeding_seconds),
             (

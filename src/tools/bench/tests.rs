@@ -50,6 +50,8 @@ fn throughput(sagas_per_s: f64, commits: u64) -> Throughput {
             batches: 50,
             largest_group: 1,
             pages: 200,
+            apply_ns: 2_000_000,
+            commit_ns: 8_000_000,
         },
     };
     Throughput::new(&run, 4)
@@ -103,4 +105,10 @@ fn each_phase_is_set_against_the_raw_samples_either_side_of_it_and_aims_are_judg
         report.aims
     );
     assert!((report.measured.sequential.pages_per_step - 5.0).abs() < 1e-9);
+    // 10 sagas of 4 steps at 100 sagas/s: 2,500 µs a step, of which the
+    // writer spent 2 ms / 40 applying and 8 ms / 40 in COMMIT.
+    let b = &report.measured.sequential;
+    assert!((b.step_us - 2500.0).abs() < 1e-6, "{b:?}");
+    assert!((b.apply_us_per_step - 50.0).abs() < 1e-9, "{b:?}");
+    assert!((b.commit_us_per_step - 200.0).abs() < 1e-9, "{b:?}");
 }
