@@ -89,6 +89,8 @@ fn bench_engine_json_has_every_figure_ratio_and_aim_and_leaves_no_files() {
             "/recovery/schedule_sagas_per_s",
             "/recovery/terminal_sagas_per_s",
             "/ratios/sequential_steps_vs_raw",
+            "/ratios/sequential_steps_vs_step_floor",
+            "/step_floor/commits_per_s",
             "/ratios/concurrent_steps_vs_raw",
             "/ratios/concurrent_vs_sequential",
             "/ratios/recovery_steps_vs_raw",
@@ -98,6 +100,12 @@ fn bench_engine_json_has_every_figure_ratio_and_aim_and_leaves_no_files() {
     assert_eq!(number(&report, "/sequential/concurrency"), 1.0);
     assert_eq!(number(&report, "/concurrent/concurrency"), 2.0);
     assert_eq!(number(&report, "/recovery/sagas"), 5.0);
+    // The floor for a step is set with commits of the pages (b)'s steps
+    // wrote: an event, the workflow row and more, several pages each.
+    let pages = number(&report, "/step_floor/pages");
+    assert!(pages >= 3.0, "{}", report["step_floor"]);
+    let step_pages = number(&report, "/sequential/pages_per_step");
+    assert!((pages - step_pages).abs() < 1e-9, "{pages} vs {step_pages}");
 
     // The n+1 design: one commit per durable step plus the request's.
     let steps = number(&report, "/steps_per_saga");

@@ -250,7 +250,7 @@ fn prune_drops_expired_keys_and_old_stats_only() {
 #[test]
 fn raw_commit_rate_measures_and_cleans_up() {
     let dir = tempfile::tempdir().unwrap();
-    let rate = raw_commit_rate(dir.path(), 3).unwrap();
+    let rate = raw_commit_rate(dir.path(), 3, 2.0).unwrap();
     assert!(rate.is_finite() && rate > 0.0, "{rate}");
     assert_eq!(
         std::fs::read_dir(dir.path()).unwrap().count(),
@@ -293,6 +293,21 @@ fn the_baseline_commits_over_a_laid_out_log() {
         "the commit began the log again: {frames} frames"
     );
     assert_eq!(std::fs::metadata(&log).unwrap().len(), laid_out);
+}
+
+/// Baseline commits write the pages they are asked for, on average when
+/// that is a fraction, so the floor for a step of a size is what it says.
+#[test]
+fn a_baseline_commit_writes_the_pages_it_is_asked_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("scratch.db");
+    let mut conn = crate::store::connection::open_writer(&path, &Default::default()).unwrap();
+    let rate = crate::store::bench::measure(&mut conn, 4, 2.75).unwrap();
+    assert!(rate.is_finite() && rate > 0.0, "{rate}");
+    let frames: i64 = conn
+        .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get(1))
+        .unwrap();
+    assert_eq!(frames, 11, "4 commits of 2.75 pages: 2, 3, 3, 3");
 }
 
 /// An orphan is recorded before its cancel and updated after it: one row,

@@ -255,7 +255,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 fn raw_commit_rate(dir: &std::path::Path, commits: u32) -> Result<f64, HttpBenchError> {
     tracing::info!(commits, "timing raw commits");
-    store::raw_commit_rate(dir, commits).map_err(|source| {
+    store::raw_commit_rate(dir, commits, 1.0).map_err(|source| {
         BenchError::Store {
             phase: "raw commits",
             source,

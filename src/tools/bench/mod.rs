@@ -4,6 +4,8 @@
 //! (c) sagas/s with many at once, (d) commits per saga and (e) recovery of
 //! interrupted sagas after a restart, and relates each to (a) from the same
 //! run, since shared machines are noisy and only ratios compare across runs.
+//! (b) is also set against raw commits of as many pages as its steps write:
+//! the floor the disk sets for a step of that size.
 //! Sagas book the composite `highlights-toner-blowdry` against `Supplier`,
 //! which answers at once, so the figures hold engine and store costs only.
 //! Everything happens in a scratch folder of its own, removed afterwards; it
@@ -35,7 +37,9 @@ use crate::saga::Attendee;
 use crate::store::{self, Store, StoreConfig, StoreError};
 
 use report::PhaseRun;
-pub use report::{Aim, BenchReport, Machine, Measured, Ratios, Recovery, Throughput, nearest_rank};
+pub use report::{
+    Aim, BenchReport, Machine, Measured, Ratios, Recovery, StepFloor, Throughput, nearest_rank,
+};
 use supplier::Supplier;
 
 pub use all::{AllConfig, AllReport, Headline, headlines, run_all};
@@ -152,11 +156,11 @@ pub fn run_engine(config: &BenchConfig) -> Result<BenchReport, BenchError> {
     // The disk's rate drifts on a shared machine, so (a) is sampled before,
     // between and after the phases, and each phase is set against the
     // samples on either side of it.
-    let before = bench.raw()?;
-    let (warm_up_sagas, sequential, between, concurrent) = bench.throughput(sagas)?;
-    let after_c = bench.raw()?;
+    let before = bench.raw(1.0)?;
+    let phases = bench.throughput(sagas)?;
+    let after_c = bench.raw(1.0)?;
     let recovery = bench.recovery(recover)?;
-    let after_e = bench.raw()?;
+    let after_e = bench.raw(1.0)?;
     Ok(BenchReport::new(Measured {
         command: config.command.clone(),
         machine: Machine::probe(&config.dir),
@@ -164,12 +168,23 @@ pub fn run_engine(config: &BenchConfig) -> Result<BenchReport, BenchError> {
         start_order: config.order,
         steps_per_saga,
         raw_commits_per_sample: config.raw_commits,
-        raw_samples_per_s: [before, between, after_c, after_e],
-        warm_up_sagas,
-        sequential: Throughput::new(&sequential, steps_per_saga),
-        concurrent: Throughput::new(&concurrent, steps_per_saga),
+        raw_samples_per_s: [before, phases.between, after_c, after_e],
+        step_floor: phases.step_floor,
+        warm_up_sagas: phases.warm_up_sagas,
+        sequential: Throughput::new(&phases.sequential, steps_per_saga),
+        concurrent: Throughput::new(&phases.concurrent, steps_per_saga),
         recovery,
     }))
+}
+
+/// What one database and engine measured for (b) and (c).
+struct Phases {
+    warm_up_sagas: usize,
+    step_floor: StepFloor,
+    sequential: PhaseRun,
+    /// (a) between (b) and (c).
+    between: f64,
+    concurrent: PhaseRun,
 }
 
 struct Bench {
@@ -181,18 +196,21 @@ struct Bench {
 }
 
 impl Bench {
-    /// (a): single-row FULL-sync commits/s in the scratch folder.
-    fn raw(&self) -> Result<f64, BenchError> {
-        tracing::info!(commits = self.raw_commits, "(a) timing raw commits");
-        store::raw_commit_rate(&self.dir, self.raw_commits).map_err(|source| BenchError::Store {
-            phase: "(a) raw commits",
-            source,
+    /// (a): FULL-sync commits/s of `pages` pages each (on average) in the
+    /// scratch folder (1: single-row commits).
+    fn raw(&self, pages: f64) -> Result<f64, BenchError> {
+        tracing::info!(commits = self.raw_commits, pages, "(a) timing raw commits");
+        store::raw_commit_rate(&self.dir, self.raw_commits, pages).map_err(|source| {
+            BenchError::Store {
+                phase: "(a) raw commits",
+                source,
+            }
         })
     }
 
-    /// (b), a sample of (a), then (c), on one database and one engine.
-    /// The untimed warm-up's sagas, (b), a raw sample, (c).
-    fn throughput(&self, sagas: usize) -> Result<(usize, PhaseRun, f64, PhaseRun), BenchError> {
+    /// On one database and one engine: the untimed warm-up, (b), a raw
+    /// sample and one of commits as large as (b)'s steps, then (c).
+    fn throughput(&self, sagas: usize) -> Result<Phases, BenchError> {
         const PHASE: &str = "(b)/(c) throughput";
         let runtime = runtime()?;
         let result = runtime.block_on(async {
@@ -200,10 +218,15 @@ impl Bench {
             let supplier = Arc::new(Supplier::instant(&self.catalog, clock));
             let engine = self.engine("throughput.db", supplier, self.concurrency, PHASE)?;
             start(&engine, PHASE)?;
-            let warm_up = self.warm_up(&engine).await?;
+            let warm_up_sagas = self.warm_up(&engine).await?;
             tracing::info!(sagas, "(b) booking one saga at a time");
             let sequential = self.book_all(&engine, sagas, 1).await?;
-            let between = self.raw()?;
+            let between = self.raw(1.0)?;
+            let pages = sequential.pages_per_batch();
+            let step_floor = StepFloor {
+                pages,
+                commits_per_s: self.raw(pages)?,
+            };
             tracing::info!(
                 sagas,
                 at_once = self.concurrency,
@@ -211,7 +234,13 @@ impl Bench {
             );
             let concurrent = self.book_all(&engine, sagas, self.concurrency).await?;
             engine.shutdown();
-            Ok((warm_up, sequential, between, concurrent))
+            Ok(Phases {
+                warm_up_sagas,
+                step_floor,
+                sequential,
+                between,
+                concurrent,
+            })
         });
         runtime.shutdown_timeout(RUNTIME_STOP);
         result
@@ -224,9 +253,9 @@ impl Bench {
     /// (`store::raw_commit_rate`); a new file's first commits grow it, at
     /// about twice the cost. Returns how many sagas that took.
     async fn warm_up(&self, engine: &Engine) -> Result<usize, BenchError> {
-        let first = engine.store().commit_stats().pages;
+        let start = engine.store().commit_stats();
         let mut sagas = 0;
-        while engine.store().commit_stats().pages - first <= store::checkpoint_pages()
+        while engine.store().commit_stats().pages - start.pages <= store::checkpoint_pages()
             && sagas < WARM_UP_MAX
         {
             self.book_all(engine, WARM_UP_ROUND, 1).await?;

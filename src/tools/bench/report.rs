@@ -24,6 +24,14 @@ pub struct PhaseRun {
     pub after: CommitStats,
 }
 
+impl PhaseRun {
+    /// Pages written per write batch; one at a time, per commit too.
+    pub fn pages_per_batch(&self) -> f64 {
+        let batches = self.after.batches - self.before.batches;
+        (self.after.pages - self.before.pages) as f64 / batches.max(1) as f64
+    }
+}
+
 /// Sagas booked end to end (request to `booked`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Throughput {
@@ -136,6 +144,9 @@ impl Recovery {
 pub struct Ratios {
     /// (b) steps/s over (a): 1.0 is one durable step per raw commit.
     pub sequential_steps_vs_raw: f64,
+    /// (b) steps/s over raw commits of a step's pages: 1.0 is a step as
+    /// fast as the disk lets a commit of its size go.
+    pub sequential_steps_vs_step_floor: f64,
     /// (c) steps/s over (a): above 1 only thanks to group commit.
     pub concurrent_steps_vs_raw: f64,
     /// (c) over (b).
@@ -267,6 +278,8 @@ pub struct Measured {
     /// (a) single-row FULL-sync commits per second on the scratch disk,
     /// before (b), between (b) and (c), after (c), after (e).
     pub raw_samples_per_s: [f64; 4],
+    /// (a) with commits as large as (b)'s steps, after (b).
+    pub step_floor: StepFloor,
     /// Untimed sagas booked before (b), until the store's log had begun
     /// again from its start (as the raw samples' logs have).
     pub warm_up_sagas: usize,
@@ -276,6 +289,16 @@ pub struct Measured {
     pub concurrent: Throughput,
     /// (e) interrupted sagas resumed after a restart.
     pub recovery: Recovery,
+}
+
+/// Raw commits as large as a step one at a time: how fast the disk alone
+/// lets a step of that size go, so that (b)'s distance from it is the
+/// engine's own cost (CPU and hand-offs), not the pages it writes.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct StepFloor {
+    /// Pages each commit writes on average: (b)'s pages per step.
+    pub pages: f64,
+    pub commits_per_s: f64,
 }
 
 /// One run's findings: what it measured, then what that means.
@@ -318,6 +341,7 @@ impl BenchReport {
         let steps = m.steps_per_saga as f64;
         let ratios = Ratios {
             sequential_steps_vs_raw: m.sequential.steps_per_s / mean(before_b, before_c),
+            sequential_steps_vs_step_floor: m.sequential.steps_per_s / m.step_floor.commits_per_s,
             concurrent_steps_vs_raw: m.concurrent.steps_per_s / mean(before_c, before_e),
             concurrent_vs_sequential: m.concurrent.sagas_per_s / m.sequential.sagas_per_s,
             recovery_steps_vs_raw: m.recovery.terminal_sagas_per_s * steps
@@ -419,6 +443,13 @@ impl BenchReport {
             plain("    before (c)", s1),
             plain("    before (e)", s2),
             plain("    after (e)", s3),
+            plain(
+                &format!(
+                    "    of {} pages (a step of (b)), after (b)",
+                    fmt(run.step_floor.pages)
+                ),
+                run.step_floor.commits_per_s,
+            ),
             (
                 format!(
                     "(b) sagas/s, one at a time ({}; {} warm-up)",
@@ -427,6 +458,10 @@ impl BenchReport {
                 b.sagas_per_s,
                 Some(b.steps_per_s),
                 Some(r.sequential_steps_vs_raw),
+            ),
+            plain(
+                "    steps/s vs raw commits of a step's pages",
+                r.sequential_steps_vs_step_floor,
             ),
             (
                 format!("(c) sagas/s, {} at a time ({})", c.concurrency, c.sagas),

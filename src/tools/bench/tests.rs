@@ -67,6 +67,10 @@ fn each_phase_is_set_against_the_raw_samples_either_side_of_it_and_aims_are_judg
         steps_per_saga: 4,
         raw_commits_per_sample: 100,
         raw_samples_per_s: [400.0, 800.0, 1200.0, 1600.0],
+        step_floor: StepFloor {
+            pages: 5.0,
+            commits_per_s: 400.0,
+        },
         warm_up_sagas: 110,
         sequential: throughput(100.0, 50),
         concurrent: throughput(600.0, 5),
@@ -90,6 +94,11 @@ fn each_phase_is_set_against_the_raw_samples_either_side_of_it_and_aims_are_judg
         "{r:?}"
     );
     assert!((r.concurrent_vs_sequential - 6.0).abs() < 1e-6, "{r:?}");
+    // 400 steps/s against 5-page commits at 400/s.
+    assert!(
+        (r.sequential_steps_vs_step_floor - 1.0).abs() < 1e-6,
+        "{r:?}"
+    );
     assert!(
         (r.recovery_steps_vs_raw - 12_000.0 / 1400.0).abs() < 1e-6,
         "{r:?}"
