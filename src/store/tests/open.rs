@@ -94,6 +94,95 @@ fn live_claims_of_an_older_schema_still_conflict_after_the_upgrade() {
         .expect("a claim that starts as the other ends");
 }
 
+/// A database of schema 6 upgrades in place: every workflow's events read
+/// back in order under their new keys, appends go on from where each log
+/// ended, a new workflow's log comes after all of them, and events stay
+/// append-only.
+#[test]
+fn the_event_log_of_an_older_schema_reads_and_grows_after_the_upgrade() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("calsaga.db");
+    let (first, second) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+    {
+        let conn = raw(&path);
+        for sql in &crate::store::schema::MIGRATIONS[..6] {
+            conn.execute_batch(sql).expect("older migration");
+        }
+        conn.pragma_update(None, "user_version", 6).unwrap();
+        for (id, events) in [(first, 3), (second, 2)] {
+            conn.execute(
+                "INSERT INTO workflows (id, kind, service, state, created_at_ms, updated_at_ms, projection, next_seq)
+                 VALUES (?1, 'book', 'cut', 'booking', 0, 0, '{}', ?2)",
+                rusqlite::params![id.to_string(), events],
+            )
+            .unwrap();
+        }
+        // Interleaved, as sagas running at once append.
+        for (id, seq) in [(first, 0), (second, 0), (first, 1), (second, 1), (first, 2)] {
+            conn.execute(
+                "INSERT INTO events (workflow_id, seq, at_ms, kind, payload)
+                 VALUES (?1, ?2, ?2, 'step', json_object('n', ?2))",
+                rusqlite::params![id.to_string(), seq],
+            )
+            .unwrap();
+        }
+    }
+    let store = Store::open(&path, StoreConfig::default()).expect("upgrade to the current schema");
+    let seqs = |id| -> Vec<u64> { store.events(id).unwrap().iter().map(|e| e.seq).collect() };
+    assert_eq!(seqs(first), [0, 1, 2]);
+    assert_eq!(seqs(second), [0, 1]);
+    assert_eq!(store.events(first).unwrap()[2].payload, r#"{"n":2}"#);
+
+    store.commit_blocking(vec![append(second, 2, 1)]).unwrap();
+    assert_eq!(seqs(second), [0, 1, 2]);
+    let third = Fixture::workflow_in(&store);
+    store.commit_blocking(vec![append(third, 0, 1)]).unwrap();
+    assert_eq!(seqs(third), [0]);
+    assert_eq!(seqs(first), [0, 1, 2], "the others' logs are untouched");
+
+    let conn = raw(&path);
+    let keys: Vec<i64> = conn
+        .prepare("SELECT log_key FROM workflows ORDER BY log_key")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(keys, [1, 2, 3], "log keys in creation order");
+    for sql in ["UPDATE events SET kind = 'Forged'", "DELETE FROM events"] {
+        assert!(conn.execute(sql, []).is_err(), "{sql} must be refused");
+    }
+}
+
+/// A workflow's events are read with one seek into the events' integer
+/// keys, not a scan of the whole log.
+#[test]
+fn a_workflows_events_are_read_by_key_range() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("calsaga.db");
+    drop(Store::open(&path, StoreConfig::default()).unwrap());
+    let conn = raw(&path);
+    let plan: Vec<String> = conn
+        .prepare(&format!(
+            "EXPLAIN QUERY PLAN {}",
+            crate::store::log::EVENTS_OF_WORKFLOW
+        ))
+        .unwrap()
+        .query_map(["x"], |r| r.get(3))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(
+        plan.iter()
+            .any(|step| step.contains("SEARCH e USING INTEGER PRIMARY KEY (rowid>? AND rowid<?)")),
+        "{plan:?}"
+    );
+    assert!(
+        !plan.iter().any(|step| step.starts_with("SCAN")),
+        "{plan:?}"
+    );
+}
+
 #[test]
 fn pragmas_are_in_force_on_pooled_connections() {
     let f = Fixture::new();
