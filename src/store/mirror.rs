@@ -53,11 +53,17 @@ fn by_uid(conn: &Connection, uid: &str) -> rusqlite::Result<Option<MirrorEntry>>
 
 pub(super) fn upsert(conn: &Connection, entry: &MirrorEntry) -> Result<(), StoreError> {
     // The update applies only to the uid's own workflow, so the common case
-    // is one statement; the owner is read only to name it in the refusal.
+    // is one statement; the owner is read only to name it in the refusal. A
+    // new row takes the next key of its workflow's range (schema 8).
     let stored = execute(
         conn,
         &format!(
-            "INSERT INTO booking_mirror ({MIRROR_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+            "INSERT INTO booking_mirror (key, {MIRROR_COLUMNS})
+             VALUES ((SELECT coalesce((SELECT max(m.key) + 1 FROM booking_mirror m
+                                       WHERE m.key >= (w.log_key << 32) AND m.key < ((w.log_key + 1) << 32)),
+                                      w.log_key << 32)
+                      FROM workflows w WHERE w.id = ?1),
+                     ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
              ON CONFLICT (calcom_uid) DO UPDATE SET segment = excluded.segment,
                  event_type_id = excluded.event_type_id, host = excluded.host, start_ms = excluded.start_ms,
                  end_ms = excluded.end_ms, status = excluded.status
@@ -87,15 +93,19 @@ pub(super) fn upsert(conn: &Connection, entry: &MirrorEntry) -> Result<(), Store
     })
 }
 
-pub(super) fn of_workflow(conn: &Connection, workflow: Uuid) -> rusqlite::Result<Vec<MirrorEntry>> {
-    rows(
-        conn,
-        &format!(
-            "SELECT {MIRROR_COLUMNS} FROM booking_mirror WHERE workflow_id = ?1 ORDER BY segment, start_ms"
-        ),
-        [Id(workflow)],
-        mirror_entry,
+/// A workflow's mirror rows, by segment then start: the range of keys its
+/// log key begins (schema 8). No column of `workflows` shares a name with
+/// the mirror's.
+pub(super) fn of_workflow_sql() -> String {
+    format!(
+        "SELECT {MIRROR_COLUMNS} FROM workflows w JOIN booking_mirror m
+           ON m.key >= (w.log_key << 32) AND m.key < ((w.log_key + 1) << 32)
+         WHERE w.id = ?1 ORDER BY segment, start_ms"
     )
+}
+
+pub(super) fn of_workflow(conn: &Connection, workflow: Uuid) -> rusqlite::Result<Vec<MirrorEntry>> {
+    rows(conn, &of_workflow_sql(), [Id(workflow)], mirror_entry)
 }
 
 impl Store {

@@ -17,6 +17,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0005_token_use.sql"),
     include_str!("migrations/0006_step_costs.sql"),
     include_str!("migrations/0007_event_keys.sql"),
+    include_str!("migrations/0008_mirror_keys.sql"),
 ];
 
 /// The schema version this build writes and reads.

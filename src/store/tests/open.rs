@@ -154,33 +154,89 @@ fn the_event_log_of_an_older_schema_reads_and_grows_after_the_upgrade() {
     }
 }
 
-/// A workflow's events are read with one seek into the events' integer
-/// keys, not a scan of the whole log.
+/// A database of schema 7 upgrades in place: each workflow's mirror rows
+/// read back by segment under their new keys, and a new row joins its
+/// workflow's range.
 #[test]
-fn a_workflows_events_are_read_by_key_range() {
+fn the_mirror_of_an_older_schema_reads_and_grows_after_the_upgrade() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("calsaga.db");
+    let (first, second) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+    {
+        let conn = raw(&path);
+        for sql in &crate::store::schema::MIGRATIONS[..7] {
+            conn.execute_batch(sql).expect("older migration");
+        }
+        conn.pragma_update(None, "user_version", 7).unwrap();
+        for (key, id) in [(1, first), (2, second)] {
+            conn.execute(
+                "INSERT INTO workflows (id, kind, service, state, created_at_ms, updated_at_ms, projection, log_key)
+                 VALUES (?1, 'book', 'cut', 'booked', 0, 0, '{}', ?2)",
+                rusqlite::params![id.to_string(), key],
+            )
+            .unwrap();
+        }
+        // Interleaved, and a workflow's segments out of order.
+        for (id, segment, uid) in [(first, 1, "a1"), (second, 0, "b0"), (first, 0, "a0")] {
+            conn.execute(
+                "INSERT INTO booking_mirror
+                   (calcom_uid, workflow_id, segment, event_type_id, host, start_ms, end_ms, status)
+                 VALUES (?1, ?2, ?3, 101, 1, ?3, ?3 + 1, 'accepted')",
+                rusqlite::params![uid, id.to_string(), segment],
+            )
+            .unwrap();
+        }
+    }
+    let store = Store::open(&path, StoreConfig::default()).expect("upgrade to the current schema");
+    let uids = |id| -> Vec<String> {
+        store
+            .mirror(id)
+            .unwrap()
+            .into_iter()
+            .map(|m| m.calcom_uid)
+            .collect()
+    };
+    assert_eq!(uids(first), ["a0", "a1"]);
+    assert_eq!(uids(second), ["b0"]);
+    let mut later = store.mirror(first).unwrap().remove(1);
+    later.segment = 2;
+    later.calcom_uid = "a2".into();
+    store
+        .commit_blocking(vec![crate::store::WriteOp::UpsertMirror(later)])
+        .unwrap();
+    assert_eq!(uids(first), ["a0", "a1", "a2"]);
+    assert_eq!(uids(second), ["b0"]);
+    assert_eq!(store.mirror_by_uid("b0").unwrap().unwrap().workflow, second);
+}
+
+/// A workflow's events and mirror rows are read with one seek into their
+/// integer keys, not a scan of the whole log or mirror.
+#[test]
+fn a_workflows_events_and_mirror_rows_are_read_by_key_range() {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("calsaga.db");
     drop(Store::open(&path, StoreConfig::default()).unwrap());
     let conn = raw(&path);
-    let plan: Vec<String> = conn
-        .prepare(&format!(
-            "EXPLAIN QUERY PLAN {}",
-            crate::store::log::EVENTS_OF_WORKFLOW
-        ))
-        .unwrap()
-        .query_map(["x"], |r| r.get(3))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
-    assert!(
-        plan.iter()
-            .any(|step| step.contains("SEARCH e USING INTEGER PRIMARY KEY (rowid>? AND rowid<?)")),
-        "{plan:?}"
-    );
-    assert!(
-        !plan.iter().any(|step| step.starts_with("SCAN")),
-        "{plan:?}"
-    );
+    let plan = |sql: &str| -> Vec<String> {
+        conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .unwrap()
+            .query_map(["x"], |r| r.get(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    };
+    for (table, sql) in [
+        ("e", crate::store::log::EVENTS_OF_WORKFLOW.to_string()),
+        ("m", crate::store::mirror::of_workflow_sql()),
+    ] {
+        let plan = plan(&sql);
+        let seek = format!("SEARCH {table} USING INTEGER PRIMARY KEY (rowid>? AND rowid<?)");
+        assert!(plan.iter().any(|step| step.contains(&seek)), "{plan:?}");
+        assert!(
+            !plan.iter().any(|step| step.starts_with("SCAN")),
+            "{plan:?}"
+        );
+    }
 }
 
 #[test]
