@@ -10,7 +10,9 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::saga::{self, Batch, CancelTarget, ClaimChange, Event, PlannedSegment, Saga, Then};
-use crate::store::{Claim, MirrorEntry, NewEvent, Projection, StoreError, WriteBatch, WriteOp};
+use crate::store::{
+    Claim, EventRow, MirrorEntry, NewEvent, Projection, StoreError, WriteBatch, WriteOp,
+};
 
 use super::calls::Caller;
 use super::failover;
@@ -48,13 +50,18 @@ pub async fn drive(
     id: Uuid,
     started: Option<Started>,
 ) -> Result<Driven, EngineError> {
+    // The log as loaded, while no step has been added to it: a resumed
+    // saga's first call, often a reconcile, finds its intent's time there
+    // instead of reading the log again.
+    let mut loaded: Option<Vec<EventRow>> = None;
     let (mut saga, mut seq, mut outcomes) = match started {
         Some(s) => {
-            let outcomes = perform(inner, id, &s.saga, &s.call).await?;
+            let outcomes = perform(inner, id, &s.saga, &s.call, None).await?;
             (s.saga, s.seq, outcomes)
         }
         None => {
-            let (saga, seq) = load(inner, id)?;
+            let (saga, seq, log) = load_with_log(inner, id)?;
+            loaded = Some(log);
             (saga, seq, Vec::new())
         }
     };
@@ -72,12 +79,15 @@ pub async fn drive(
             Err(StoreError::SlotClaimed { .. }) if failover::drop_switch(&mut outcomes) => continue,
             Err(e) => return Err(inner.store_failed(e)),
         }
+        if !batch.events.is_empty() {
+            loaded = None;
+        }
         seq += batch.events.len() as u64;
         inner.notify_step(&batch.saga, seq);
         saga = batch.saga;
         outcomes = match batch.then {
             Then::Idle => return Ok(Driven::Ended),
-            Then::Call(call) => perform(inner, id, &saga, &call).await?,
+            Then::Call(call) => perform(inner, id, &saga, &call, loaded.as_deref()).await?,
             Then::WaitUntil(at) => {
                 let wait = (at - inner.clock.now()).to_std().unwrap_or_default();
                 if wait > inner.config.in_task_wait_max {
@@ -91,14 +101,17 @@ pub async fn drive(
 }
 
 /// Makes the call whose intent is committed and returns its outcome events.
+/// `log` is the saga's whole log, when the caller holds it as stored.
 async fn perform(
     inner: &Inner,
     id: Uuid,
     saga: &Saga,
     call: &saga::Call,
+    log: Option<&[EventRow]>,
 ) -> Result<Vec<Event>, EngineError> {
-    let intent_at = match call {
-        saga::Call::Reconcile(c) => intent_time(inner, id, c.segment.index)?,
+    let intent_at = match (call, log) {
+        (saga::Call::Reconcile(c), Some(log)) => intent_time(log, c.segment.index),
+        (saga::Call::Reconcile(c), None) => intent_time(&inner.store.events(id)?, c.segment.index),
         _ => None,
     };
     let now = inner.clock.now();
@@ -122,15 +135,10 @@ fn caller(inner: &Inner) -> Caller<'_> {
     }
 }
 
-/// When the last create intent of `segment` was committed.
-fn intent_time(
-    inner: &Inner,
-    id: Uuid,
-    segment: u16,
-) -> Result<Option<DateTime<Utc>>, EngineError> {
-    let events = inner.store.events(id)?;
-    Ok(events.iter().rev().find_map(|row| {
-        match serde_json::from_str::<Event>(&row.payload).ok()? {
+/// When the last create intent of `segment` was committed, in `log`.
+fn intent_time(log: &[EventRow], segment: u16) -> Option<DateTime<Utc>> {
+    log.iter().rev().find_map(
+        |row| match serde_json::from_str::<Event>(&row.payload).ok()? {
             Event::SegmentBookingIntended { segment: k, .. }
             | Event::SegmentMoveIntended { segment: k, .. }
                 if k == segment =>
@@ -138,20 +146,23 @@ fn intent_time(
                 Some(row.at)
             }
             _ => None,
-        }
-    }))
+        },
+    )
 }
 
 /// The saga folded from its log, and the next sequence number.
 pub fn load(inner: &Inner, id: Uuid) -> Result<(Saga, u64), EngineError> {
-    let row = inner
+    load_with_log(inner, id).map(|(saga, seq, _)| (saga, seq))
+}
+
+/// `load`, and the log it folded.
+fn load_with_log(inner: &Inner, id: Uuid) -> Result<(Saga, u64, Vec<EventRow>), EngineError> {
+    let (row, log) = inner
         .store
-        .workflow(id)?
+        .workflow_and_events(id)?
         .ok_or(EngineError::UnknownWorkflow { id })?;
-    let events = inner
-        .store
-        .events(id)?
-        .into_iter()
+    let events = log
+        .iter()
         .map(|e| {
             serde_json::from_str::<Event>(&e.payload).map_err(|err| EngineError::CorruptLog {
                 id,
@@ -160,7 +171,7 @@ pub fn load(inner: &Inner, id: Uuid) -> Result<(Saga, u64), EngineError> {
         })
         .collect::<Result<Vec<_>, _>>()?;
     let saga = saga::fold(&events)?;
-    Ok((saga, row.next_seq))
+    Ok((saga, row.next_seq, log))
 }
 
 async fn commit(

@@ -100,12 +100,10 @@ impl Default for WorkflowFilter {
     }
 }
 
-/// A workflow's events in order: the range of keys its log key begins, so
-/// one seek and a scan of its own events (schema 7).
-pub(super) const EVENTS_OF_WORKFLOW: &str = "SELECT e.seq, e.at_ms, e.kind, e.payload
-     FROM workflows w JOIN events e
-       ON e.key >= (w.log_key << 32) AND e.key < ((w.log_key + 1) << 32)
-     WHERE w.id = ?1 ORDER BY e.key";
+/// The events of the workflow with log key ?1, in order: the range of keys
+/// it begins, so one seek and a scan of its own events (schema 7).
+pub(super) const EVENTS_OF_LOG_KEY: &str = "SELECT seq, at_ms, kind, payload FROM events
+     WHERE key >= (?1 << 32) AND key < ((?1 + 1) << 32) ORDER BY key";
 
 pub(super) const WORKFLOW_COLUMNS: &str =
     "id, kind, service, state, created_at_ms, updated_at_ms, projection, next_seq";
@@ -273,15 +271,40 @@ impl Store {
 
     /// The workflow's whole event log in order (empty if it does not exist).
     pub fn events(&self, id: Uuid) -> Result<Vec<EventRow>, StoreError> {
+        Ok(self
+            .workflow_and_events(id)?
+            .map(|(_, events)| events)
+            .unwrap_or_default())
+    }
+
+    /// One workflow and its whole event log in order, read in one snapshot
+    /// (what loading a saga needs): one lookup of the row, whose log key
+    /// then finds the events.
+    pub fn workflow_and_events(
+        &self,
+        id: Uuid,
+    ) -> Result<Option<(WorkflowRow, Vec<EventRow>)>, StoreError> {
         self.read(|conn| {
-            rows(conn, EVENTS_OF_WORKFLOW, [Id(id)], |row| {
+            let snapshot = conn.unchecked_transaction()?;
+            let found = row(
+                &snapshot,
+                &format!("SELECT {WORKFLOW_COLUMNS}, log_key FROM workflows WHERE id = ?1"),
+                [Id(id)],
+                |r| Ok((workflow_row(r)?, r.get::<_, i64>(8)?)),
+            )?;
+            let Some((workflow, log_key)) = found else {
+                return Ok(None);
+            };
+            let events = rows(&snapshot, EVENTS_OF_LOG_KEY, [log_key], |row| {
                 Ok(EventRow {
                     seq: row.get(0)?,
                     at: codec::time(row, 1)?,
                     kind: row.get(2)?,
                     payload: row.get(3)?,
                 })
-            })
+            })?;
+            snapshot.finish()?;
+            Ok(Some((workflow, events)))
         })
     }
 

@@ -220,13 +220,13 @@ fn a_workflows_events_and_mirror_rows_are_read_by_key_range() {
     let plan = |sql: &str| -> Vec<String> {
         conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
             .unwrap()
-            .query_map(["x"], |r| r.get(3))
+            .query_map([1], |r| r.get(3))
             .unwrap()
             .collect::<Result<_, _>>()
             .unwrap()
     };
     for (table, sql) in [
-        ("e", crate::store::log::EVENTS_OF_WORKFLOW.to_string()),
+        ("events", crate::store::log::EVENTS_OF_LOG_KEY.to_string()),
         ("m", crate::store::mirror::of_workflow_sql()),
     ] {
         let plan = plan(&sql);
