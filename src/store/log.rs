@@ -105,6 +105,18 @@ impl Default for WorkflowFilter {
 pub(super) const EVENTS_OF_LOG_KEY: &str = "SELECT seq, at_ms, kind, payload FROM events
      WHERE key >= (?1 << 32) AND key < ((?1 + 1) << 32) ORDER BY key";
 
+/// The events of the workflow with `log_key`, in order.
+fn events_of(conn: &Connection, log_key: i64) -> rusqlite::Result<Vec<EventRow>> {
+    rows(conn, EVENTS_OF_LOG_KEY, [log_key], |row| {
+        Ok(EventRow {
+            seq: row.get(0)?,
+            at: codec::time(row, 1)?,
+            kind: row.get(2)?,
+            payload: row.get(3)?,
+        })
+    })
+}
+
 pub(super) const WORKFLOW_COLUMNS: &str =
     "id, kind, service, state, created_at_ms, updated_at_ms, projection, next_seq";
 
@@ -271,10 +283,21 @@ impl Store {
 
     /// The workflow's whole event log in order (empty if it does not exist).
     pub fn events(&self, id: Uuid) -> Result<Vec<EventRow>, StoreError> {
-        Ok(self
-            .workflow_and_events(id)?
-            .map(|(_, events)| events)
-            .unwrap_or_default())
+        self.read(|conn| {
+            let snapshot = conn.unchecked_transaction()?;
+            let log_key = row(
+                &snapshot,
+                "SELECT log_key FROM workflows WHERE id = ?1",
+                [Id(id)],
+                |r| r.get(0),
+            )?;
+            let events = match log_key {
+                Some(log_key) => events_of(&snapshot, log_key)?,
+                None => Vec::new(),
+            };
+            snapshot.finish()?;
+            Ok(events)
+        })
     }
 
     /// One workflow and its whole event log in order, read in one snapshot
@@ -295,14 +318,7 @@ impl Store {
             let Some((workflow, log_key)) = found else {
                 return Ok(None);
             };
-            let events = rows(&snapshot, EVENTS_OF_LOG_KEY, [log_key], |row| {
-                Ok(EventRow {
-                    seq: row.get(0)?,
-                    at: codec::time(row, 1)?,
-                    kind: row.get(2)?,
-                    payload: row.get(3)?,
-                })
-            })?;
+            let events = events_of(&snapshot, log_key)?;
             snapshot.finish()?;
             Ok(Some((workflow, events)))
         })

@@ -8,6 +8,17 @@ fn raw(path: &std::path::Path) -> rusqlite::Connection {
     rusqlite::Connection::open(path).expect("raw connection")
 }
 
+/// A raw connection to a new file at schema `version`, as an older build
+/// left it.
+fn at_schema(path: &std::path::Path, version: usize) -> rusqlite::Connection {
+    let conn = raw(path);
+    for sql in &crate::store::schema::MIGRATIONS[..version] {
+        conn.execute_batch(sql).expect("older migration");
+    }
+    conn.pragma_update(None, "user_version", version).unwrap();
+    conn
+}
+
 #[test]
 fn migrates_an_empty_file_to_the_current_schema() {
     let f = Fixture::new();
@@ -51,11 +62,7 @@ fn live_claims_of_an_older_schema_still_conflict_after_the_upgrade() {
     let holder = uuid::Uuid::new_v4();
     let (ten, half_past) = (super::at(10, 0), super::at(10, 30));
     {
-        let conn = raw(&path);
-        for sql in &crate::store::schema::MIGRATIONS[..5] {
-            conn.execute_batch(sql).expect("older migration");
-        }
-        conn.pragma_update(None, "user_version", 5).unwrap();
+        let conn = at_schema(&path, 5);
         conn.execute(
             "INSERT INTO workflows (id, kind, service, state, created_at_ms, updated_at_ms, projection)
              VALUES (?1, 'book', 'cut', 'booked', 0, 0, '{}')",
@@ -104,11 +111,7 @@ fn the_event_log_of_an_older_schema_reads_and_grows_after_the_upgrade() {
     let path = dir.path().join("calsaga.db");
     let (first, second) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
     {
-        let conn = raw(&path);
-        for sql in &crate::store::schema::MIGRATIONS[..6] {
-            conn.execute_batch(sql).expect("older migration");
-        }
-        conn.pragma_update(None, "user_version", 6).unwrap();
+        let conn = at_schema(&path, 6);
         for (id, events) in [(first, 3), (second, 2)] {
             conn.execute(
                 "INSERT INTO workflows (id, kind, service, state, created_at_ms, updated_at_ms, projection, next_seq)
@@ -163,11 +166,7 @@ fn the_mirror_of_an_older_schema_reads_and_grows_after_the_upgrade() {
     let path = dir.path().join("calsaga.db");
     let (first, second) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
     {
-        let conn = raw(&path);
-        for sql in &crate::store::schema::MIGRATIONS[..7] {
-            conn.execute_batch(sql).expect("older migration");
-        }
-        conn.pragma_update(None, "user_version", 7).unwrap();
+        let conn = at_schema(&path, 7);
         for (key, id) in [(1, first), (2, second)] {
             conn.execute(
                 "INSERT INTO workflows (id, kind, service, state, created_at_ms, updated_at_ms, projection, log_key)
