@@ -11,6 +11,7 @@ pub mod calcom_admin;
 pub mod catalog;
 pub mod clock;
 pub mod config;
+pub mod cpu_time;
 pub mod health;
 pub mod http;
 mod httpwire;

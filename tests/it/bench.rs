@@ -94,8 +94,19 @@ fn bench_engine_json_has_every_figure_ratio_and_aim_and_leaves_no_files() {
             "/ratios/concurrent_steps_vs_raw",
             "/ratios/concurrent_vs_sequential",
             "/ratios/recovery_steps_vs_raw",
+            "/sequential/cpu_us_per_saga",
+            "/concurrent/cpu_us_per_saga",
+            "/concurrent/writer_cpu_us_per_step",
+            "/recovery/cpu_us_per_saga",
+            "/recovery/writer_cpu_us_per_saga",
         ],
     );
+    // The writer is one of the process's threads.
+    let (all, writer) = (
+        number(&report, "/recovery/cpu_us_per_saga"),
+        number(&report, "/recovery/writer_cpu_us_per_saga"),
+    );
+    assert!(writer <= all, "writer {writer} µs of {all} µs per saga");
     assert_eq!(number(&report, "/sequential/sagas"), 3.0);
     assert_eq!(number(&report, "/sequential/concurrency"), 1.0);
     assert_eq!(number(&report, "/concurrent/concurrency"), 2.0);

@@ -32,14 +32,15 @@ use uuid::Uuid;
 
 use crate::catalog::{Catalog, CatalogError, Service};
 use crate::clock::{Clock, SystemClock};
+use crate::cpu_time;
 use crate::runtime::{BookRequest, Engine, EngineConfig, EngineError, WorkflowView};
 use crate::saga::Attendee;
 use crate::store::{self, Store, StoreConfig, StoreError};
 
-use report::PhaseRun;
 pub use report::{
     Aim, BenchReport, Machine, Measured, Ratios, Recovery, StepFloor, Throughput, nearest_rank,
 };
+use report::{PhaseRun, RecoveryRun};
 use supplier::Supplier;
 
 pub use all::{AllConfig, AllReport, Headline, headlines, run_all};
@@ -276,7 +277,7 @@ impl Bench {
         const PHASE: &str = "(b)/(c) throughput";
         let left = Arc::new(AtomicUsize::new(sagas));
         let before = engine.store().commit_stats();
-        let started = Instant::now();
+        let (started, cpu_before) = (Instant::now(), cpu_time::process());
         let at_once = at_once.min(sagas);
         let mut clients = JoinSet::new();
         for _ in 0..at_once {
@@ -308,6 +309,7 @@ impl Bench {
             sagas,
             concurrency: at_once,
             elapsed: started.elapsed(),
+            cpu: cpu_time::process() - cpu_before,
             before,
             after: engine.store().commit_stats(),
         })
@@ -326,7 +328,7 @@ impl Bench {
             let supplier = Arc::new(Supplier::instant(&self.catalog, clock));
             let engine = self.engine("recovery.db", supplier.clone(), self.concurrency, PHASE)?;
             tracing::info!(sagas, "(e) resuming interrupted sagas");
-            let started = Instant::now();
+            let (started, cpu_before) = (Instant::now(), cpu_time::process());
             let report = start(&engine, PHASE)?;
             let schedule = started.elapsed();
             if report.resumed != sagas {
@@ -336,17 +338,18 @@ impl Bench {
                 });
             }
             wait_all_booked(&engine, &ids, PHASE).await?;
-            let terminal = started.elapsed();
+            let (terminal, cpu) = (started.elapsed(), cpu_time::process() - cpu_before);
             engine.shutdown();
-            Ok(Recovery::new(
+            Ok(Recovery::new(&RecoveryRun {
                 sagas,
-                self.concurrency,
+                concurrency: self.concurrency,
                 seeding,
                 schedule,
                 terminal,
-                engine.store().commit_stats(),
-                supplier.calls(),
-            ))
+                cpu,
+                stats: engine.store().commit_stats(),
+                calcom_requests: supplier.calls(),
+            }))
         });
         runtime.shutdown_timeout(RUNTIME_STOP);
         result

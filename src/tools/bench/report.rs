@@ -20,6 +20,8 @@ pub struct PhaseRun {
     pub sagas: usize,
     pub concurrency: usize,
     pub elapsed: Duration,
+    /// CPU time of the whole process over the phase (every thread).
+    pub cpu: Duration,
     pub before: CommitStats,
     pub after: CommitStats,
 }
@@ -58,6 +60,13 @@ pub struct Throughput {
     pub apply_us_per_step: f64,
     pub commit_us_per_step: f64,
     pub step_us: f64,
+    /// Microseconds of CPU per saga, every thread of the process (one at a
+    /// time this includes the spins that spare a thread wake per step),
+    /// and the writer thread's per step. With many at a time the machine's
+    /// cores divided by the first bound sagas/s; the writer's bounds its
+    /// commits.
+    pub cpu_us_per_saga: f64,
+    pub writer_cpu_us_per_step: f64,
 }
 
 impl Throughput {
@@ -85,6 +94,11 @@ impl Throughput {
                 run.sagas * steps_per_saga,
             ) / 1e3,
             step_us: 1e6 / (sagas_per_s * steps_per_saga as f64).max(1e-9),
+            cpu_us_per_saga: micros_per(run.cpu, run.sagas),
+            writer_cpu_us_per_step: per_saga(
+                run.after.cpu_ns - run.before.cpu_ns,
+                run.sagas * steps_per_saga,
+            ) / 1e3,
         }
     }
 }
@@ -110,30 +124,42 @@ pub struct Recovery {
     /// Cal.com requests per saga from restart to booked: the lost step's
     /// reconcile plus the steps left (floor: the segments not yet booked).
     pub calcom_requests_per_saga: f64,
+    /// Microseconds of CPU per saga from restart to booked, every thread
+    /// of the process, and the writer thread's.
+    pub cpu_us_per_saga: f64,
+    pub writer_cpu_us_per_saga: f64,
+}
+
+/// What the recovering engine measured for (e).
+pub struct RecoveryRun {
+    pub sagas: usize,
+    pub concurrency: usize,
+    pub seeding: Duration,
+    pub schedule: Duration,
+    pub terminal: Duration,
+    /// CPU time of the whole process from restart to booked.
+    pub cpu: Duration,
+    pub stats: CommitStats,
+    pub calcom_requests: u64,
 }
 
 impl Recovery {
-    pub fn new(
-        sagas: usize,
-        concurrency: usize,
-        seeding: Duration,
-        schedule: Duration,
-        terminal: Duration,
-        stats: CommitStats,
-        calcom_requests: u64,
-    ) -> Recovery {
+    pub fn new(run: &RecoveryRun) -> Recovery {
+        let sagas = run.sagas;
         Recovery {
             sagas,
-            concurrency,
-            seeding_seconds: seeding.as_secs_f64(),
-            schedule_seconds: schedule.as_secs_f64(),
-            schedule_sagas_per_s: per_s(sagas, schedule),
-            terminal_seconds: terminal.as_secs_f64(),
-            terminal_sagas_per_s: per_s(sagas, terminal),
-            commits_per_saga: per_saga(stats.commits, sagas),
-            batches_per_saga: per_saga(stats.batches, sagas),
-            pages_per_saga: per_saga(stats.pages, sagas),
-            calcom_requests_per_saga: per_saga(calcom_requests, sagas),
+            concurrency: run.concurrency,
+            seeding_seconds: run.seeding.as_secs_f64(),
+            schedule_seconds: run.schedule.as_secs_f64(),
+            schedule_sagas_per_s: per_s(sagas, run.schedule),
+            terminal_seconds: run.terminal.as_secs_f64(),
+            terminal_sagas_per_s: per_s(sagas, run.terminal),
+            commits_per_saga: per_saga(run.stats.commits, sagas),
+            batches_per_saga: per_saga(run.stats.batches, sagas),
+            pages_per_saga: per_saga(run.stats.pages, sagas),
+            calcom_requests_per_saga: per_saga(run.calcom_requests, sagas),
+            cpu_us_per_saga: micros_per(run.cpu, sagas),
+            writer_cpu_us_per_saga: per_saga(run.stats.cpu_ns, sagas) / 1e3,
         }
     }
 }
@@ -489,6 +515,12 @@ impl BenchReport {
                 "    writer busy per step, many at a time (µs)",
                 c.apply_us_per_step + c.commit_us_per_step,
             ),
+            plain("    CPU per saga, one at a time (µs)", b.cpu_us_per_saga),
+            plain("    CPU per saga, many at a time (µs)", c.cpu_us_per_saga),
+            plain(
+                "      of which the writer's, per step",
+                c.writer_cpu_us_per_step,
+            ),
             plain("(e) seeding interrupted sagas (s)", e.seeding_seconds),
             (
                 format!("    resume scheduling sagas/s ({})", e.sagas),
@@ -509,6 +541,8 @@ impl BenchReport {
                 "    Cal.com requests per recovered saga",
                 e.calcom_requests_per_saga,
             ),
+            plain("    CPU per recovered saga (µs)", e.cpu_us_per_saga),
+            plain("      of which the writer's", e.writer_cpu_us_per_saga),
         ]
     }
 }
@@ -541,4 +575,8 @@ fn per_s(count: usize, elapsed: Duration) -> f64 {
 
 fn per_saga(count: u64, sagas: usize) -> f64 {
     count as f64 / sagas.max(1) as f64
+}
+
+fn micros_per(spent: Duration, sagas: usize) -> f64 {
+    spent.as_secs_f64() * 1e6 / sagas.max(1) as f64
 }

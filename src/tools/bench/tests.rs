@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::report::PhaseRun;
+use super::report::{PhaseRun, RecoveryRun};
 use super::*;
 use crate::store::CommitStats;
 
@@ -44,6 +44,7 @@ fn throughput(sagas_per_s: f64, commits: u64) -> Throughput {
         sagas,
         concurrency: 1,
         elapsed: Duration::from_secs_f64(sagas as f64 / sagas_per_s),
+        cpu: Duration::from_millis(30),
         before: CommitStats::default(),
         after: CommitStats {
             commits,
@@ -52,6 +53,7 @@ fn throughput(sagas_per_s: f64, commits: u64) -> Throughput {
             pages: 200,
             apply_ns: 2_000_000,
             commit_ns: 8_000_000,
+            cpu_ns: 4_000_000,
         },
     };
     Throughput::new(&run, 4)
@@ -74,15 +76,19 @@ fn each_phase_is_set_against_the_raw_samples_either_side_of_it_and_aims_are_judg
         warm_up_sagas: 110,
         sequential: throughput(100.0, 50),
         concurrent: throughput(600.0, 5),
-        recovery: Recovery::new(
-            3000,
-            64,
-            Duration::from_secs(9),
-            Duration::from_millis(10),
-            Duration::from_secs(1),
-            CommitStats::default(),
-            12_000,
-        ),
+        recovery: Recovery::new(&RecoveryRun {
+            sagas: 3000,
+            concurrency: 64,
+            seeding: Duration::from_secs(9),
+            schedule: Duration::from_millis(10),
+            terminal: Duration::from_secs(1),
+            cpu: Duration::from_millis(1500),
+            stats: CommitStats {
+                cpu_ns: 600_000_000,
+                ..CommitStats::default()
+            },
+            calcom_requests: 12_000,
+        }),
     });
     let r = &report.ratios;
     assert!(
@@ -120,4 +126,11 @@ fn each_phase_is_set_against_the_raw_samples_either_side_of_it_and_aims_are_judg
     assert!((b.step_us - 2500.0).abs() < 1e-6, "{b:?}");
     assert!((b.apply_us_per_step - 50.0).abs() < 1e-9, "{b:?}");
     assert!((b.commit_us_per_step - 200.0).abs() < 1e-9, "{b:?}");
+    // 30 ms of CPU over 10 sagas, 4 ms of the writer's over their 40 steps.
+    assert!((b.cpu_us_per_saga - 3000.0).abs() < 1e-6, "{b:?}");
+    assert!((b.writer_cpu_us_per_step - 100.0).abs() < 1e-9, "{b:?}");
+    // 1.5 s of CPU over 3,000 recovered sagas, 0.6 s of it the writer's.
+    let e = &report.measured.recovery;
+    assert!((e.cpu_us_per_saga - 500.0).abs() < 1e-6, "{e:?}");
+    assert!((e.writer_cpu_us_per_saga - 200.0).abs() < 1e-9, "{e:?}");
 }
