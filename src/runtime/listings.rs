@@ -68,9 +68,21 @@ struct Shared {
     result: OnceCell<Result<Arc<Vec<Booking>>, CalcomError>>,
 }
 
+/// Listings begun lately. Those past their reuse are dropped when the map
+/// has doubled since it was last pruned, not on every look: a mass
+/// recovery looks thousands of times a second, over as many days.
+#[derive(Default)]
+struct Table {
+    by_key: HashMap<Key, Arc<Shared>>,
+    prune_at: usize,
+}
+
+/// The map is never pruned below this many listings.
+const PRUNE_MIN: usize = 64;
+
 #[derive(Default)]
 pub struct Listings {
-    shared: Mutex<HashMap<Key, Arc<Shared>>>,
+    shared: Mutex<Table>,
     /// Reconciles waiting for a listing another one began: their Cal.com
     /// call is that one's (the simulator counts them as parked with it).
     joined: AtomicUsize,
@@ -144,32 +156,39 @@ impl Listings {
     }
 
     fn forget(&self, key: Key, listing: &Arc<Shared>) {
-        let mut shared = self.shared.lock().unwrap_or_else(PoisonError::into_inner);
-        if shared.get(&key).is_some_and(|s| Arc::ptr_eq(s, listing)) {
-            shared.remove(&key);
+        let mut table = self.shared.lock().unwrap_or_else(PoisonError::into_inner);
+        if table
+            .by_key
+            .get(&key)
+            .is_some_and(|s| Arc::ptr_eq(s, listing))
+        {
+            table.by_key.remove(&key);
         }
     }
 
     /// The listing of `key` begun within `REUSE` that may serve for
-    /// `uncertain`, or a new one begun now (then `true`). Listings past
-    /// their reuse are dropped here, so the map holds only the days being
-    /// reconciled right now.
+    /// `uncertain`, or a new one begun now (then `true`).
     fn join(
         &self,
         key: Key,
         now: DateTime<Utc>,
         uncertain: Option<Uncertain>,
     ) -> (Arc<Shared>, bool) {
-        let mut shared = self.shared.lock().unwrap_or_else(PoisonError::into_inner);
-        shared.retain(|_, s| now - s.at <= REUSE);
-        match shared.get(&key) {
-            Some(s) if uncertain.is_none_or(|u| u.may_use(s.at, now)) => (Arc::clone(s), false),
+        let mut table = self.shared.lock().unwrap_or_else(PoisonError::into_inner);
+        if table.by_key.len() >= table.prune_at {
+            table.by_key.retain(|_, s| now - s.at <= REUSE);
+            table.prune_at = (2 * table.by_key.len()).max(PRUNE_MIN);
+        }
+        match table.by_key.get(&key) {
+            Some(s) if now - s.at <= REUSE && uncertain.is_none_or(|u| u.may_use(s.at, now)) => {
+                (Arc::clone(s), false)
+            }
             _ => {
                 let fresh = Arc::new(Shared {
                     at: now,
                     result: OnceCell::new(),
                 });
-                shared.insert(key, Arc::clone(&fresh));
+                table.by_key.insert(key, Arc::clone(&fresh));
                 (fresh, true)
             }
         }
@@ -221,4 +240,40 @@ async fn read_all(
             seg.index, seg.start
         ),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t0() -> DateTime<Utc> {
+        "2030-03-04T09:00:00Z".parse().unwrap()
+    }
+
+    fn day(n: i64) -> NaiveDate {
+        NaiveDate::from_ymd_opt(2030, 3, 4).unwrap() + Duration::days(n)
+    }
+
+    #[test]
+    fn a_listing_past_its_reuse_is_not_joined_before_the_map_is_pruned() {
+        let listings = Listings::default();
+        let (first, begun) = listings.join((7, day(0)), t0(), None);
+        assert!(begun);
+        let (again, begun) = listings.join((7, day(0)), t0() + REUSE, None);
+        assert!(!begun && Arc::ptr_eq(&first, &again), "within its reuse");
+        let late = t0() + REUSE + Duration::milliseconds(1);
+        let (fresh, begun) = listings.join((7, day(0)), late, None);
+        assert!(begun && !Arc::ptr_eq(&first, &fresh), "past its reuse");
+    }
+
+    #[test]
+    fn a_mass_recovery_over_many_days_keeps_only_about_the_live_listings() {
+        let listings = Listings::default();
+        // A new day every 10 ms: 201 listings are within their reuse at once.
+        for n in 0..10_000 {
+            listings.join((7, day(n)), t0() + Duration::milliseconds(10 * n), None);
+            let held = listings.shared.lock().unwrap().by_key.len();
+            assert!(held <= 2 * 201, "{held} listings held after {n}");
+        }
+    }
 }

@@ -39,9 +39,13 @@ const PRAGMAS: &[(&str, &str, Scope)] = &[
     // longer log copies each of them to the database file once per
     // checkpoint instead of four times.
     ("wal_autocheckpoint", "4000", Scope::Writer),
-    // The writer's page cache (32 MiB): the pages a step touches stay in
-    // memory instead of being read back from the file.
-    ("cache_size", "-32768", Scope::Writer),
+    // The writer's page cache (2 MiB): the pages a step touches again soon
+    // (right edges, rows being worked on) stay in memory, and the rest is
+    // one read from the OS's cache away. Not larger: a commit whose page
+    // split reordered pages makes SQLite scan its whole cache at the end,
+    // 12 % of the writer's CPU with 32 MiB in a mass recovery
+    // (docs/PERFORMANCE.md, fifth round).
+    ("cache_size", "-2048", Scope::Writer),
     // Truncate the WAL back to 64 MiB after checkpoints.
     ("journal_size_limit", "67108864", Scope::Every),
 ];
