@@ -101,12 +101,19 @@ impl Reply {
 /// a worker; with 64 sagas at a time that was a tenth of the writer's time.
 /// So a group's answers go to one task on the senders' runtime, which wakes
 /// them all from inside it. Should that task never run (its runtime is
-/// shutting down), dropping it still sends every answer.
-struct Answers(Vec<(oneshot::Sender<Answer>, Answer)>);
+/// shutting down), dropping it still sends every answer. The task also
+/// frees the batches, after answering: they were allocated on the runtime's
+/// threads, and freeing them here took the allocator's lock of their arena
+/// from the writer.
+#[derive(Default)]
+struct Answers {
+    replies: Vec<(oneshot::Sender<Answer>, Answer)>,
+    batches: Vec<WriteBatch>,
+}
 
 impl Drop for Answers {
     fn drop(&mut self) {
-        for (tx, answer) in self.0.drain(..) {
+        for (tx, answer) in self.replies.drain(..) {
             drop(tx.send(answer));
         }
     }
@@ -117,20 +124,21 @@ impl Drop for Answers {
 /// several, every other sender at once (another runtime may not be running
 /// tasks right now, and its senders must not wait for it).
 pub(super) fn answer_group(group: Vec<Job>, answers: Vec<Answer>) {
-    let mut later = Answers(Vec::new());
+    let mut later = Answers::default();
     let mut runtime: Option<Handle> = None;
-    for (job, answer) in group.into_iter().zip(answers) {
-        match job.reply {
+    for (Job { batch, reply }, answer) in group.into_iter().zip(answers) {
+        match reply {
             Reply::Async(tx, Some(handle))
                 if runtime.get_or_insert_with(|| handle.clone()).id() == handle.id() =>
             {
-                later.0.push((tx, answer));
+                later.replies.push((tx, answer));
+                later.batches.push(batch);
             }
             other => other.send(answer),
         }
     }
     match runtime {
-        Some(handle) if later.0.len() > 1 => drop(handle.spawn(async move { drop(later) })),
+        Some(handle) if later.replies.len() > 1 => drop(handle.spawn(async move { drop(later) })),
         _ => drop(later),
     }
 }
