@@ -36,18 +36,24 @@ mod tests {
 
     #[test]
     fn work_on_this_thread_shows_in_both_clocks() {
-        let (thread_before, process_before) = (thread(), process());
-        // Spins until the thread clock shows 5 ms of work, or gives up after
-        // 5 s of wall clock (a clock that does not run).
+        // The process clock is read around the thread's, so its interval
+        // holds the thread's.
+        let process_before = process();
+        let thread_before = thread();
+        // Spins until the thread clock shows 20 ms of work, or gives up
+        // after 5 s of wall clock (a clock that does not run).
         let gave_up = std::time::Instant::now() + Duration::from_secs(5);
         let mut x = 0u64;
-        while thread() - thread_before < Duration::from_millis(5)
+        while thread() - thread_before < Duration::from_millis(20)
             && std::time::Instant::now() < gave_up
         {
             x = std::hint::black_box(x.wrapping_add(1));
         }
         let spent = thread() - thread_before;
-        assert!(spent >= Duration::from_millis(5), "thread CPU {spent:?}");
-        assert!(process() - process_before >= spent);
+        let all = process() - process_before;
+        assert!(spent >= Duration::from_millis(20), "thread CPU {spent:?}");
+        // The process clock may lag by a scheduler tick (it is summed at
+        // ticks while a process-wide CPU timer runs).
+        assert!(all >= Duration::from_millis(10), "process CPU {all:?}");
     }
 }
