@@ -191,7 +191,9 @@ pub enum Event {
     SegmentBooked {
         segment: u16,
         calcom_uid: String,
+        #[serde(serialize_with = "super::wire_time::serialize")]
         start: DateTime<Utc>,
+        #[serde(serialize_with = "super::wire_time::serialize")]
         end: DateTime<Utc>,
     },
     /// Appended by the runner when Cal.com did not create the booking.
@@ -233,7 +235,9 @@ pub enum Event {
     SegmentMoved {
         segment: u16,
         calcom_uid: String,
+        #[serde(serialize_with = "super::wire_time::serialize")]
         start: DateTime<Utc>,
+        #[serde(serialize_with = "super::wire_time::serialize")]
         end: DateTime<Utc>,
     },
     /// Appended by the runner (from decide) while compensating, before

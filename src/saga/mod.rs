@@ -46,6 +46,7 @@ mod plan;
 mod start;
 mod state;
 mod steps;
+mod wire_time;
 
 pub use apply::{TransitionError, fold};
 pub use batch::{

@@ -20,7 +20,9 @@ pub struct PlannedSegment {
     pub name: String,
     pub host: u64,
     pub event_type_id: u64,
+    #[serde(serialize_with = "super::wire_time::serialize")]
     pub start: DateTime<Utc>,
+    #[serde(serialize_with = "super::wire_time::serialize")]
     pub end: DateTime<Utc>,
     /// Gap before the next segment (kept so the log shows the whole service).
     pub pause_after_min: u32,

@@ -237,7 +237,9 @@ pub struct Reserved {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BookedOn {
     pub calcom_uid: String,
+    #[serde(serialize_with = "super::wire_time::serialize")]
     pub start: DateTime<Utc>,
+    #[serde(serialize_with = "super::wire_time::serialize")]
     pub end: DateTime<Utc>,
     pub cancel: Undo,
 }
