@@ -3,6 +3,8 @@
 //! request (is the host free, is the start in the future) belong to
 //! `plan` and the API; here only what would make the saga itself unsound.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -113,7 +115,7 @@ fn booking_saga(
         None => Phase::Booking,
     };
     Ok(Saga {
-        request: Some(request.clone()),
+        request: Some(Arc::new(request.clone())),
         reserve_min,
         segments: vec![SegmentState::default(); request.plan.segments.len()],
         originals: original.map_or(Vec::new(), |o| vec![Undo::Live; o.segments.len()]),

@@ -4,6 +4,8 @@
 //! uncertain); it decides nothing (decide.rs) and changes only through
 //! `apply` (apply.rs). Read-only views for the API live here too.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -266,7 +268,9 @@ pub struct Saga {
     pub kind: Kind,
     pub phase: Phase,
     /// What to book (book, hold, reschedule).
-    pub request: Option<BookingRequest>,
+    /// Shared: the request never changes but for a host switch (copied on
+    /// write), and a saga is cloned for every event it applies.
+    pub request: Option<Arc<BookingRequest>>,
     /// Reserve each slot for this many minutes before booking (hold: the hold).
     pub reserve_min: Option<u32>,
     /// The saga being rescheduled or cancelled.

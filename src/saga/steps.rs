@@ -2,6 +2,8 @@
 //! group, each checking the state before it changes anything. Dispatch and
 //! the shared checks are in apply.rs.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 
 use super::apply::Check;
@@ -257,7 +259,7 @@ impl Saga {
         let planned = self
             .request
             .as_mut()
-            .and_then(|r| r.plan.segments.get_mut(usize::from(k)))
+            .and_then(|r| Arc::make_mut(r).plan.segments.get_mut(usize::from(k)))
             .ok_or_else(|| format!("segment {k} has no plan"))?;
         if planned.host != from {
             return Err(format!(
