@@ -68,6 +68,13 @@ struct Shared {
     result: OnceCell<Result<Arc<Vec<Booking>>, CalcomError>>,
 }
 
+impl Shared {
+    /// Whether it may still serve another reconcile at `now`.
+    fn reusable(&self, now: DateTime<Utc>) -> bool {
+        now - self.at <= REUSE
+    }
+}
+
 /// Listings begun lately. Those past their reuse are dropped when the map
 /// has doubled since it was last pruned, not on every look: a mass
 /// recovery looks thousands of times a second, over as many days.
@@ -176,11 +183,11 @@ impl Listings {
     ) -> (Arc<Shared>, bool) {
         let mut table = self.shared.lock().unwrap_or_else(PoisonError::into_inner);
         if table.by_key.len() >= table.prune_at {
-            table.by_key.retain(|_, s| now - s.at <= REUSE);
+            table.by_key.retain(|_, s| s.reusable(now));
             table.prune_at = (2 * table.by_key.len()).max(PRUNE_MIN);
         }
         match table.by_key.get(&key) {
-            Some(s) if now - s.at <= REUSE && uncertain.is_none_or(|u| u.may_use(s.at, now)) => {
+            Some(s) if s.reusable(now) && uncertain.is_none_or(|u| u.may_use(s.at, now)) => {
                 (Arc::clone(s), false)
             }
             _ => {

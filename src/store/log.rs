@@ -105,6 +105,16 @@ impl Default for WorkflowFilter {
 pub(super) const EVENTS_OF_LOG_KEY: &str = "SELECT seq, at_ms, kind, payload FROM events
      WHERE key >= (?1 << 32) AND key < ((?1 + 1) << 32) ORDER BY key";
 
+/// The log key of workflow `id`, if it exists.
+fn log_key(conn: &Connection, id: Uuid) -> rusqlite::Result<Option<i64>> {
+    row(
+        conn,
+        "SELECT log_key FROM workflows WHERE id = ?1",
+        [Id(id)],
+        |r| r.get(0),
+    )
+}
+
 /// The events of the workflow with `log_key`, in order.
 fn events_of(conn: &Connection, log_key: i64) -> rusqlite::Result<Vec<EventRow>> {
     rows(conn, EVENTS_OF_LOG_KEY, [log_key], |row| {
@@ -205,14 +215,9 @@ pub(super) fn append(
     }
     // Read apart from the update: `RETURNING` would cost the update more
     // than this lookup of a row the update has just brought into the cache.
-    let log_key: i64 = row(
-        conn,
-        "SELECT log_key FROM workflows WHERE id = ?1",
-        [Id(workflow)],
-        |r| r.get(0),
-    )
-    .map_err(write_error)?
-    .ok_or(StoreError::UnknownWorkflow { workflow })?;
+    let log_key = log_key(conn, workflow)
+        .map_err(write_error)?
+        .ok_or(StoreError::UnknownWorkflow { workflow })?;
     for (seq, event) in (expected_seq..).zip(events) {
         execute(
             conn,
@@ -285,13 +290,7 @@ impl Store {
     pub fn events(&self, id: Uuid) -> Result<Vec<EventRow>, StoreError> {
         self.read(|conn| {
             let snapshot = conn.unchecked_transaction()?;
-            let log_key = row(
-                &snapshot,
-                "SELECT log_key FROM workflows WHERE id = ?1",
-                [Id(id)],
-                |r| r.get(0),
-            )?;
-            let events = match log_key {
+            let events = match log_key(&snapshot, id)? {
                 Some(log_key) => events_of(&snapshot, log_key)?,
                 None => Vec::new(),
             };
